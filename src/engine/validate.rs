@@ -1,0 +1,116 @@
+//! Checks a reading before it reaches any rule, and names the field that is wrong.
+
+use super::reading::Reading;
+
+/// The most bytes (UTF-8) a `sensor_id` may have; exactly this many is valid.
+pub const MAX_SENSOR_ID_BYTES: usize = 256;
+/// The most bytes (UTF-8) a metric name may have; exactly this many is valid.
+pub const MAX_METRIC_NAME_BYTES: usize = 128;
+
+/// Why a reading was refused: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reading: {field} {reason}")]
+pub struct ReadingError {
+    /// The field at fault, as the wire names it (`sensor_id`, `values`, `values["pH"]`).
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Checks every field of `reading`.
+///
+/// # Errors
+/// The first problem found, in the order `sensor_id`, then `values`; among bad metrics, the one whose name sorts
+/// first, so the answer does not depend on hash order.
+pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
+    let id_len = reading.sensor_id.len();
+    if id_len == 0 {
+        return Err(error("sensor_id", "is empty".to_owned()));
+    }
+    if id_len > MAX_SENSOR_ID_BYTES {
+        return Err(error("sensor_id", format!("is {id_len} bytes, over the limit of {MAX_SENSOR_ID_BYTES}")));
+    }
+    if reading.values.is_empty() {
+        return Err(error("values", "is empty: a reading needs at least one metric".to_owned()));
+    }
+    let worst = reading
+        .values
+        .iter()
+        .filter_map(|(name, value)| metric_problem(name, *value).map(|problem| (name, problem)))
+        .min_by(|a, b| a.0.cmp(b.0));
+    match worst {
+        Some((_, problem)) => Err(problem),
+        None => Ok(()),
+    }
+}
+
+fn metric_problem(name: &str, value: f64) -> Option<ReadingError> {
+    if name.is_empty() {
+        return Some(error("values", "has an empty metric name".to_owned()));
+    }
+    if name.len() > MAX_METRIC_NAME_BYTES {
+        let shown: String = name.chars().take(16).collect();
+        return Some(error(
+            "values",
+            format!("has a metric name of {} bytes (\"{shown}…\"), over the limit of {MAX_METRIC_NAME_BYTES}", name.len()),
+        ));
+    }
+    if value.is_nan() {
+        return Some(error(&format!("values[{name:?}]"), "is NaN".to_owned()));
+    }
+    if value.is_infinite() {
+        return Some(error(&format!("values[{name:?}]"), "is infinite".to_owned()));
+    }
+    None
+}
+
+fn error(field: &str, reason: String) -> ReadingError {
+    ReadingError { field: field.to_owned(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn reading(sensor_id: &str, values: &[(&str, f64)]) -> Reading {
+        Reading {
+            sensor_id: sensor_id.to_owned(),
+            values: values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            seq: 0,
+            time: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        let id = "s".repeat(MAX_SENSOR_ID_BYTES);
+        let metric = "m".repeat(MAX_METRIC_NAME_BYTES);
+        assert_eq!(validate(&reading(&id, &[(&metric, 1.0)])), Ok(()));
+        // A multi-byte character counts by its UTF-8 bytes: 128 × "é" is 256 bytes.
+        assert_eq!(validate(&reading(&"é".repeat(128), &[("t", 1.0)])), Ok(()));
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let long_id = "s".repeat(MAX_SENSOR_ID_BYTES + 1);
+        let long_metric = "m".repeat(MAX_METRIC_NAME_BYTES + 1);
+        for (reading, expected) in [
+            (reading("", &[("t", 1.0)]), "invalid reading: sensor_id is empty"),
+            (reading(&long_id, &[("t", 1.0)]), "invalid reading: sensor_id is 257 bytes, over the limit of 256"),
+            (reading("é".repeat(129).as_str(), &[("t", 1.0)]), "invalid reading: sensor_id is 258 bytes, over the limit of 256"),
+            (reading("s", &[]), "invalid reading: values is empty: a reading needs at least one metric"),
+            (reading("s", &[("", 1.0)]), "invalid reading: values has an empty metric name"),
+            (
+                reading("s", &[(&long_metric, 1.0)]),
+                "invalid reading: values has a metric name of 129 bytes (\"mmmmmmmmmmmmmmmm…\"), over the limit of 128",
+            ),
+            (reading("s", &[("pH", f64::NAN)]), "invalid reading: values[\"pH\"] is NaN"),
+            (reading("s", &[("t", f64::NEG_INFINITY)]), "invalid reading: values[\"t\"] is infinite"),
+            (reading("s", &[("z", f64::NAN), ("a", f64::INFINITY), ("m", 1.0)]), "invalid reading: values[\"a\"] is infinite"),
+        ] {
+            assert_eq!(validate(&reading).unwrap_err().to_string(), expected);
+        }
+    }
+}
