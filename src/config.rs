@@ -1,1 +1,49 @@
-//! placeholder
+//! The server's settings as plain data, and their defaults as named constants.
+
+use std::time::Duration;
+
+/// Default gRPC listen address; inside a container, listen on `0.0.0.0:50051`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default HTTP/JSON listen address; an empty value turns the endpoint off.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// How long open streams go on being served after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The largest inbound message (gRPC) or body (HTTP): 4 MiB, gRPC's customary default.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 << 20;
+/// A stream tracks at most this many sensors: enough for a large gateway, small enough that one stream's state
+/// stays in the tens of megabytes.
+pub const DEFAULT_MAX_SENSORS_PER_STREAM: usize = 100_000;
+/// HTTP/2 keepalive ping interval: finds a peer that vanished without closing.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a keepalive ping may go unanswered before the connection is closed and its streams freed.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// After the grace period, how long the server waits for streams to flush and connections to close before it
+/// stops anyway (tonic's own graceful shutdown would wait for every connection, health watchers included).
+pub const SHUTDOWN_HARD_DEADLINE: Duration = Duration::from_secs(2);
+
+/// What `serve` needs besides its listeners and rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Inbound messages (and HTTP bodies) over this many bytes are refused with RESOURCE_EXHAUSTED (HTTP 413).
+    pub max_message_size: usize,
+    /// A stream tracks at most this many sensors.
+    pub max_sensors_per_stream: usize,
+    /// How long open streams are served after a shutdown signal before they end UNAVAILABLE.
+    pub shutdown_grace: Duration,
+    /// HTTP/2 keepalive ping interval.
+    pub keepalive_interval: Duration,
+    /// HTTP/2 keepalive ping timeout.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_sensors_per_stream: DEFAULT_MAX_SENSORS_PER_STREAM,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+        }
+    }
+}

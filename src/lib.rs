@@ -30,11 +30,7 @@ pub mod pb {
     tonic::include_proto!("alertstream.v1");
 
     /// The encoded `FileDescriptorSet` of the alertstream proto and its imports, served by reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/alertstream_descriptor.bin"));
-
-    /// The fully qualified gRPC name of the alert service, as health checks and reflection know it.
-    pub const SERVICE_NAME: &str = "alertstream.v1.AlertService";
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/alertstream_descriptor.bin"));
 }
 
 #[cfg(test)]
@@ -45,11 +41,7 @@ mod tests {
     fn descriptor_set_decodes_and_names_the_service() {
         let set = prost_types::FileDescriptorSet::decode(crate::pb::FILE_DESCRIPTOR_SET)
             .expect("the embedded descriptor set decodes");
-        let file = set
-            .file
-            .iter()
-            .find(|f| f.package() == "alertstream.v1")
-            .expect("alertstream.v1 is in the set");
+        let file = set.file.iter().find(|f| f.package() == "alertstream.v1").expect("alertstream.v1 is in the set");
         assert_eq!(file.service[0].name(), "AlertService");
         assert!(set.file.iter().any(|f| f.name() == "google/protobuf/timestamp.proto"));
     }

@@ -1,1 +1,148 @@
-fn main() {}
+//! The `alertstream` command line: parse flags, set up logging, then serve or check. Nothing else lives here.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use alertstream::{
+    config::{self, ServeConfig},
+    rules, server, shutdown,
+    units::{parse_byte_size, parse_duration},
+};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+/// Real-time alerting for sensor streams: readings in, alerts out, over one gRPC stream.
+#[derive(Debug, Parser)]
+#[command(name = "alertstream", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (with the embedded default rules unless --rules is given).
+    Serve(ServeArgs),
+    /// Validate a rules file: a one-line summary, or every error as FILE:LINE:COL: message.
+    Check {
+        /// The rules file (TOML).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// gRPC listen address (inside a container, 0.0.0.0:50051).
+    #[arg(long, env = "ALERTSTREAM_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// HTTP/JSON listen address for POST /v1/evaluate; empty turns it off.
+    #[arg(long, env = "ALERTSTREAM_HTTP_LISTEN", default_value = config::DEFAULT_HTTP_LISTEN)]
+    http_listen: String,
+    /// Rules file (TOML); replaces the embedded default rules.
+    #[arg(long, env = "ALERTSTREAM_RULES")]
+    rules: Option<PathBuf>,
+    /// How long open streams are served after SIGTERM/SIGINT before they end UNAVAILABLE (500ms, 10s, 1m).
+    #[arg(long, env = "ALERTSTREAM_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// Largest inbound message or HTTP body (4MiB, 512KiB).
+    #[arg(long, env = "ALERTSTREAM_MAX_MESSAGE_SIZE", default_value = "4MiB", value_parser = parse_byte_size)]
+    max_message_size: usize,
+    /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
+    #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
+    max_sensors_per_stream: usize,
+    /// Log format on stderr; the level comes from RUST_LOG (default info).
+    #[arg(long, env = "ALERTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Serve(args) => {
+            init_tracing(args.log_format);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("alertstream: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(args))
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    match rules::load(file) {
+        Ok(rules) => {
+            println!("{}", rules::summary(&file.display().to_string(), &rules));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let rules = match &args.rules {
+        Some(path) => match rules::load(path) {
+            Ok(rules) => {
+                tracing::info!(file = %path.display(), rules = rules.rules().len(), "Loaded rules.");
+                rules
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                tracing::error!(file = %path.display(), "Refusing to start: the rules file has errors.");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            tracing::info!("No --rules given: using the embedded default rules.");
+            rules::default_rules()
+        }
+    };
+    let config = ServeConfig {
+        max_message_size: args.max_message_size,
+        max_sensors_per_stream: args.max_sensors_per_stream,
+        shutdown_grace: args.shutdown_grace,
+        ..ServeConfig::default()
+    };
+    match run(&args, Arc::new(rules), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "Server failed.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &ServeArgs, rules: Arc<alertstream::engine::RuleSet>, config: ServeConfig) -> Result<(), String> {
+    let drain = shutdown::drain_on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let grpc = TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let http = match args.http_listen.trim() {
+        "" => None,
+        addr => {
+            let addr: SocketAddr = addr.parse().map_err(|e| format!("--http-listen `{addr}`: {e}"))?;
+            Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?)
+        }
+    };
+    server::serve(server::Listeners { grpc, http }, rules, config, drain).await.map_err(|e| e.to_string())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -53,7 +53,8 @@ pub enum RulesError {
 }
 
 fn render(path: &str, diagnostics: &[Diagnostic]) -> String {
-    let lines: Vec<String> = diagnostics.iter().map(|d| format!("{path}:{}:{}: {}", d.line, d.col, d.message)).collect();
+    let lines: Vec<String> =
+        diagnostics.iter().map(|d| format!("{path}:{}:{}: {}", d.line, d.col, d.message)).collect();
     lines.join("\n")
 }
 
@@ -69,7 +70,8 @@ pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
 
 /// The embedded default rules, compiled.
 pub fn default_rules() -> RuleSet {
-    parse("<default rules>", DEFAULT_RULES).unwrap_or_else(|e| unreachable!("the embedded default rules are valid: {e}"))
+    parse("<default rules>", DEFAULT_RULES)
+        .unwrap_or_else(|e| unreachable!("the embedded default rules are valid: {e}"))
 }
 
 /// A one-line summary of a valid rule set, as `alertstream check` prints it.
@@ -137,12 +139,17 @@ impl FileParser<'_> {
                     for item in items {
                         match item.get_ref() {
                             DeValue::Table(table) => tables.push((item.span().start, table)),
-                            _ => self.error(item.span().start, "`rule` must be a table: write each rule under [[rule]]"),
+                            _ => {
+                                self.error(item.span().start, "`rule` must be a table: write each rule under [[rule]]")
+                            }
                         }
                     }
                 }
-                ("rule", _) => self.error(value.span().start, "`rule` must be an array of tables: write each rule under [[rule]]"),
-                (other, _) => self.error(key.span().start, format!("unknown key `{other}`: a rules file holds only [[rule]] tables")),
+                ("rule", _) => {
+                    self.error(value.span().start, "`rule` must be an array of tables: write each rule under [[rule]]")
+                }
+                (other, _) => self
+                    .error(key.span().start, format!("unknown key `{other}`: a rules file holds only [[rule]] tables")),
             }
         }
         if tables.is_empty() {
@@ -180,7 +187,8 @@ impl FileParser<'_> {
             | RuleSetError::EmptyName { rule } => self.error(spans[rule].name, message),
             RuleSetError::Condition { rule, error } => {
                 let literal = spans[rule].condition.clone();
-                let offset = file_offset(&self.text[literal.clone()], error.span.start).map_or(literal.start, |o| literal.start + o);
+                let offset = file_offset(&self.text[literal.clone()], error.span.start)
+                    .map_or(literal.start, |o| literal.start + o);
                 self.error(offset, format!("in condition: {message}"));
             }
         }
@@ -192,7 +200,10 @@ impl FileParser<'_> {
         for (key, _) in table {
             let key_name: &str = key.get_ref();
             if !RULE_KEYS.contains(&key_name) {
-                self.error(key.span().start, format!("unknown key `{key_name}` in rule; expected one of: {}", RULE_KEYS.join(", ")));
+                self.error(
+                    key.span().start,
+                    format!("unknown key `{key_name}` in rule; expected one of: {}", RULE_KEYS.join(", ")),
+                );
                 ok = false;
             }
         }
@@ -200,7 +211,10 @@ impl FileParser<'_> {
         let condition = self.string(table, "condition", table_start, true);
         let severity = self.string(table, "severity", table_start, false).map(|s| {
             parse_severity(s.get_ref()).unwrap_or_else(|| {
-                self.error(s.span().start, format!("unknown severity `{}`: use info, warning or critical", s.get_ref()));
+                self.error(
+                    s.span().start,
+                    format!("unknown severity `{}`: use info, warning or critical", s.get_ref()),
+                );
                 ok = false;
                 Severity::default()
             })
@@ -237,7 +251,13 @@ impl FileParser<'_> {
     }
 
     /// The string value of `key`, recording an error when it is missing but required, or not a string.
-    fn string(&mut self, table: &DeTable<'_>, key: &str, table_start: usize, required: bool) -> Option<Spanned<String>> {
+    fn string(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        table_start: usize,
+        required: bool,
+    ) -> Option<Spanned<String>> {
         let Some(value) = table.get(key) else {
             if required {
                 self.error(table_start, format!("rule is missing the required key `{key}`"));
@@ -284,9 +304,7 @@ fn parse_hold(text: &str) -> Result<Hold, String> {
         }
         return Ok(Hold::Readings(count));
     }
-    parse_duration(trimmed)
-        .map(Hold::Duration)
-        .map_err(|e| format!("{e}; or a count, as in \"5 readings\""))
+    parse_duration(trimmed).map(Hold::Duration).map_err(|e| format!("{e}; or a count, as in \"5 readings\""))
 }
 
 /// Formats a hold as the rules file writes it.
@@ -399,16 +417,28 @@ mod tests {
 
     #[test]
     fn condition_errors_point_into_the_file() {
-        assert_eq!(errors("[[rule]]\nname = \"a\"\ncondition = \"t >\"\n"), ["r.toml:3:17: in condition: expected a number, a metric or `(`, found end of condition"]);
-        assert_eq!(errors("[[rule]]\nname = \"a\"\ncondition = \"a < b < c\"\n"), ["r.toml:3:20: in condition: comparisons cannot be chained: `<` follows `<`; join them with `and`"]);
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"t >\"\n"),
+            ["r.toml:3:17: in condition: expected a number, a metric or `(`, found end of condition"]
+        );
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"a < b < c\"\n"),
+            ["r.toml:3:20: in condition: comparisons cannot be chained: `<` follows `<`; join them with `and`"]
+        );
         // An escape before the error shifts the file column by its raw length.
-        assert_eq!(errors("[[rule]]\nname = \"a\"\ncondition = \"\\u0074 = 1\"\n"), ["r.toml:3:21: in condition: `=` is not an operator; compare with `==`"]);
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"\\u0074 = 1\"\n"),
+            ["r.toml:3:21: in condition: `=` is not an operator; compare with `==`"]
+        );
         // A multi-line string: the error's line and column are the file's.
         assert_eq!(
             errors("[[rule]]\nname = \"a\"\ncondition = \"\"\"\ntemperature > 1 and\n  pH >> 2\"\"\"\n"),
             ["r.toml:5:7: in condition: expected a number, a metric or `(`, found `>`"]
         );
-        assert_eq!(errors("[[rule]]\nname = \"a\"\ncondition = '''t > 1 +'''\n"), ["r.toml:3:23: in condition: expected a number, a metric or `(`, found end of condition"]);
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = '''t > 1 +'''\n"),
+            ["r.toml:3:23: in condition: expected a number, a metric or `(`, found end of condition"]
+        );
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::time::Duration;
 /// A message naming the accepted forms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text.trim());
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write a whole number and a unit, as in 500ms, 30s, 5m or 1h"))?;
+    let value: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a duration: write a whole number and a unit, as in 500ms, 30s, 5m or 1h")
+    })?;
     let millis_per_unit = match unit.trim() {
         "ms" => 1,
         "s" => 1_000,
@@ -42,9 +42,8 @@ pub fn format_duration(duration: Duration) -> String {
 /// A message naming the accepted forms.
 pub fn parse_byte_size(text: &str) -> Result<usize, String> {
     let (number, unit) = split_number(text.trim());
-    let value: usize = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: write a whole number and a unit, as in 4MiB"))?;
+    let value: usize =
+        number.parse().map_err(|_| format!("`{text}` is not a size: write a whole number and a unit, as in 4MiB"))?;
     let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -68,7 +67,10 @@ mod tests {
     fn durations() {
         for (text, millis) in [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("0s", 0)] {
             assert_eq!(parse_duration(text), Ok(Duration::from_millis(millis)), "{text}");
-            assert_eq!(parse_duration(&format_duration(Duration::from_millis(millis))), Ok(Duration::from_millis(millis)));
+            assert_eq!(
+                parse_duration(&format_duration(Duration::from_millis(millis))),
+                Ok(Duration::from_millis(millis))
+            );
         }
         assert_eq!(format_duration(Duration::from_millis(90_000)), "90s");
         assert!(parse_duration("30").unwrap_err().contains("no known unit"));
@@ -78,7 +80,8 @@ mod tests {
 
     #[test]
     fn byte_sizes() {
-        for (text, bytes) in [("4MiB", 4 << 20), ("4MB", 4 << 20), ("512", 512), ("64KiB", 64 << 10), ("1GiB", 1 << 30)] {
+        for (text, bytes) in [("4MiB", 4 << 20), ("4MB", 4 << 20), ("512", 512), ("64KiB", 64 << 10), ("1GiB", 1 << 30)]
+        {
             assert_eq!(parse_byte_size(text), Ok(bytes), "{text}");
         }
         assert!(parse_byte_size("4XB").is_err());

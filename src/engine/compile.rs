@@ -136,7 +136,9 @@ impl Compiler<'_> {
     fn number(&mut self, node: &Node, operator: &str) -> Result<NumExpr, ConditionError> {
         match self.typed(node)? {
             Typed::Num(n) => Ok(n),
-            Typed::Bool(_) => Err(error(node.span.clone(), format!("{operator} needs a number here, not a true/false condition"))),
+            Typed::Bool(_) => {
+                Err(error(node.span.clone(), format!("{operator} needs a number here, not a true/false condition")))
+            }
         }
     }
 
@@ -193,7 +195,11 @@ mod tests {
     #[test]
     fn type_errors_point_at_the_wrong_operand() {
         for (src, span, message) in [
-            ("temperature + 1", 0..15, "a condition must be true or false: compare this value, as in `temperature > 30`"),
+            (
+                "temperature + 1",
+                0..15,
+                "a condition must be true or false: compare this value, as in `temperature > 30`",
+            ),
             ("a > 1 and b", 10..11, "`and` needs a true/false condition here, not a number; compare it, as in `x > 0`"),
             ("not a", 4..5, "`not` needs a true/false condition here, not a number; compare it, as in `x > 0`"),
             ("(a > 1) + 2 > 0", 0..7, "`+` needs a number here, not a true/false condition"),

@@ -197,9 +197,7 @@ impl Lexer<'_> {
             return Err(error(bad..bad + 1, "unexpected character after a number"));
         }
         let text = &self.src[start..self.pos];
-        let value: f64 = text
-            .parse()
-            .map_err(|_| error(start..self.pos, format!("`{text}` is not a number")))?;
+        let value: f64 = text.parse().map_err(|_| error(start..self.pos, format!("`{text}` is not a number")))?;
         Ok(Token { kind: TokenKind::Number(value), span: start..self.pos })
     }
 }

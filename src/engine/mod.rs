@@ -203,7 +203,7 @@ impl RuleSet {
     /// An invalid reading, or a new sensor beyond the stream's limit, changes no state and yields one event alert.
     pub fn evaluate(&self, stream: &mut StreamState, reading: &Reading, out: &mut Vec<Alert>) {
         if let Err(error) = validate(reading) {
-            out.push(event(INVALID_READING, error.to_string(), reading));
+            out.push(invalid_reading(reading, &error));
             return;
         }
         let StreamState { sensors, max_sensors, slot_values } = stream;
@@ -300,6 +300,12 @@ fn rule_alert(rule: &Rule, state: AlertState, reading: &Reading) -> Alert {
         time: reading.time,
         values: reading.values.clone(),
     }
+}
+
+/// The in-band `invalid_reading` event for a reading that failed validation, or whose wire form could not become a
+/// [`Reading`] at all (the caller found the error).
+pub fn invalid_reading(reading: &Reading, error: &ReadingError) -> Alert {
+    event(INVALID_READING, error.to_string(), reading)
 }
 
 fn event(name: &str, message: String, reading: &Reading) -> Alert {

@@ -145,10 +145,7 @@ impl Parser {
 
     fn expr(&mut self, min_power: u8) -> Result<Node, ConditionError> {
         let mut lhs = self.operand()?;
-        loop {
-            let Some(op) = BinaryOp::from_token(&self.peek().kind) else {
-                break;
-            };
+        while let Some(op) = BinaryOp::from_token(&self.peek().kind) {
             let (left_power, right_power) = op.binding_power();
             if left_power < min_power {
                 break;
@@ -185,7 +182,10 @@ impl Parser {
                 if close.kind != TokenKind::RParen {
                     return Err(ConditionError {
                         span: close.span,
-                        message: format!("expected `)` to close the `(` at offset {start}, found {}", close.kind.describe()),
+                        message: format!(
+                            "expected `)` to close the `(` at offset {start}, found {}",
+                            close.kind.describe()
+                        ),
                     });
                 }
                 return Ok(Node { expr: inner.expr, span: start..close.span.end });

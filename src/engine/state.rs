@@ -45,7 +45,13 @@ pub(crate) struct RuleState {
 
 impl RuleState {
     /// Advances the state by one reading on which the condition was `holds`, and says which alert that yields.
-    pub(crate) fn step(&mut self, holds: bool, hold: Option<Hold>, notify: Notify, time: SystemTime) -> Option<AlertState> {
+    pub(crate) fn step(
+        &mut self,
+        holds: bool,
+        hold: Option<Hold>,
+        notify: Notify,
+        time: SystemTime,
+    ) -> Option<AlertState> {
         if !holds {
             self.run_len = 0;
             self.run_start = None;
@@ -109,10 +115,7 @@ mod tests {
     fn duration_hold_uses_reading_time_from_the_start_of_the_run() {
         let hold = Some(Hold::Duration(Duration::from_secs(30)));
         let steps = [(0, true), (29, true), (30, true), (31, true), (40, false), (50, true), (79, true), (80, true)];
-        assert_eq!(
-            run(hold, Notify::Change, &steps),
-            [None, None, Some(F), None, Some(R), None, None, Some(F)]
-        );
+        assert_eq!(run(hold, Notify::Change, &steps), [None, None, Some(F), None, Some(R), None, None, Some(F)]);
     }
 
     #[test]

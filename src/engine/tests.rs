@@ -112,12 +112,7 @@ fn sensors_beyond_the_limit_yield_an_event_and_known_ones_go_on() {
     let alerts = run(&classic(), 2, &readings);
     assert_eq!(
         alerts,
-        [
-            "a 1 temp_too_low FIRING",
-            "b 2 temp_too_low FIRING",
-            "c 3 sensor_limit FIRING",
-            "a 4 temp_too_low RESOLVED",
-        ]
+        ["a 1 temp_too_low FIRING", "b 2 temp_too_low FIRING", "c 3 sensor_limit FIRING", "a 4 temp_too_low RESOLVED",]
     );
 }
 
@@ -144,15 +139,11 @@ fn alerts_carry_the_rule_and_the_reading() {
 #[test]
 fn stateless_evaluation_is_the_classic_example() {
     let rules = classic();
-    for (temperature, ph, expected) in [
-        (8.0, 4.0, vec!["temp too low"]),
-        (8.0, 6.0, vec!["temp too low", "pH too high"]),
-        (12.0, 5.0, vec![]),
-    ] {
+    for (temperature, ph, expected) in
+        [(8.0, 4.0, vec!["temp too low"]), (8.0, 6.0, vec!["temp too low", "pH too high"]), (12.0, 5.0, vec![])]
+    {
         let mut out = Vec::new();
-        rules
-            .evaluate_stateless(&reading("s", 0, &[("temperature", temperature), ("pH", ph)]), &mut out)
-            .unwrap();
+        rules.evaluate_stateless(&reading("s", 0, &[("temperature", temperature), ("pH", ph)]), &mut out).unwrap();
         let messages: Vec<&str> = out.iter().map(|a| &*a.message).collect();
         assert_eq!(messages, expected);
     }
@@ -172,13 +163,9 @@ fn stateless_evaluation_ignores_for() {
 
 #[test]
 fn rule_set_errors_are_all_reported() {
-    let errors = RuleSet::new(vec![
-        spec("a", "x > 1"),
-        spec("a", "x >"),
-        spec("invalid_reading", "x > 1"),
-        spec("", "x + 1"),
-    ])
-    .unwrap_err();
+    let errors =
+        RuleSet::new(vec![spec("a", "x > 1"), spec("a", "x >"), spec("invalid_reading", "x > 1"), spec("", "x + 1")])
+            .unwrap_err();
     let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         rendered,

@@ -52,7 +52,10 @@ fn metric_problem(name: &str, value: f64) -> Option<ReadingError> {
         let shown: String = name.chars().take(16).collect();
         return Some(error(
             "values",
-            format!("has a metric name of {} bytes (\"{shown}…\"), over the limit of {MAX_METRIC_NAME_BYTES}", name.len()),
+            format!(
+                "has a metric name of {} bytes (\"{shown}…\"), over the limit of {MAX_METRIC_NAME_BYTES}",
+                name.len()
+            ),
         ));
     }
     if value.is_nan() {
@@ -99,7 +102,10 @@ mod tests {
         for (reading, expected) in [
             (reading("", &[("t", 1.0)]), "invalid reading: sensor_id is empty"),
             (reading(&long_id, &[("t", 1.0)]), "invalid reading: sensor_id is 257 bytes, over the limit of 256"),
-            (reading("é".repeat(129).as_str(), &[("t", 1.0)]), "invalid reading: sensor_id is 258 bytes, over the limit of 256"),
+            (
+                reading("é".repeat(129).as_str(), &[("t", 1.0)]),
+                "invalid reading: sensor_id is 258 bytes, over the limit of 256",
+            ),
             (reading("s", &[]), "invalid reading: values is empty: a reading needs at least one metric"),
             (reading("s", &[("", 1.0)]), "invalid reading: values has an empty metric name"),
             (
@@ -108,7 +114,10 @@ mod tests {
             ),
             (reading("s", &[("pH", f64::NAN)]), "invalid reading: values[\"pH\"] is NaN"),
             (reading("s", &[("t", f64::NEG_INFINITY)]), "invalid reading: values[\"t\"] is infinite"),
-            (reading("s", &[("z", f64::NAN), ("a", f64::INFINITY), ("m", 1.0)]), "invalid reading: values[\"a\"] is infinite"),
+            (
+                reading("s", &[("z", f64::NAN), ("a", f64::INFINITY), ("m", 1.0)]),
+                "invalid reading: values[\"a\"] is infinite",
+            ),
         ] {
             assert_eq!(validate(&reading).unwrap_err().to_string(), expected);
         }

@@ -1,0 +1,1 @@
+"""Python client stubs of alertstream, generated from proto/ by clients/python/generate.sh."""
