@@ -1,0 +1,100 @@
+//! Shared test harness: a real server on ephemeral loopback ports, and helpers to talk to it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use alertstream::{
+    config::ServeConfig,
+    engine::RuleSet,
+    pb::{self, alert_service_client::AlertServiceClient},
+    rules,
+    server::{Listeners, serve},
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A server running in this process. Dropping it starts its shutdown.
+pub struct TestServer {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub drain: CancellationToken,
+    pub handle: JoinHandle<Result<(), alertstream::server::ServeError>>,
+}
+
+impl TestServer {
+    /// Starts a server with the default rules and settings.
+    pub async fn start() -> Self {
+        Self::with(rules::default_rules(), ServeConfig::default()).await
+    }
+
+    /// Starts a server with the rules of a rules file's text.
+    pub async fn with_rules(text: &str) -> Self {
+        let rules = rules::parse("test.toml", text).expect("test rules are valid");
+        Self::with(rules, ServeConfig::default()).await
+    }
+
+    /// Starts a server; both listeners are bound before it runs, so no sleep is needed.
+    pub async fn with(rules: RuleSet, config: ServeConfig) -> Self {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
+        let drain = CancellationToken::new();
+        let handle =
+            tokio::spawn(serve(Listeners { grpc, http: Some(http) }, Arc::new(rules), config, drain.clone()));
+        Self { grpc_addr, http_addr, drain, handle }
+    }
+
+    /// A new connection to the server.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// A client on a new connection.
+    pub async fn client(&self) -> AlertServiceClient<Channel> {
+        AlertServiceClient::new(self.channel().await)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.drain.cancel();
+    }
+}
+
+/// A reading with the given seq and values, stamped `seq` seconds after the epoch.
+pub fn reading(sensor: &str, seq: u64, values: &[(&str, f64)]) -> pb::Reading {
+    pb::Reading {
+        sensor_id: sensor.to_owned(),
+        values: values.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect::<HashMap<_, _>>(),
+        time: Some(prost_types::Timestamp { seconds: seq as i64, nanos: 0 }),
+        seq,
+    }
+}
+
+/// An alert rendered compactly for exact sequence comparisons: `sensor seq rule STATE`.
+pub fn brief(alert: &pb::Alert) -> String {
+    let state = pb::AlertState::try_from(alert.state).unwrap().as_str_name().trim_start_matches("ALERT_STATE_");
+    format!("{} {} {} {state}", alert.sensor_id, alert.reading_seq, alert.rule)
+}
+
+/// Sends every reading on one stream, half-closes, and collects every alert and the final status.
+pub async fn stream_all(
+    client: &mut AlertServiceClient<Channel>,
+    readings: Vec<pb::Reading>,
+) -> (Vec<pb::Alert>, Result<(), tonic::Status>) {
+    let response = client.stream(tokio_stream::iter(readings)).await.expect("stream opens");
+    collect(response.into_inner()).await
+}
+
+/// Reads a response stream to its end.
+pub async fn collect(mut inbound: tonic::Streaming<pb::Alert>) -> (Vec<pb::Alert>, Result<(), tonic::Status>) {
+    let mut alerts = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), inbound.message()).await.expect("stream makes progress") {
+            Ok(Some(alert)) => alerts.push(alert),
+            Ok(None) => return (alerts, Ok(())),
+            Err(status) => return (alerts, Err(status)),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `AlertService.Stream` through a real server: state machines, gateways, invalid readings, half-close.
+
+mod common;
+
+use alertstream::pb;
+use common::{TestServer, brief, reading, stream_all};
+
+#[tokio::test]
+async fn interleaved_sensors_get_exact_firing_and_resolved_sequences() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // Three sensors, interleaved; each has its own state per rule.
+    let script: &[(&str, f64, f64)] = &[
+        ("a", 12.0, 5.0), // nothing: a sensor starts not firing
+        ("b", 8.0, 5.0),  // b temp FIRING
+        ("c", 8.0, 6.0),  // c temp FIRING, c pH FIRING
+        ("a", 9.0, 5.0),  // a temp FIRING
+        ("b", 7.0, 6.0),  // b pH FIRING (temp still firing: no repeat in change mode)
+        ("c", 12.0, 6.0), // c temp RESOLVED
+        ("a", 9.5, 5.6),  // a pH FIRING
+        ("b", 11.0, 5.0), // b temp RESOLVED, b pH RESOLVED
+        ("c", 12.0, 5.0), // c pH RESOLVED
+        ("a", 10.0, 5.5), // a temp RESOLVED, a pH RESOLVED (boundaries are not crossings)
+    ];
+    let readings = script
+        .iter()
+        .enumerate()
+        .map(|(i, (sensor, t, ph))| reading(sensor, i as u64 + 1, &[("temperature", *t), ("pH", *ph)]))
+        .collect();
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    let got: Vec<String> = alerts.iter().map(brief).collect();
+    assert_eq!(
+        got,
+        [
+            "b 2 temp_too_low FIRING",
+            "c 3 temp_too_low FIRING",
+            "c 3 ph_too_high FIRING",
+            "a 4 temp_too_low FIRING",
+            "b 5 ph_too_high FIRING",
+            "c 6 temp_too_low RESOLVED",
+            "a 7 ph_too_high FIRING",
+            "b 8 temp_too_low RESOLVED",
+            "b 8 ph_too_high RESOLVED",
+            "c 9 ph_too_high RESOLVED",
+            "a 10 temp_too_low RESOLVED",
+            "a 10 ph_too_high RESOLVED",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn alerts_carry_every_field_of_the_reading_and_rule() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let sent = reading("line-1", 42, &[("temperature", 8.5), ("pH", 4.0)]);
+    let (alerts, status) = stream_all(&mut client, vec![sent.clone()]).await;
+    status.unwrap();
+    assert_eq!(
+        alerts,
+        [pb::Alert {
+            sensor_id: "line-1".into(),
+            rule: "temp_too_low".into(),
+            state: pb::AlertState::Firing as i32,
+            severity: pb::Severity::Warning as i32,
+            message: "temp too low".into(),
+            reading_seq: 42,
+            time: sent.time,
+            values: sent.values,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_reading_without_time_or_seq_gets_the_receive_time_and_seq_zero() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let mut sent = reading("s", 0, &[("temperature", 1.0)]);
+    sent.time = None;
+    let before = std::time::SystemTime::now();
+    let (alerts, status) = stream_all(&mut client, vec![sent]).await;
+    status.unwrap();
+    let after = std::time::SystemTime::now();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].reading_seq, 0);
+    let time = std::time::SystemTime::try_from(alerts[0].time.unwrap()).unwrap();
+    assert!(before <= time && time <= after, "receive time {time:?} within the call");
+}
+
+#[tokio::test]
+async fn invalid_readings_are_reported_in_band_and_the_stream_goes_on() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let long_id = "x".repeat(257);
+    let readings = vec![
+        reading("a", 1, &[("temperature", 8.0)]),
+        reading("a", 2, &[("temperature", f64::NAN)]),
+        reading("", 3, &[("temperature", 20.0)]),
+        reading(&long_id, 4, &[("temperature", 1.0)]),
+        reading("a", 5, &[]),
+        reading("a", 6, &[("", 1.0)]),
+        reading("a", 7, &[("temperature", f64::INFINITY)]),
+        reading("a", 8, &[("temperature", 20.0)]),
+    ];
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    let got: Vec<(String, String)> = alerts.iter().map(|a| (brief(a), a.message.clone())).collect();
+    let invalid = |sensor: &str, seq: u64, message: &str| {
+        (format!("{sensor} {seq} invalid_reading FIRING"), format!("invalid reading: {message}"))
+    };
+    assert_eq!(
+        got,
+        [
+            ("a 1 temp_too_low FIRING".to_owned(), "temp too low".to_owned()),
+            invalid("a", 2, "values[\"temperature\"] is NaN"),
+            invalid("", 3, "sensor_id is empty"),
+            invalid(&long_id, 4, "sensor_id is 257 bytes, over the limit of 256"),
+            invalid("a", 5, "values is empty: a reading needs at least one metric"),
+            invalid("a", 6, "values has an empty metric name"),
+            invalid("a", 7, "values[\"temperature\"] is infinite"),
+            // The invalid readings changed no state: the sensor was still firing.
+            ("a 8 temp_too_low RESOLVED".to_owned(), "temp too low".to_owned()),
+        ]
+    );
+    assert!(alerts[1..7].iter().all(|a| a.severity == pb::Severity::Warning as i32));
+}
+
+#[tokio::test]
+async fn half_close_delivers_every_alert_owed_then_ok() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // 2,000 readings that alternate, so every reading yields exactly one alert.
+    let readings: Vec<_> = (1..=2_000u64)
+        .map(|seq| reading("s", seq, &[("temperature", if seq % 2 == 1 { 5.0 } else { 15.0 })]))
+        .collect();
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 2_000);
+    for (i, alert) in alerts.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let state = if seq % 2 == 1 { pb::AlertState::Firing } else { pb::AlertState::Resolved };
+        assert_eq!((alert.reading_seq, alert.state), (seq, state as i32));
+    }
+}
+
+#[tokio::test]
+async fn a_custom_rules_file_drives_for_every_and_severity() {
+    let server = TestServer::with_rules(
+        r#"
+[[rule]]
+name = "hot"
+condition = "temperature > 30"
+severity = "critical"
+message = "too hot"
+for = "3 readings"
+
+[[rule]]
+name = "acid"
+condition = "`line-1.pH` < 4 && not temperature > 100"
+notify = "every"
+
+[[rule]]
+name = "slow_drift"
+condition = "(temperature - 20) / 2 >= 5"
+severity = "info"
+for = "30s"
+"#,
+    )
+    .await;
+    let mut client = server.client().await;
+    let at = |seq: u64, secs: i64, values: &[(&str, f64)]| {
+        let mut r = reading("s", seq, values);
+        r.time = Some(prost_types::Timestamp { seconds: secs, nanos: 0 });
+        r
+    };
+    let readings = vec![
+        at(1, 0, &[("temperature", 31.0), ("line-1.pH", 3.0)]),
+        at(2, 10, &[("temperature", 31.0), ("line-1.pH", 3.0)]),
+        at(3, 20, &[("temperature", 31.0)]),
+        at(4, 30, &[("temperature", 31.0), ("line-1.pH", 5.0)]),
+        at(5, 40, &[("temperature", 25.0)]),
+    ];
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    let got: Vec<String> =
+        alerts.iter().map(|a| format!("{} sev={} msg={}", brief(a), a.severity, a.message)).collect();
+    assert_eq!(
+        got,
+        [
+            "s 1 acid FIRING sev=2 msg=acid",
+            "s 2 acid FIRING sev=2 msg=acid",
+            "s 3 hot FIRING sev=3 msg=too hot",
+            "s 4 acid RESOLVED sev=2 msg=acid",
+            "s 4 slow_drift FIRING sev=1 msg=slow_drift",
+            "s 5 hot RESOLVED sev=3 msg=too hot",
+            "s 5 slow_drift RESOLVED sev=1 msg=slow_drift",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sensors_beyond_the_stream_limit_get_an_in_band_event() {
+    let config = alertstream::config::ServeConfig { max_sensors_per_stream: 2, ..Default::default() };
+    let server = TestServer::with(alertstream::rules::default_rules(), config).await;
+    let mut client = server.client().await;
+    let readings = vec![
+        reading("a", 1, &[("temperature", 5.0)]),
+        reading("b", 2, &[("temperature", 5.0)]),
+        reading("c", 3, &[("temperature", 5.0)]),
+        reading("a", 4, &[("temperature", 15.0)]),
+    ];
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    let got: Vec<String> = alerts.iter().map(brief).collect();
+    assert_eq!(
+        got,
+        ["a 1 temp_too_low FIRING", "b 2 temp_too_low FIRING", "c 3 sensor_limit FIRING", "a 4 temp_too_low RESOLVED"]
+    );
+    assert_eq!(alerts[2].severity, pb::Severity::Warning as i32);
+    // Each stream has its own limit and state: a second stream starts empty.
+    let (alerts, status) = stream_all(&mut client, vec![reading("c", 5, &[("temperature", 5.0)])]).await;
+    status.unwrap();
+    assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), ["c 5 temp_too_low FIRING"]);
+}
