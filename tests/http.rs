@@ -1,0 +1,98 @@
+//! The HTTP/JSON endpoint through a real server, over a plain HTTP/1.1 connection.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use alertstream::{config::ServeConfig, rules::default_rules};
+use common::TestServer;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Sends one HTTP/1.1 request with the given content type (or none) and returns the status and JSON body.
+async fn post(addr: SocketAddr, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let content_type = content_type.map(|t| format!("Content-Type: {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // The server may answer (413) before it reads the whole body: a failed write is not the test's concern.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete HTTP response");
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body ({e}): {body}")))
+}
+
+#[tokio::test]
+async fn the_classic_client_body_without_a_content_type() {
+    let server = TestServer::start().await;
+    for (body, status) in [
+        (json!({"temperature": 8, "pH": 4}), "temp too low"),
+        (json!({"temperature": 8, "pH": 6}), "temp too low pH too high"),
+        (json!({"temperature": 12, "pH": 5}), "all good"),
+    ] {
+        let (code, answer) = post(server.http_addr, "/v1/evaluate", None, body.to_string().as_bytes()).await;
+        assert_eq!((code, answer["status"].as_str().unwrap()), (200, status), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn alerts_are_proto3_json() {
+    let server = TestServer::start().await;
+    let body = br#"{"temperature": 8.5, "pH": 6, "sensor_id": "line-1"}"#;
+    let (code, answer) = post(server.http_addr, "/v1/evaluate", Some("text/plain"), body).await;
+    assert_eq!(code, 200);
+    let alerts = answer["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    let first = &alerts[0];
+    assert_eq!(first["sensor_id"], "line-1");
+    assert_eq!(first["rule"], "temp_too_low");
+    assert_eq!(first["state"], "ALERT_STATE_FIRING");
+    assert_eq!(first["severity"], "SEVERITY_WARNING");
+    assert_eq!(first["message"], "temp too low");
+    assert_eq!(first["reading_seq"], "0");
+    assert_eq!(first["values"], json!({"temperature": 8.5, "pH": 6.0}));
+    let time = first["time"].as_str().unwrap();
+    assert!(time.ends_with('Z') && time.contains('T'), "RFC 3339: {time}");
+    assert_eq!(alerts[1]["rule"], "ph_too_high");
+
+    let (_, answer) = post(server.http_addr, "/v1/evaluate", Some("application/json"), br#"{"t": 1}"#).await;
+    assert_eq!(answer, json!({"status": "all good", "alerts": []}));
+    let (_, answer) = post(server.http_addr, "/v1/evaluate", None, br#"{"temperature": 1}"#).await;
+    assert_eq!(answer["alerts"][0]["sensor_id"], "http");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_400_with_a_json_error() {
+    let server = TestServer::start().await;
+    for (body, needle) in [
+        (&b"{\"temperature\": 8,"[..], "malformed JSON"),
+        (b"not json", "malformed JSON"),
+        (b"[8, 4]", "must be a JSON object"),
+        (br#"{"temperature": "8"}"#, "metric `temperature` must be a JSON number, not a string"),
+        (br#"{"temperature": true}"#, "metric `temperature` must be a JSON number, not a boolean"),
+        (br#"{"sensor_id": "s"}"#, "values is empty"),
+        (br#"{"sensor_id": "", "t": 1}"#, "sensor_id is empty"),
+    ] {
+        let (code, answer) = post(server.http_addr, "/v1/evaluate", None, body).await;
+        assert_eq!(code, 400, "{answer}");
+        let error = answer["error"].as_str().unwrap_or_else(|| panic!("an error field: {answer}"));
+        assert!(error.contains(needle), "{error:?} should contain {needle:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_with_a_json_error() {
+    let config = ServeConfig { max_message_size: 1024, ..ServeConfig::default() };
+    let server = TestServer::with(default_rules(), config).await;
+    let body = format!("{{\"temperature\": 8, \"pad\": \"{}\"}}", "x".repeat(2048));
+    let (code, answer) = post(server.http_addr, "/v1/evaluate", None, body.as_bytes()).await;
+    assert_eq!(code, 413, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("size limit"), "{answer}");
+}

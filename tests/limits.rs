@@ -1,0 +1,136 @@
+//! Limits through a real server: message size (every RPC), undecodable messages, and a client that never reads.
+
+mod common;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use alertstream::{config::ServeConfig, pb, rules::default_rules};
+use common::{TestServer, brief, collect, reading};
+use tonic::{Code, codegen::http::uri::PathAndQuery};
+
+/// A reading over a 64 KiB limit: one metric with a very long name would be invalid, so pad with many metrics.
+fn oversize_reading(seq: u64) -> pb::Reading {
+    let mut r = reading("big", seq, &[]);
+    for i in 0..5_000 {
+        r.values.insert(format!("metric_{i:05}"), 1.0);
+    }
+    r
+}
+
+fn small_limit() -> ServeConfig {
+    ServeConfig { max_message_size: 64 << 10, ..ServeConfig::default() }
+}
+
+#[tokio::test]
+async fn an_oversize_message_ends_the_stream_resource_exhausted_after_earlier_alerts() {
+    let server = TestServer::with(default_rules(), small_limit()).await;
+    let mut client = server.client().await;
+    let readings = vec![
+        reading("a", 1, &[("temperature", 5.0)]),
+        reading("a", 2, &[("temperature", 15.0)]),
+        oversize_reading(3),
+        reading("a", 4, &[("temperature", 5.0)]),
+    ];
+    let response = client.stream(tokio_stream::iter(readings)).await.unwrap();
+    let (alerts, status) = collect(response.into_inner()).await;
+    assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), ["a 1 temp_too_low FIRING", "a 2 temp_too_low RESOLVED"]);
+    let status = status.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    // The server still serves, on the same connection and on a new one.
+    let evaluation = client.evaluate(reading("a", 5, &[("temperature", 5.0)])).await.unwrap().into_inner();
+    assert_eq!(evaluation.status, "temp too low");
+    let evaluation = server.client().await.evaluate(reading("a", 6, &[("pH", 6.0)])).await.unwrap().into_inner();
+    assert_eq!(evaluation.status, "pH too high");
+}
+
+#[tokio::test]
+async fn an_oversize_unary_request_is_resource_exhausted() {
+    let server = TestServer::with(default_rules(), small_limit()).await;
+    let mut client = server.client().await;
+    let status = client.evaluate(oversize_reading(1)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("too large"), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_message_at_the_limit_is_accepted() {
+    let server = TestServer::with(default_rules(), ServeConfig::default()).await;
+    let mut client = server.client().await;
+    // About 3 MiB: under the 4 MiB default.
+    let mut r = reading("big", 1, &[("temperature", 5.0)]);
+    for i in 0..100_000 {
+        r.values.insert(format!("metric_{i:06}"), 1.0);
+    }
+    let evaluation = client.evaluate(r).await.unwrap().into_inner();
+    assert_eq!(evaluation.status, "temp too low");
+}
+
+/// A message that is not a `Reading`: field 2 (`values`, a map) sent as a varint.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotAReading {
+    #[prost(string, tag = "1")]
+    sensor_id: String,
+    #[prost(uint64, tag = "2")]
+    values: u64,
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_decode_ends_the_stream_internal() {
+    let server = TestServer::start().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let good = NotAReading { sensor_id: "a".into(), values: 0 };
+    let bad = NotAReading { sensor_id: "a".into(), values: 7 };
+    // A default `NotAReading` encodes as a valid (empty-values, hence invalid_reading) `Reading`; then the bad one.
+    let response = grpc
+        .streaming::<_, _, pb::Alert, _>(
+            tonic::Request::new(tokio_stream::iter(vec![good, bad])),
+            PathAndQuery::from_static("/alertstream.v1.AlertService/Stream"),
+            tonic_prost::ProstCodec::<NotAReading, pb::Alert>::default(),
+        )
+        .await
+        .unwrap();
+    let (alerts, status) = collect(response.into_inner()).await;
+    assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), ["a 0 invalid_reading FIRING"]);
+    let status = status.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(status.message().contains("wire type"), "the decode error is the message: {status:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_pushed_back() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // An endless stream of readings that each yield an alert, counting how many the transport pulled.
+    let pulled = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&pulled);
+    let endless = tokio_stream::iter((1..).map(move |seq: u64| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        reading("s", seq, &[("temperature", if seq % 2 == 1 { 5.0 } else { 15.0 }), ("pad", 1.0)])
+    }));
+    // The response is held and never read.
+    let _response = client.stream(endless).await.unwrap();
+    // Wait until the transport stops pulling: flow control has pushed back through the server to this client.
+    let mut last = 0;
+    let mut stable_rounds = 0;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = pulled.load(Ordering::Relaxed);
+        stable_rounds = if now == last { stable_rounds + 1 } else { 0 };
+        last = now;
+        if stable_rounds == 10 {
+            break;
+        }
+    }
+    assert_eq!(stable_rounds, 10, "the client kept sending: {last} readings and counting");
+    // What is in flight is bounded by HTTP/2 windows (a few MiB at most), not by how long the client sends.
+    // Each reading is ~40 bytes on the wire and each alert ~80: a few hundred thousand would mean no pushback.
+    assert!(last < 200_000, "{last} readings were taken in before pushback");
+}
