@@ -194,9 +194,8 @@ impl FileParser<'_> {
         }
     }
 
-    /// Reads one `[[rule]]` table; `None` when a required key is missing or a value is bad (errors recorded).
+    /// Reads one `[[rule]]` table; `None` when a required key is missing (errors recorded).
     fn rule(&mut self, table_start: usize, table: &DeTable<'_>) -> Option<(RuleSpec, RuleSpans)> {
-        let mut ok = true;
         for (key, _) in table {
             let key_name: &str = key.get_ref();
             if !RULE_KEYS.contains(&key_name) {
@@ -204,7 +203,6 @@ impl FileParser<'_> {
                     key.span().start,
                     format!("unknown key `{key_name}` in rule; expected one of: {}", RULE_KEYS.join(", ")),
                 );
-                ok = false;
             }
         }
         let name = self.string(table, "name", table_start, true);
@@ -215,14 +213,12 @@ impl FileParser<'_> {
                     s.span().start,
                     format!("unknown severity `{}`: use info, warning or critical", s.get_ref()),
                 );
-                ok = false;
                 Severity::default()
             })
         });
         let notify = self.string(table, "notify", table_start, false).map(|s| {
             parse_notify(s.get_ref()).unwrap_or_else(|| {
                 self.error(s.span().start, format!("unknown notify `{}`: use change or every", s.get_ref()));
-                ok = false;
                 Notify::default()
             })
         });
@@ -230,12 +226,13 @@ impl FileParser<'_> {
             Ok(hold) => Some(hold),
             Err(message) => {
                 self.error(s.span().start, format!("bad `for`: {message}"));
-                ok = false;
                 None
             }
         });
         let message = self.string(table, "message", table_start, false);
-        let (Some(name), Some(condition), true) = (name, condition, ok) else {
+        // A rule with other errors is still compiled, so its condition's errors are reported too; the file fails
+        // either way because errors were recorded.
+        let (Some(name), Some(condition)) = (name, condition) else {
             return None;
         };
         let spans = RuleSpans { name: name.span().start, condition: condition.span() };
@@ -267,7 +264,7 @@ impl FileParser<'_> {
         match value.get_ref() {
             DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
             other => {
-                self.error(value.span().start, format!("`{key}` must be a string, not {}", other.type_str()));
+                self.error(value.span().start, format!("`{key}` must be a string, found {}", other.type_str()));
                 None
             }
         }

@@ -1,0 +1,84 @@
+//! The `alertstream` binary's commands: `check` against golden diagnostics, and `serve` refusing a bad rules file.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_alertstream");
+const RULES_DIR: &str = "tests/data/rules";
+
+fn golden(path: &Path, extension: &str) -> String {
+    fs::read_to_string(path.with_extension(extension)).unwrap_or_default()
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn rule_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(RULES_DIR);
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn check_matches_the_golden_output_of_every_rules_file() {
+    let files = rule_files();
+    assert!(files.len() >= 7, "the golden files are there: {files:?}");
+    for path in files {
+        let shown = format!("{RULES_DIR}/{}", path.file_name().unwrap().to_str().unwrap());
+        let output = run(&["check", &shown], &[]);
+        let (stdout, stderr) = (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+        assert_eq!(stdout, golden(&path, "stdout"), "stdout of check {shown}");
+        assert_eq!(stderr, golden(&path, "stderr"), "stderr of check {shown}");
+        let expected_code = if golden(&path, "stderr").is_empty() { 0 } else { 1 };
+        assert_eq!(output.status.code(), Some(expected_code), "exit code of check {shown}");
+    }
+}
+
+#[test]
+fn check_reports_an_unreadable_file() {
+    let output = run(&["check", "tests/data/rules/missing.toml"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("tests/data/rules/missing.toml: cannot read the rules file:"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_a_bad_rules_file_with_every_error() {
+    let bad = format!("{RULES_DIR}/conditions.toml");
+    let output = run(&["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--rules", &bad], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let expected = golden(&Path::new(env!("CARGO_MANIFEST_DIR")).join(&bad), "stderr");
+    assert!(stderr.contains(&expected), "stderr has every error:\n{stderr}");
+}
+
+#[test]
+fn flags_are_also_read_from_the_environment() {
+    let bad = format!("{RULES_DIR}/names.toml");
+    let output = run(
+        &["serve"],
+        &[("ALERTSTREAM_RULES", &bad), ("ALERTSTREAM_LISTEN", "127.0.0.1:0"), ("ALERTSTREAM_HTTP_LISTEN", "")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("tests/data/rules/names.toml:6:8: duplicate rule name `hot`"), "{stderr}");
+
+    let output = run(&["serve"], &[("ALERTSTREAM_SHUTDOWN_GRACE", "soon")]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--shutdown-grace") && stderr.contains("`soon` is not a duration"), "{stderr}");
+}
