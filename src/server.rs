@@ -4,9 +4,10 @@
 //! [`serve`] takes listeners that are already bound, so tests can bind port 0 and know the address before the
 //! server runs.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{
     server::NamedService,
@@ -85,14 +86,20 @@ pub async fn serve(
     // serve_with_incoming ignores the builder's tcp_nodelay: set it on the incoming stream, or every small alert
     // waits on Nagle's algorithm.
     let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
-    let stop_accepting = {
-        let (drain, health) = (drain.clone(), health.clone());
+    // On drain, health turns NOT_SERVING first; then the listeners close and GOAWAY goes out.
+    let stopped_accepting = CancellationToken::new();
+    tokio::spawn({
+        let (drain, health, stopped_accepting) = (drain.clone(), health.clone(), stopped_accepting.clone());
         async move {
             drain.cancelled().await;
             set_health(&health, ServingStatus::NotServing).await;
             tracing::info!("Draining: health is NOT_SERVING; no new connections or streams.");
+            stopped_accepting.cancel();
         }
-    };
+    });
+    // tonic's own shutdown signal never fires: its accept loop ends when `incoming` ends, which then drops the
+    // listener (tonic would otherwise hold it until every connection closed) and sends GOAWAY to every connection.
+    let incoming = close_on(incoming, stopped_accepting.clone());
     let grpc = Server::builder()
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
@@ -101,27 +108,34 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, stop_accepting);
+        .serve_with_incoming_shutdown(incoming, std::future::pending::<()>());
     let mut grpc: JoinHandle<Result<(), ServeError>> = tokio::spawn(async move { Ok(grpc.await?) });
     tracing::info!(addr = %grpc_addr, "Serving gRPC.");
 
-    let mut http: JoinHandle<Result<(), ServeError>> = match listeners.http {
+    let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
         Some(listener) => {
             let addr = listener.local_addr()?;
             let router = http::router(Arc::clone(&rules), config.max_message_size);
-            let server = axum::serve(listener, router).with_graceful_shutdown(drain.clone().cancelled_owned());
+            let server =
+                axum::serve(listener, router).with_graceful_shutdown(stopped_accepting.clone().cancelled_owned());
             tracing::info!(addr = %addr, "Serving HTTP/JSON.");
-            tokio::spawn(async move { Ok(server.await?) })
+            Some(tokio::spawn(async move { Ok(server.await?) }))
         }
-        None => tokio::spawn(async { Ok(()) }),
+        None => None,
     };
     tracing::info!(rules = rules.rules().len(), "Ready.");
 
-    // A server that fails before shutdown ends the whole server.
+    // A server that ends before shutdown (it can only fail) ends the whole server.
     tokio::select! {
         () = drain.cancelled() => {}
-        result = &mut grpc => { http.abort(); return result?; }
-        result = &mut http => { if let Err(e) = result? { grpc.abort(); return Err(e); } }
+        result = &mut grpc => {
+            abort(http.as_ref());
+            return result?;
+        }
+        result = until_done(http.as_mut()) => {
+            grpc.abort();
+            return result;
+        }
     }
 
     streams.close();
@@ -131,33 +145,65 @@ pub async fn serve(
         let _ = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, streams.wait()).await;
     }
     // Every alert stream is done; give the servers a moment to flush their last responses and close connections.
-    let finished = finish(&mut grpc, SHUTDOWN_HARD_DEADLINE).await && finish(&mut http, SHUTDOWN_HARD_DEADLINE).await;
+    let finished = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, async {
+        log_shutdown_error((&mut grpc).await);
+        if let Some(http) = http.as_mut() {
+            log_shutdown_error(http.await);
+        }
+    })
+    .await
+    .is_ok();
     if !finished {
-        tracing::warn!(
-            open_streams = streams.len(),
-            "Connections still open after shutdown (health watchers or idle clients); closing them."
-        );
+        tracing::warn!("Connections still open after shutdown (health watchers or idle clients): closing them.");
         grpc.abort();
-        http.abort();
+        abort(http.as_ref());
     }
     tracing::info!("Shut down.");
     Ok(())
 }
 
-/// Waits up to `deadline` for a server task; whether it finished. Its own error is logged, not returned: the
-/// server is shutting down either way.
-async fn finish(task: &mut JoinHandle<Result<(), ServeError>>, deadline: Duration) -> bool {
-    match tokio::time::timeout(deadline, task).await {
-        Ok(Ok(Ok(()))) => true,
-        Ok(Ok(Err(e))) => {
-            tracing::warn!(error = %e, "Server ended with an error during shutdown.");
-            true
+/// Ends `incoming` when `stop` is cancelled, dropping (and so closing) the listener: tonic keeps its incoming stream
+/// alive until every connection has closed, and a listener left open goes on completing TCP handshakes that nobody
+/// will serve. Closed, it refuses them, so clients go elsewhere at once.
+fn close_on<S>(incoming: S, stop: CancellationToken) -> impl Stream<Item = S::Item> + Send + 'static
+where
+    S: Stream + Send + Unpin + 'static,
+    S::Item: Send,
+{
+    async_stream::stream! {
+        let mut incoming = incoming;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                next = incoming.next() => match next {
+                    Some(io) => yield io,
+                    None => break,
+                },
+            }
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "Server task failed during shutdown.");
-            true
-        }
-        Err(_) => false,
+    }
+}
+
+/// The result of a server task that may not exist; pending forever when it does not.
+async fn until_done(task: Option<&mut JoinHandle<Result<(), ServeError>>>) -> Result<(), ServeError> {
+    match task {
+        Some(task) => task.await?,
+        None => std::future::pending().await,
+    }
+}
+
+fn abort(task: Option<&JoinHandle<Result<(), ServeError>>>) {
+    if let Some(task) = task {
+        task.abort();
+    }
+}
+
+/// A server's own error during shutdown is logged, not returned: the server is shutting down either way.
+fn log_shutdown_error(result: Result<Result<(), ServeError>, tokio::task::JoinError>) {
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "Server ended with an error during shutdown."),
+        Err(e) => tracing::warn!(error = %e, "Server task failed during shutdown."),
     }
 }
 

@@ -24,7 +24,10 @@ async fn the_classic_example() {
         let fired: Vec<&str> = evaluation.alerts.iter().map(|a| a.rule.as_str()).collect();
         assert_eq!(fired, rules);
         for alert in &evaluation.alerts {
-            assert_eq!((alert.state, alert.reading_seq, alert.sensor_id.as_str()), (pb::AlertState::Firing as i32, 7, "line-1"));
+            assert_eq!(
+                (alert.state, alert.reading_seq, alert.sensor_id.as_str()),
+                (pb::AlertState::Firing as i32, 7, "line-1")
+            );
         }
     }
 }
@@ -87,5 +90,8 @@ async fn list_rules_shows_the_default_rules_without_a_rules_file() {
     let rules = server.client().await.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
     let shown: Vec<(&str, &str, &str)> =
         rules.iter().map(|r| (r.name.as_str(), r.condition.as_str(), r.message.as_str())).collect();
-    assert_eq!(shown, [("temp_too_low", "temperature < 10", "temp too low"), ("ph_too_high", "pH > 5.5", "pH too high")]);
+    assert_eq!(
+        shown,
+        [("temp_too_low", "temperature < 10", "temp too low"), ("ph_too_high", "pH > 5.5", "pH too high")]
+    );
 }

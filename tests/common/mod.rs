@@ -40,8 +40,7 @@ impl TestServer {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let drain = CancellationToken::new();
-        let handle =
-            tokio::spawn(serve(Listeners { grpc, http: Some(http) }, Arc::new(rules), config, drain.clone()));
+        let handle = tokio::spawn(serve(Listeners { grpc, http: Some(http) }, Arc::new(rules), config, drain.clone()));
         Self { grpc_addr, http_addr, drain, handle }
     }
 
