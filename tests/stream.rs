@@ -222,3 +222,21 @@ async fn sensors_beyond_the_stream_limit_get_an_in_band_event() {
     status.unwrap();
     assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), ["c 5 temp_too_low FIRING"]);
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_frees_its_stream() {
+    // A long grace period: shutdown would wait it out if the abandoned stream were still open.
+    let config =
+        alertstream::config::ServeConfig { shutdown_grace: std::time::Duration::from_secs(300), ..Default::default() };
+    let mut server = TestServer::with(alertstream::rules::default_rules(), config).await;
+    let mut client = server.client().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut alerts = client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();
+    tx.send(reading("s", 1, &[("temperature", 5.0)])).await.unwrap();
+    assert_eq!(brief(&alerts.message().await.unwrap().unwrap()), "s 1 temp_too_low FIRING");
+    // The client vanishes without half-closing: its connection closes with the stream still open.
+    drop((tx, alerts, client));
+    server.drain.cancel();
+    let done = tokio::time::timeout(std::time::Duration::from_secs(60), &mut server.handle).await;
+    done.expect("shutdown did not wait on the abandoned stream").unwrap().unwrap();
+}
