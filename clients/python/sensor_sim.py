@@ -163,12 +163,26 @@ def main(argv: list[str] | None = None) -> int:
             sent = seq
             yield reading
 
-    # Ctrl-C and SIGTERM both end the run cleanly through KeyboardInterrupt in the main thread.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-
     alerts = 0
+    interrupted = threading.Event()
     channel = grpc.insecure_channel(args.target)
     call = pb_grpc.AlertServiceStub(channel).Stream(readings())
+
+    def on_signal(signum, frame):
+        # Ctrl-C (SIGINT) or SIGTERM, once or repeatedly: stop sending and cancel the call; the main loop below
+        # then ends with CANCELLED and the process exits 130 with no traceback.
+        interrupted.set()
+        stop.set()
+        call.cancel()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def interrupted_exit() -> int:
+        if not args.quiet:
+            print(f"sensor_sim: interrupted after {sent} readings, {alerts} alerts", file=sys.stderr)
+        return 130
+
     try:
         for alert in call:
             alerts += 1
@@ -177,31 +191,26 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 line = format_alert(alert, pb)
             print(line, flush=True)
-    except KeyboardInterrupt:
-        stop.set()
-        call.cancel()
-        channel.close()
-        if not args.quiet:
-            print(f"sensor_sim: interrupted after {sent} readings, {alerts} alerts", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # stdout closed (e.g. piped into head): stop quietly.
         stop.set()
         call.cancel()
-        channel.close()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except grpc.RpcError as err:
         stop.set()
-        channel.close()
+        if interrupted.is_set():
+            return interrupted_exit()
         print(f"sensor_sim: stream to {args.target} failed: {err.code().name}: {err.details()}", file=sys.stderr)
         return 1
-    channel.close()
+    finally:
+        channel.close()
+    if interrupted.is_set():
+        return interrupted_exit()
     if not args.quiet:
         print(f"sensor_sim: sent {sent} readings from {len(sensors)} sensor(s), received {alerts} alerts; "
               "stream ended OK", file=sys.stderr)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
