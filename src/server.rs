@@ -73,14 +73,8 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let grpc_addr = listeners.grpc.local_addr()?;
     // serve_with_incoming ignores the builder's tcp_nodelay: set it on the incoming stream, or every small alert
@@ -205,6 +199,17 @@ fn log_shutdown_error(result: Result<Result<(), ServeError>, tokio::task::JoinEr
         Ok(Err(e)) => tracing::warn!(error = %e, "Server ended with an error during shutdown."),
         Err(e) => tracing::warn!(error = %e, "Server task failed during shutdown."),
     }
+}
+
+/// A reflection builder that knows every service this server offers: the alert service, health, and both versions
+/// of reflection (each version registers only its own descriptor by itself, so `list` would miss the other).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
 }
 
 /// Sets the overall health ("") and the alert service's health.

@@ -59,10 +59,15 @@ async fn grpcurl_lists_and_describes_through_reflection() {
     let server = TestServer::start().await;
     let listed = grpcurl_script(&server, "list.sh").await;
     let services: Vec<&str> = listed.lines().collect();
-    for expected in ["alertstream.v1.AlertService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"]
-    {
-        assert!(services.contains(&expected), "{expected} in {services:?}");
-    }
+    assert_eq!(
+        services,
+        [
+            "alertstream.v1.AlertService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
+    );
     let described = grpcurl_script(&server, "describe.sh").await;
     for rpc in [
         "rpc Stream ( stream .alertstream.v1.Reading ) returns ( stream .alertstream.v1.Alert );",

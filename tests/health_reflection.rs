@@ -46,7 +46,15 @@ async fn reflection_v1_lists_the_services() {
     };
     let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     names.sort();
-    assert_eq!(names, ["alertstream.v1.AlertService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",]);
+    assert_eq!(
+        names,
+        [
+            "alertstream.v1.AlertService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
+    );
 }
 
 #[tokio::test]
