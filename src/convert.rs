@@ -8,6 +8,7 @@ use crate::{
     engine::{Alert, AlertState, Reading, ReadingError, Rule, Severity},
     pb,
     rules::format_hold,
+    units::format_duration,
 };
 
 /// Turns a wire reading into an engine reading. A reading without a time takes `received_at`.
@@ -44,13 +45,18 @@ pub fn alert_to_pb(alert: Alert) -> pb::Alert {
 
 /// Shows a compiled rule whole, every key of the rules file.
 pub fn rule_to_pb(rule: &Rule) -> pb::Rule {
+    let spec = rule.spec();
     pb::Rule {
-        name: rule.name().to_owned(),
-        condition: rule.condition().to_owned(),
-        severity: severity_to_pb(rule.severity()) as i32,
-        message: rule.message().to_owned(),
-        notify: rule.notify().as_str().to_owned(),
-        r#for: rule.hold().map(format_hold).unwrap_or_default(),
+        name: spec.name.clone(),
+        condition: spec.condition.clone().unwrap_or_default(),
+        severity: severity_to_pb(spec.severity) as i32,
+        message: spec.message.clone().unwrap_or_else(|| spec.name.clone()),
+        notify: spec.timing.notify.as_str().to_owned(),
+        r#for: spec.timing.hold.map(format_hold).unwrap_or_default(),
+        resolve: spec.resolve.clone().unwrap_or_default(),
+        keep_firing_for: spec.timing.keep_firing_for.map(format_hold).unwrap_or_default(),
+        absent_for: spec.absent_for.map(format_duration).unwrap_or_default(),
+        sensors: spec.sensors.clone(),
     }
 }
 

@@ -18,19 +18,19 @@ use serde_json::{Value, json};
 
 use crate::{
     convert::evaluation_to_json,
-    engine::{Reading, RuleSet},
-    service::evaluation,
+    engine::Reading,
+    service::{LiveRules, evaluation},
 };
 
 /// The sensor id of a reading whose body names none.
 pub const DEFAULT_SENSOR_ID: &str = "http";
 
-/// The router of the HTTP endpoint over `rules`; bodies over `max_body_size` bytes get 413.
-pub fn router(rules: Arc<RuleSet>, max_body_size: usize) -> Router {
+/// The router of the HTTP endpoint over the live `rules`; bodies over `max_body_size` bytes get 413.
+pub fn router(rules: LiveRules, max_body_size: usize) -> Router {
     Router::new().route("/v1/evaluate", post(evaluate)).layer(DefaultBodyLimit::max(max_body_size)).with_state(rules)
 }
 
-async fn evaluate(State(rules): State<Arc<RuleSet>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn evaluate(State(rules): State<LiveRules>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -43,6 +43,7 @@ async fn evaluate(State(rules): State<Arc<RuleSet>>, body: Result<Bytes, BytesRe
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let mut alerts = Vec::new();
+    let rules = Arc::clone(&rules.borrow());
     if let Err(invalid) = rules.evaluate_stateless(&reading, &mut alerts) {
         return error(StatusCode::BAD_REQUEST, invalid.to_string());
     }

@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP/JSON `POST /v1/evaluate` endpoint (axum).
 //! - [`server`]: assembles health, reflection, limits, the HTTP endpoint and graceful shutdown.
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
+//! - [`reload`]: hot reload of the rules file on SIGHUP and on change.
 //! - [`config`]: the server's settings as plain data, with their defaults.
 //! - [`units`]: parsing of durations (`30s`) and byte sizes (`4MiB`) shared by the CLI and the rules file.
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod convert;
 pub mod engine;
 pub mod http;
+pub mod reload;
 pub mod rules;
 pub mod server;
 pub mod service;

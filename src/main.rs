@@ -4,7 +4,7 @@ use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf, process::ExitCode
 
 use alertstream::{
     config::{self, ServeConfig},
-    rules, server, shutdown,
+    reload, rules, server, shutdown,
     units::{parse_byte_size, parse_duration},
 };
 use clap::{Parser, Subcommand, ValueEnum};
@@ -46,6 +46,9 @@ struct ServeArgs {
     /// Largest inbound message or HTTP body (4MiB, 512KiB).
     #[arg(long, env = "ALERTSTREAM_MAX_MESSAGE_SIZE", default_value = "4MiB", value_parser = parse_byte_size)]
     max_message_size: usize,
+    /// How far behind its sensor's latest reading a reading may be and still be applied (else: late_reading).
+    #[arg(long, env = "ALERTSTREAM_LATENESS", default_value = "60s", value_parser = parse_duration)]
+    lateness: Duration,
     /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
     #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
     max_sensors_per_stream: usize,
@@ -112,10 +115,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let config = ServeConfig {
         max_message_size: args.max_message_size,
         max_sensors_per_stream: args.max_sensors_per_stream,
+        lateness: args.lateness,
         shutdown_grace: args.shutdown_grace,
         ..ServeConfig::default()
     };
-    match run(&args, Arc::new(rules), config).await {
+    match run(&args, rules, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "Server failed.");
@@ -124,8 +128,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn run(args: &ServeArgs, rules: Arc<alertstream::engine::RuleSet>, config: ServeConfig) -> Result<(), String> {
+async fn run(args: &ServeArgs, rules: alertstream::engine::RuleSet, config: ServeConfig) -> Result<(), String> {
     let drain = shutdown::drain_on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let (live, rules) = tokio::sync::watch::channel(Arc::new(rules));
+    match &args.rules {
+        Some(path) => reload::watch_rules_file(path.clone(), live),
+        None => reload::explain_hangup_without_file(),
+    }
+    .map_err(|e| e.to_string())?;
     let grpc = TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let http = match args.http_listen.trim() {
         "" => None,

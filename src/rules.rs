@@ -2,7 +2,7 @@
 //!
 //! Startup and `alertstream check` go through [`load`]; the embedded defaults go through the same parser.
 
-use std::{fmt, ops::Range, path::Path};
+use std::{collections::HashMap, fmt, ops::Range, path::Path};
 
 use toml::{
     Spanned,
@@ -10,7 +10,7 @@ use toml::{
 };
 
 use crate::{
-    engine::{Hold, Notify, RuleSet, RuleSetError, RuleSpec, Severity, line_col},
+    engine::{Hold, Notify, RuleField, RuleSet, RuleSetError, RuleSpec, Severity, Timing, line_col},
     units::parse_duration,
 };
 
@@ -18,7 +18,18 @@ use crate::{
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
 /// The keys a `[[rule]]` table may have.
-const RULE_KEYS: [&str; 6] = ["name", "condition", "severity", "message", "notify", "for"];
+const RULE_KEYS: [&str; 10] = [
+    "name",
+    "condition",
+    "resolve",
+    "severity",
+    "message",
+    "notify",
+    "for",
+    "keep_firing_for",
+    "absent_for",
+    "sensors",
+];
 
 /// One problem in a rules file, at a 1-based line and column (counted in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +119,12 @@ pub fn parse(path: &str, text: &str) -> Result<RuleSet, RulesError> {
 
 /// Where each part of a rule stands in the file, to point errors at it.
 struct RuleSpans {
+    table: usize,
     name: usize,
-    condition: Range<usize>,
+    /// The string literals of `condition`, `resolve` and `message`, quotes included.
+    literals: HashMap<RuleField, Range<usize>>,
+    /// Where each key present starts.
+    keys: HashMap<String, usize>,
 }
 
 struct FileParser<'a> {
@@ -185,19 +200,33 @@ impl FileParser<'_> {
             RuleSetError::DuplicateName { rule, .. }
             | RuleSetError::ReservedName { rule, .. }
             | RuleSetError::EmptyName { rule } => self.error(spans[rule].name, message),
-            RuleSetError::Condition { rule, error } => {
-                let literal = spans[rule].condition.clone();
+            RuleSetError::MissingCondition { rule } => self.error(spans[rule].table, message),
+            RuleSetError::AbsentWith { rule, key } => {
+                self.error(spans[rule].keys.get(key).copied().unwrap_or(spans[rule].table), message)
+            }
+            RuleSetError::Field { rule, field, error } => {
+                let Some(literal) = spans[rule].literals.get(&field).cloned() else {
+                    return self.error(spans[rule].table, message);
+                };
                 let offset = file_offset(&self.text[literal.clone()], error.span.start)
                     .map_or(literal.start, |o| literal.start + o);
-                self.error(offset, format!("in condition: {message}"));
+                let label = match field {
+                    RuleField::Condition => "in condition: ",
+                    RuleField::Resolve => "in resolve: ",
+                    RuleField::Message => "",
+                };
+                self.error(offset, format!("{label}{message}"));
             }
         }
     }
 
-    /// Reads one `[[rule]]` table; `None` when a required key is missing (errors recorded).
+    /// Reads one `[[rule]]` table; `None` when its name is missing (errors recorded). A rule with other errors is
+    /// still compiled, so the errors of its conditions are reported too; the file fails either way.
     fn rule(&mut self, table_start: usize, table: &DeTable<'_>) -> Option<(RuleSpec, RuleSpans)> {
+        let mut keys = HashMap::new();
         for (key, _) in table {
             let key_name: &str = key.get_ref();
+            keys.insert(key_name.to_owned(), key.span().start);
             if !RULE_KEYS.contains(&key_name) {
                 self.error(
                     key.span().start,
@@ -206,45 +235,71 @@ impl FileParser<'_> {
             }
         }
         let name = self.string(table, "name", table_start, true);
-        let condition = self.string(table, "condition", table_start, true);
-        let severity = self.string(table, "severity", table_start, false).map(|s| {
-            parse_severity(s.get_ref()).unwrap_or_else(|| {
-                self.error(
-                    s.span().start,
-                    format!("unknown severity `{}`: use info, warning or critical", s.get_ref()),
-                );
-                Severity::default()
-            })
-        });
-        let notify = self.string(table, "notify", table_start, false).map(|s| {
-            parse_notify(s.get_ref()).unwrap_or_else(|| {
-                self.error(s.span().start, format!("unknown notify `{}`: use change or every", s.get_ref()));
-                Notify::default()
-            })
-        });
-        let hold = self.string(table, "for", table_start, false).and_then(|s| match parse_hold(s.get_ref()) {
-            Ok(hold) => Some(hold),
-            Err(message) => {
-                self.error(s.span().start, format!("bad `for`: {message}"));
-                None
-            }
-        });
+        let condition = self.string(table, "condition", table_start, false);
+        let resolve = self.string(table, "resolve", table_start, false);
         let message = self.string(table, "message", table_start, false);
-        // A rule with other errors is still compiled, so its condition's errors are reported too; the file fails
-        // either way because errors were recorded.
-        let (Some(name), Some(condition)) = (name, condition) else {
-            return None;
-        };
-        let spans = RuleSpans { name: name.span().start, condition: condition.span() };
+        let severity = self.parsed(table, "severity", |s| {
+            parse_severity(s).ok_or_else(|| format!("unknown severity `{s}`: use info, warning or critical"))
+        });
+        let notify = self.parsed(table, "notify", |s| {
+            parse_notify(s).ok_or_else(|| format!("unknown notify `{s}`: use change or every"))
+        });
+        let hold = self.parsed(table, "for", |s| parse_hold(s).map_err(|e| format!("bad `for`: {e}")));
+        let keep_firing_for =
+            self.parsed(table, "keep_firing_for", |s| parse_hold(s).map_err(|e| format!("bad `keep_firing_for`: {e}")));
+        let absent_for =
+            self.parsed(table, "absent_for", |s| parse_duration(s).map_err(|e| format!("bad `absent_for`: {e}")));
+        let sensors = self.sensors(table);
+        let name = name?;
+        let mut literals = HashMap::new();
+        for (field, value) in
+            [(RuleField::Condition, &condition), (RuleField::Resolve, &resolve), (RuleField::Message, &message)]
+        {
+            if let Some(value) = value {
+                literals.insert(field, value.span());
+            }
+        }
+        let spans = RuleSpans { table: table_start, name: name.span().start, literals, keys };
         let spec = RuleSpec {
             name: name.into_inner(),
-            condition: condition.into_inner(),
+            condition: condition.map(Spanned::into_inner),
+            resolve: resolve.map(Spanned::into_inner),
             severity: severity.unwrap_or_default(),
             message: message.map(Spanned::into_inner),
-            notify: notify.unwrap_or_default(),
-            hold,
+            timing: Timing { notify: notify.unwrap_or_default(), hold, keep_firing_for },
+            absent_for,
+            sensors,
         };
         Some((spec, spans))
+    }
+
+    /// The value of an optional string key, parsed; a bad value is recorded at the value and read as absent.
+    fn parsed<T>(&mut self, table: &DeTable<'_>, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let value = self.string(table, key, 0, false)?;
+        match parse(value.get_ref()) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.error(value.span().start, message);
+                None
+            }
+        }
+    }
+
+    /// `sensors`: an array of id patterns.
+    fn sensors(&mut self, table: &DeTable<'_>) -> Vec<String> {
+        let Some(value) = table.get("sensors") else { return Vec::new() };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(value.span().start, "`sensors` must be an array of id patterns, as [\"line-1/*\"]");
+            return Vec::new();
+        };
+        let mut patterns = Vec::new();
+        for item in items {
+            match item.get_ref() {
+                DeValue::String(pattern) if !pattern.is_empty() => patterns.push(pattern.to_string()),
+                _ => self.error(item.span().start, "each entry of `sensors` must be a non-empty string"),
+            }
+        }
+        patterns
     }
 
     /// The string value of `key`, recording an error when it is missing but required, or not a string.
@@ -386,13 +441,19 @@ mod tests {
     #[test]
     fn the_default_rules_are_the_classic_thresholds() {
         let rules = default_rules();
-        let shown: Vec<(&str, &str, &str, Severity)> =
-            rules.rules().iter().map(|r| (r.name(), r.condition(), r.message(), r.severity())).collect();
+        let shown: Vec<(&str, Option<&str>, Option<&str>, Severity)> = rules
+            .rules()
+            .iter()
+            .map(|r| {
+                let spec = r.spec();
+                (r.name(), spec.condition.as_deref(), spec.message.as_deref(), spec.severity)
+            })
+            .collect();
         assert_eq!(
             shown,
             [
-                ("temp_too_low", "temperature < 10", "temp too low", Severity::Warning),
-                ("ph_too_high", "pH > 5.5", "pH too high", Severity::Warning),
+                ("temp_too_low", Some("temperature < 10"), Some("temp too low"), Severity::Warning),
+                ("ph_too_high", Some("pH > 5.5"), Some("pH too high"), Severity::Warning),
             ]
         );
     }
@@ -401,15 +462,51 @@ mod tests {
     fn every_key_is_read() {
         let rules = parse(
             "r.toml",
-            "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\nseverity = \"critical\"\nmessage = \"too hot\"\nnotify = \"every\"\nfor = \"30s\"\n\n[[rule]]\nname = \"cold\"\ncondition = 't < 0'\nfor = \"5 readings\"\n",
+            r#"
+[[rule]]
+name = "hot"
+condition = "t > 30"
+resolve = "t < 28"
+severity = "critical"
+message = "too hot: {t} on {sensor_id}"
+notify = "every"
+for = "30s"
+keep_firing_for = "2 readings"
+sensors = ["line-1/*", "oven"]
+
+[[rule]]
+name = "cold"
+condition = 't < 0'
+for = "5 readings"
+
+[[rule]]
+name = "silent"
+absent_for = "10s"
+"#,
         )
         .unwrap();
-        let [hot, cold] = rules.rules() else { panic!("two rules") };
-        assert_eq!((hot.severity(), hot.message(), hot.notify()), (Severity::Critical, "too hot", Notify::Every));
-        assert_eq!(hot.hold(), Some(Hold::Duration(std::time::Duration::from_secs(30))));
-        assert_eq!((cold.severity(), cold.message(), cold.notify()), (Severity::Warning, "cold", Notify::Change));
-        assert_eq!(cold.hold(), Some(Hold::Readings(5)));
-        assert_eq!(format_hold(cold.hold().unwrap()), "5 readings");
+        let specs: Vec<&RuleSpec> = rules.rules().iter().map(|r| r.spec()).collect();
+        assert_eq!(
+            *specs[0],
+            RuleSpec {
+                name: "hot".into(),
+                condition: Some("t > 30".into()),
+                resolve: Some("t < 28".into()),
+                severity: Severity::Critical,
+                message: Some("too hot: {t} on {sensor_id}".into()),
+                timing: Timing {
+                    notify: Notify::Every,
+                    hold: Some(Hold::Duration(std::time::Duration::from_secs(30))),
+                    keep_firing_for: Some(Hold::Readings(2)),
+                },
+                absent_for: None,
+                sensors: vec!["line-1/*".into(), "oven".into()],
+            }
+        );
+        assert_eq!((specs[1].severity, specs[1].message.as_deref()), (Severity::Warning, None));
+        assert_eq!(specs[1].timing.hold, Some(Hold::Readings(5)));
+        assert_eq!(format_hold(Hold::Readings(5)), "5 readings");
+        assert_eq!(specs[2].absent_for, Some(std::time::Duration::from_secs(10)));
     }
 
     #[test]

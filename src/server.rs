@@ -4,8 +4,6 @@
 //! [`serve`] takes listeners that are already bound, so tests can bind port 0 and know the address before the
 //! server runs.
 
-use std::sync::Arc;
-
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -17,9 +15,8 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     config::{SHUTDOWN_HARD_DEADLINE, ServeConfig},
-    engine::RuleSet,
     http, pb,
-    service::{AlertApi, rescue_response},
+    service::{AlertApi, LiveRules, rescue_response},
 };
 
 /// Why the server could not run.
@@ -48,7 +45,7 @@ pub struct Listeners {
     pub http: Option<TcpListener>,
 }
 
-/// Serves `rules` on `listeners` until `drain` is cancelled, then shuts down in two phases:
+/// Serves the live `rules` on `listeners` until `drain` is cancelled, then shuts down in two phases:
 ///
 /// 1. *Drain*: health turns NOT_SERVING, then the servers stop accepting connections and send GOAWAY; open
 ///    streams go on being served, and a client that half-closes gets every alert and OK.
@@ -60,13 +57,14 @@ pub struct Listeners {
 /// The reflection service cannot be built, or a server fails.
 pub async fn serve(
     listeners: Listeners,
-    rules: Arc<RuleSet>,
+    rules: LiveRules,
     config: ServeConfig,
     drain: CancellationToken,
 ) -> Result<(), ServeError> {
     let expire = CancellationToken::new();
     let streams = TaskTracker::new();
-    let api = AlertApi::new(Arc::clone(&rules), config.max_sensors_per_stream, expire.clone(), streams.clone());
+    let api =
+        AlertApi::new(rules.clone(), config.max_sensors_per_stream, config.lateness, expire.clone(), streams.clone());
     let alert_service =
         pb::alert_service_server::AlertServiceServer::new(api).max_decoding_message_size(config.max_message_size);
 
@@ -109,7 +107,7 @@ pub async fn serve(
     let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            let router = http::router(Arc::clone(&rules), config.max_message_size);
+            let router = http::router(rules.clone(), config.max_message_size);
             let server =
                 axum::serve(listener, router).with_graceful_shutdown(stopped_accepting.clone().cancelled_owned());
             tracing::info!(addr = %addr, "Serving HTTP/JSON.");
@@ -117,7 +115,7 @@ pub async fn serve(
         }
         None => None,
     };
-    tracing::info!(rules = rules.rules().len(), "Ready.");
+    tracing::info!(rules = rules.borrow().rules().len(), "Ready.");
 
     // A server that ends before shutdown (it can only fail) ends the whole server.
     tokio::select! {

@@ -2,10 +2,17 @@
 //!
 //! Each `Stream` call is one loop: pull the next reading, evaluate it, yield its alerts, pull the next. Nothing is
 //! spawned and nothing is buffered beyond the alerts of one reading, so a client that stops reading is pushed back
-//! by HTTP/2 flow control. The loop also watches the *expire* signal of shutdown.
+//! by HTTP/2 flow control. The same loop also watches the *expire* signal of shutdown, a new rule snapshot (taken
+//! up between readings), and the stream's next absence deadline (the one place the wall clock enters: the loop
+//! hands the engine the time as data).
 
-use std::{pin::Pin, sync::Arc, time::SystemTime};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
+use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -19,13 +26,18 @@ use crate::{
 /// The message of the status a stream ends with when the shutdown grace period runs out.
 pub const SHUTTING_DOWN: &str = "server shutting down";
 
+/// The live rule snapshot; a reload sends a new one.
+pub type LiveRules = watch::Receiver<Arc<RuleSet>>;
+
 /// The `AlertService` implementation: the live rules and the limits every stream obeys.
 #[derive(Debug, Clone)]
 pub struct AlertApi {
-    /// The rule snapshot every new stream and every unary call uses.
-    rules: Arc<RuleSet>,
+    /// The live rules: each unary call uses the current snapshot; each stream moves to a new one between readings.
+    rules: LiveRules,
     /// A stream tracks at most this many sensors.
     max_sensors_per_stream: usize,
+    /// How far behind its sensor's latest a reading may be and still be applied.
+    lateness: Duration,
     /// Cancelled when the shutdown grace period ends: every open stream stops reading and ends UNAVAILABLE.
     expire: CancellationToken,
     /// Counts open streams, so shutdown knows when the last one has ended.
@@ -35,12 +47,17 @@ pub struct AlertApi {
 impl AlertApi {
     /// An API over `rules`. Each open stream holds a token of `streams` and ends when `expire` is cancelled.
     pub fn new(
-        rules: Arc<RuleSet>,
+        rules: LiveRules,
         max_sensors_per_stream: usize,
+        lateness: Duration,
         expire: CancellationToken,
         streams: TaskTracker,
     ) -> Self {
-        Self { rules, max_sensors_per_stream, expire, streams }
+        Self { rules, max_sensors_per_stream, lateness, expire, streams }
+    }
+
+    fn current_rules(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules.borrow())
     }
 }
 
@@ -54,9 +71,10 @@ impl pb::alert_service_server::AlertService for AlertApi {
     #[tracing::instrument(name = "stream", skip_all, fields(peer = ?request.remote_addr()))]
     async fn stream(&self, request: Request<Streaming<pb::Reading>>) -> Result<Response<AlertStream>, Status> {
         let mut inbound = request.into_inner();
-        let rules = Arc::clone(&self.rules);
+        let mut updates = Some(self.rules.clone());
+        let mut rules = Arc::clone(&self.rules.borrow());
         let expire = self.expire.clone();
-        let mut state = StreamState::new(self.max_sensors_per_stream);
+        let mut state = StreamState::new(self.max_sensors_per_stream, self.lateness);
         let open = self.streams.token();
         tracing::debug!("Stream opened.");
         let alerts = async_stream::stream! {
@@ -64,12 +82,31 @@ impl pb::alert_service_server::AlertService for AlertApi {
             let _open = open;
             let mut owed = Vec::new();
             loop {
+                let absence_due = state.next_deadline();
                 let next = tokio::select! {
                     biased;
                     () = expire.cancelled() => {
                         tracing::debug!(sensor_count = state.sensor_count(), "Stream ended by shutdown.");
                         yield Err(Status::unavailable(SHUTTING_DOWN));
                         break;
+                    }
+                    changed = changed(&mut updates), if updates.is_some() => {
+                        if let Some(new_rules) = changed {
+                            new_rules.adopt(&rules, &mut state, SystemTime::now(), &mut owed);
+                            rules = new_rules;
+                            tracing::debug!(rules = rules.rules().len(), "Stream moved to new rules.");
+                        }
+                        for alert in owed.drain(..) {
+                            yield Ok(alert_to_pb(alert));
+                        }
+                        continue;
+                    }
+                    () = sleep_until(absence_due), if absence_due.is_some() => {
+                        rules.check_absence(&mut state, SystemTime::now(), &mut owed);
+                        for alert in owed.drain(..) {
+                            yield Ok(alert_to_pb(alert));
+                        }
+                        continue;
                     }
                     next = inbound.next() => next,
                 };
@@ -99,7 +136,7 @@ impl pb::alert_service_server::AlertService for AlertApi {
         let reading = reading_from_pb(request.into_inner(), SystemTime::now())
             .map_err(|invalid| Status::invalid_argument(invalid.1.to_string()))?;
         let mut alerts = Vec::new();
-        self.rules
+        self.current_rules()
             .evaluate_stateless(&reading, &mut alerts)
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
         let evaluation = evaluation(alerts);
@@ -107,16 +144,37 @@ impl pb::alert_service_server::AlertService for AlertApi {
     }
 
     async fn list_rules(&self, _: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
-        let rules = self.rules.rules().iter().map(rule_to_pb).collect();
+        let rules = self.current_rules().rules().iter().map(rule_to_pb).collect();
         Ok(Response::new(pb::ListRulesResponse { rules }))
     }
 }
 
 /// Evaluates one streamed reading into `out`; a reading whose wire form is unusable becomes an in-band event.
 fn evaluate_streamed(rules: &RuleSet, state: &mut StreamState, reading: pb::Reading, out: &mut Vec<engine::Alert>) {
-    match reading_from_pb(reading, SystemTime::now()) {
-        Ok(reading) => rules.evaluate(state, &reading, out),
+    let now = SystemTime::now();
+    match reading_from_pb(reading, now) {
+        Ok(reading) => rules.evaluate(state, reading, now, out),
         Err(invalid) => out.push(engine::invalid_reading(&invalid.0, &invalid.1)),
+    }
+}
+
+/// The next rule snapshot; `None` once no more can come (the sender is gone), after which the stream stops asking.
+async fn changed(updates: &mut Option<LiveRules>) -> Option<Arc<RuleSet>> {
+    let receiver = updates.as_mut()?;
+    match receiver.changed().await {
+        Ok(()) => Some(Arc::clone(&receiver.borrow_and_update())),
+        Err(_) => {
+            *updates = None;
+            None
+        }
+    }
+}
+
+/// Sleeps until `deadline` (wall clock); never completes for `None`.
+async fn sleep_until(deadline: Option<SystemTime>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep(deadline.duration_since(SystemTime::now()).unwrap_or_default()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -57,7 +57,26 @@ async fn invalid_readings_are_invalid_argument_naming_the_field() {
 #[tokio::test]
 async fn list_rules_shows_each_live_rule_whole() {
     let server = TestServer::with_rules(
-        "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\nseverity = \"critical\"\nmessage = \"too hot\"\nnotify = \"every\"\nfor = \"30s\"\n\n[[rule]]\nname = \"cold\"\ncondition = \"t < 0\"\n",
+        r#"
+[[rule]]
+name = "hot"
+condition = "avg(t, 30s) > 30"
+resolve = "t < 28"
+severity = "critical"
+message = "too hot: {t}"
+notify = "every"
+for = "30s"
+keep_firing_for = "2 readings"
+sensors = ["line-1/*"]
+
+[[rule]]
+name = "cold"
+condition = "t < 0"
+
+[[rule]]
+name = "silent"
+absent_for = "1m"
+"#,
     )
     .await;
     let rules = server.client().await.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
@@ -66,11 +85,15 @@ async fn list_rules_shows_each_live_rule_whole() {
         [
             pb::Rule {
                 name: "hot".into(),
-                condition: "t > 30".into(),
+                condition: "avg(t, 30s) > 30".into(),
                 severity: pb::Severity::Critical as i32,
-                message: "too hot".into(),
+                message: "too hot: {t}".into(),
                 notify: "every".into(),
                 r#for: "30s".into(),
+                resolve: "t < 28".into(),
+                keep_firing_for: "2 readings".into(),
+                absent_for: String::new(),
+                sensors: vec!["line-1/*".into()],
             },
             pb::Rule {
                 name: "cold".into(),
@@ -78,7 +101,15 @@ async fn list_rules_shows_each_live_rule_whole() {
                 severity: pb::Severity::Warning as i32,
                 message: "cold".into(),
                 notify: "change".into(),
-                r#for: String::new(),
+                ..Default::default()
+            },
+            pb::Rule {
+                name: "silent".into(),
+                severity: pb::Severity::Warning as i32,
+                message: "silent".into(),
+                notify: "change".into(),
+                absent_for: "1m".into(),
+                ..Default::default()
             },
         ]
     );

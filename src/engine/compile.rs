@@ -3,11 +3,12 @@
 //! Metric names are resolved once, here, to slots in a [`MetricTable`] shared by every rule of a rule set, so a
 //! reading's value for each metric is looked up once per reading, not once per rule.
 
-use std::ops::Range;
+use std::{ops::Range, time::Duration};
 
 use super::{
     ConditionError,
     parser::{BinaryOp, Expr, Node, UnaryOp, parse},
+    window::{ANOMALY_WARM_UP, Aggregate, MAX_WINDOW_READINGS, Span, WindowFn},
 };
 
 /// The metric names a rule set reads, each given a slot number once.
@@ -37,6 +38,8 @@ pub(crate) struct Condition {
     pub(crate) root: BoolExpr,
     /// Every slot the condition reads, without repeats: a reading that lacks one skips the rule.
     pub(crate) slots: Vec<usize>,
+    /// Whether it calls a window function, so needs a sensor's history (stateless evaluation skips it).
+    pub(crate) stateful: bool,
 }
 
 /// A compiled expression with a boolean value.
@@ -55,6 +58,12 @@ pub(crate) enum NumExpr {
     Metric(usize),
     Neg(Box<NumExpr>),
     Arith(ArithOp, Box<NumExpr>, Box<NumExpr>),
+    /// A window function call: its state is the rule's window number `slot` for the sensor.
+    Window {
+        slot: usize,
+        function: WindowFn,
+        arg: Box<NumExpr>,
+    },
 }
 
 /// The comparison operators.
@@ -77,10 +86,16 @@ pub(crate) enum ArithOp {
     Div,
 }
 
-/// Parses and compiles `src`, registering the metrics it reads in `metrics`.
-pub(crate) fn compile(src: &str, metrics: &mut MetricTable) -> Result<Condition, ConditionError> {
+/// Parses and compiles `src`, registering the metrics it reads in `metrics` and the window functions it calls in
+/// `windows` (the rule's list: a rule's condition and resolve condition share it).
+pub(crate) fn compile(
+    src: &str,
+    metrics: &mut MetricTable,
+    windows: &mut Vec<WindowFn>,
+) -> Result<Condition, ConditionError> {
     let ast = parse(src)?;
-    let mut compiler = Compiler { metrics, slots: Vec::new() };
+    let windows_before = windows.len();
+    let mut compiler = Compiler { metrics, slots: Vec::new(), windows };
     let root = match compiler.typed(&ast)? {
         Typed::Bool(root) => root,
         Typed::Num(_) => {
@@ -90,8 +105,9 @@ pub(crate) fn compile(src: &str, metrics: &mut MetricTable) -> Result<Condition,
             ));
         }
     };
+    let stateful = compiler.windows.len() > windows_before;
     let slots = compiler.slots;
-    Ok(Condition { root, slots })
+    Ok(Condition { root, slots, stateful })
 }
 
 enum Typed {
@@ -102,12 +118,24 @@ enum Typed {
 struct Compiler<'a> {
     metrics: &'a mut MetricTable,
     slots: Vec<usize>,
+    windows: &'a mut Vec<WindowFn>,
 }
 
 impl Compiler<'_> {
     fn typed(&mut self, node: &Node) -> Result<Typed, ConditionError> {
         Ok(match &node.expr {
             Expr::Number(n) => Typed::Num(NumExpr::Const(*n)),
+            Expr::Duration(_) => {
+                return Err(error(
+                    node.span.clone(),
+                    "a duration is only a window's length, as in `avg(temperature, 30s)`",
+                ));
+            }
+            Expr::Call(name, args) => {
+                let (function, arg) = self.call(name, args, node.span.clone())?;
+                self.windows.push(function);
+                Typed::Num(NumExpr::Window { slot: self.windows.len() - 1, function, arg: Box::new(arg) })
+            }
             Expr::Metric(name) => {
                 let slot = self.metrics.slot(name);
                 if !self.slots.contains(&slot) {
@@ -133,6 +161,62 @@ impl Compiler<'_> {
         })
     }
 
+    /// Checks a window function call and compiles its first argument.
+    fn call(&mut self, name: &str, args: &[Node], span: Range<usize>) -> Result<(WindowFn, NumExpr), ConditionError> {
+        let usage = match name {
+            "avg" | "min" | "max" | "sum" | "count" | "stddev" => {
+                "(x, N) over the last N readings or (x, 30s) over a duration"
+            }
+            "delta" => "(x)",
+            "rate" => "(x, 30s)",
+            "ewma" => "(x, alpha) with 0 < alpha <= 1",
+            "zscore" => "(x) over all history or (x, N) over the last N readings",
+            "robust_zscore" => "(x, N)",
+            _ => {
+                return Err(error(
+                    span,
+                    format!(
+                        "unknown function `{name}`; the functions are avg, min, max, sum, count, stddev, delta, rate, \
+                         ewma, zscore and robust_zscore"
+                    ),
+                ));
+            }
+        };
+        let bad = |at: Range<usize>| error(at, format!("`{name}` takes {usage}"));
+        let Some(first) = args.first() else { return Err(bad(span)) };
+        let arg = self.number(first, &format!("`{name}`"))?;
+        let second = args.get(1);
+        if args.len() > 2 {
+            return Err(bad(args[2].span.clone()));
+        }
+        let aggregate = match name {
+            "avg" => Some(Aggregate::Avg),
+            "min" => Some(Aggregate::Min),
+            "max" => Some(Aggregate::Max),
+            "sum" => Some(Aggregate::Sum),
+            "count" => Some(Aggregate::Count),
+            "stddev" => Some(Aggregate::Stddev),
+            _ => None,
+        };
+        let at = second.map_or(span.clone(), |n| n.span.clone());
+        let function = match (name, second.map(|n| &n.expr), aggregate) {
+            (_, Some(Expr::Duration(d)), Some(aggregate)) => {
+                WindowFn::Aggregate(aggregate, Span::Time(positive(*d, at)?))
+            }
+            (_, Some(Expr::Number(n)), Some(aggregate)) => {
+                WindowFn::Aggregate(aggregate, Span::Readings(count(*n, 1, at)?))
+            }
+            ("delta", None, _) => WindowFn::Delta,
+            ("rate", Some(Expr::Duration(d)), _) => WindowFn::Rate(positive(*d, at)?),
+            ("ewma", Some(Expr::Number(alpha)), _) if *alpha > 0.0 && *alpha <= 1.0 => WindowFn::Ewma(*alpha),
+            ("zscore", None, _) => WindowFn::ZScore(None),
+            ("zscore", Some(Expr::Number(n)), _) => WindowFn::ZScore(Some(count(*n, ANOMALY_WARM_UP, at)?)),
+            ("robust_zscore", Some(Expr::Number(n)), _) => WindowFn::RobustZScore(count(*n, ANOMALY_WARM_UP, at)?),
+            _ => return Err(bad(at)),
+        };
+        Ok((function, arg))
+    }
+
     fn number(&mut self, node: &Node, operator: &str) -> Result<NumExpr, ConditionError> {
         match self.typed(node)? {
             Typed::Num(n) => Ok(n),
@@ -151,6 +235,25 @@ impl Compiler<'_> {
             )),
         }
     }
+}
+
+/// A window length in readings: a whole number from `min` to [`MAX_WINDOW_READINGS`].
+fn count(n: f64, min: usize, span: Range<usize>) -> Result<usize, ConditionError> {
+    if n.fract() != 0.0 || n < min as f64 || n > MAX_WINDOW_READINGS as f64 {
+        return Err(error(
+            span,
+            format!("a window of readings is a whole number from {min} to {MAX_WINDOW_READINGS}, not {n}"),
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// A window length in time: more than zero.
+fn positive(d: Duration, span: Range<usize>) -> Result<Duration, ConditionError> {
+    if d.is_zero() {
+        return Err(error(span, "a window's duration must be more than 0"));
+    }
+    Ok(d)
 }
 
 fn compare_op(op: BinaryOp) -> Option<CompareOp> {
@@ -185,11 +288,24 @@ mod tests {
     #[test]
     fn metrics_get_one_slot_each_across_conditions() {
         let mut metrics = MetricTable::default();
-        let first = compile("temperature < 10 or temperature > 90", &mut metrics).unwrap();
-        let second = compile("pH > 5.5 and temperature > 0", &mut metrics).unwrap();
+        let first = compile("temperature < 10 or temperature > 90", &mut metrics, &mut Vec::new()).unwrap();
+        let second = compile("pH > 5.5 and temperature > 0", &mut metrics, &mut Vec::new()).unwrap();
         assert_eq!(metrics.names(), ["temperature", "pH"]);
         assert_eq!(first.slots, [0]);
         assert_eq!(second.slots, [1, 0]);
+    }
+
+    #[test]
+    fn window_calls_get_a_slot_each_and_make_the_condition_stateful() {
+        let mut windows = Vec::new();
+        let plain = compile("a > 1", &mut MetricTable::default(), &mut windows).unwrap();
+        let c = compile("avg(a, 10) > 1 and delta(b) < 0 or zscore(a) > 3", &mut MetricTable::default(), &mut windows)
+            .unwrap();
+        assert!(!plain.stateful && c.stateful);
+        assert_eq!(
+            windows,
+            [WindowFn::Aggregate(Aggregate::Avg, Span::Readings(10)), WindowFn::Delta, WindowFn::ZScore(None)]
+        );
     }
 
     #[test]
@@ -204,8 +320,24 @@ mod tests {
             ("not a", 4..5, "`not` needs a true/false condition here, not a number; compare it, as in `x > 0`"),
             ("(a > 1) + 2 > 0", 0..7, "`+` needs a number here, not a true/false condition"),
             ("-(a > 1) or b > 0", 1..8, "`-` needs a number here, not a true/false condition"),
+            (
+                "foo(a) > 1",
+                0..6,
+                "unknown function `foo`; the functions are avg, min, max, sum, count, stddev, delta, rate, ewma, zscore and robust_zscore",
+            ),
+            ("avg(a) > 1", 0..6, "`avg` takes (x, N) over the last N readings or (x, 30s) over a duration"),
+            ("avg(a, 0) > 1", 7..8, "a window of readings is a whole number from 1 to 100000, not 0"),
+            ("avg(a, 2.5) > 1", 7..10, "a window of readings is a whole number from 1 to 100000, not 2.5"),
+            ("zscore(a, 5) > 3", 10..11, "a window of readings is a whole number from 10 to 100000, not 5"),
+            ("rate(a, 10) > 1", 8..10, "`rate` takes (x, 30s)"),
+            ("rate(a, 0s) > 1", 8..10, "a window's duration must be more than 0"),
+            ("ewma(a, 1.5) > 1", 8..11, "`ewma` takes (x, alpha) with 0 < alpha <= 1"),
+            ("delta(a, 3) > 1", 9..10, "`delta` takes (x)"),
+            ("avg(a > 1, 3) > 1", 4..9, "`avg` needs a number here, not a true/false condition"),
+            ("a > 30s", 4..7, "a duration is only a window's length, as in `avg(temperature, 30s)`"),
+            ("max(a, 3, 4) > 1", 10..11, "`max` takes (x, N) over the last N readings or (x, 30s) over a duration"),
         ] {
-            let err = compile(src, &mut MetricTable::default()).unwrap_err();
+            let err = compile(src, &mut MetricTable::default(), &mut Vec::new()).unwrap_err();
             assert_eq!((err.span, err.message.as_str()), (span, message), "{src}");
         }
     }

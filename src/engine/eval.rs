@@ -1,57 +1,87 @@
-//! Evaluates a compiled condition against a reading's metric values, looked up once per reading into slots.
+//! Evaluates a compiled condition against a reading's metric values (looked up once per reading into slots) and,
+//! for window functions, the sensor's window states.
 //!
 //! Arithmetic and comparisons are IEEE 754: `x / 0` is infinite and every comparison with NaN but `!=` is false.
+//! Evaluation never short-circuits: every window function sees every reading the rule is applied to, whatever the
+//! rest of the condition says.
 
-use super::compile::{ArithOp, BoolExpr, CompareOp, Condition, NumExpr};
+use std::time::SystemTime;
+
+use super::{
+    compile::{ArithOp, BoolExpr, CompareOp, Condition, NumExpr},
+    window::Window,
+};
+
+/// What a condition is evaluated against.
+pub(crate) struct Inputs<'a> {
+    /// The reading's value for each metric slot of the rule set.
+    pub(crate) values: &'a [Option<f64>],
+    /// The reading's time.
+    pub(crate) time: SystemTime,
+    /// The sensor's latest reading time, at or after `time`.
+    pub(crate) latest: SystemTime,
+}
 
 impl Condition {
-    /// Whether the condition holds, or `None` when the reading lacks a metric it reads.
-    ///
-    /// `values` holds the reading's value for each slot of the rule set's metric table.
-    pub(crate) fn evaluate(&self, values: &[Option<f64>]) -> Option<bool> {
-        if self.slots.iter().any(|&slot| values[slot].is_none()) {
-            return None;
-        }
-        Some(self.root.evaluate(values))
+    /// Whether every metric the condition reads is in the reading.
+    pub(crate) fn has_inputs(&self, values: &[Option<f64>]) -> bool {
+        self.slots.iter().all(|&slot| values[slot].is_some())
+    }
+
+    /// Whether the condition holds, updating the rule's `windows`; `None` when a window function has no value yet.
+    /// The caller has checked [`Condition::has_inputs`].
+    pub(crate) fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<bool> {
+        self.root.evaluate(inputs, windows)
     }
 }
 
 impl BoolExpr {
-    fn evaluate(&self, values: &[Option<f64>]) -> bool {
+    fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<bool> {
         match self {
             BoolExpr::Compare(op, lhs, rhs) => {
-                let (lhs, rhs) = (lhs.evaluate(values), rhs.evaluate(values));
-                match op {
+                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                let (lhs, rhs) = (lhs?, rhs?);
+                Some(match op {
                     CompareOp::Lt => lhs < rhs,
                     CompareOp::Le => lhs <= rhs,
                     CompareOp::Gt => lhs > rhs,
                     CompareOp::Ge => lhs >= rhs,
                     CompareOp::Eq => lhs == rhs,
                     CompareOp::Ne => lhs != rhs,
-                }
+                })
             }
-            BoolExpr::And(lhs, rhs) => lhs.evaluate(values) && rhs.evaluate(values),
-            BoolExpr::Or(lhs, rhs) => lhs.evaluate(values) || rhs.evaluate(values),
-            BoolExpr::Not(operand) => !operand.evaluate(values),
+            BoolExpr::And(lhs, rhs) => {
+                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                Some(lhs? & rhs?)
+            }
+            BoolExpr::Or(lhs, rhs) => {
+                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                Some(lhs? | rhs?)
+            }
+            BoolExpr::Not(operand) => operand.evaluate(inputs, windows).map(|b| !b),
         }
     }
 }
 
 impl NumExpr {
-    fn evaluate(&self, values: &[Option<f64>]) -> f64 {
+    fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<f64> {
         match self {
-            NumExpr::Const(n) => *n,
-            // Condition::evaluate checked every slot first; NaN keeps this total without a panic path.
-            NumExpr::Metric(slot) => values[*slot].unwrap_or(f64::NAN),
-            NumExpr::Neg(operand) => -operand.evaluate(values),
+            NumExpr::Const(n) => Some(*n),
+            NumExpr::Metric(slot) => inputs.values[*slot],
+            NumExpr::Neg(operand) => operand.evaluate(inputs, windows).map(|v| -v),
             NumExpr::Arith(op, lhs, rhs) => {
-                let (lhs, rhs) = (lhs.evaluate(values), rhs.evaluate(values));
-                match op {
+                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                let (lhs, rhs) = (lhs?, rhs?);
+                Some(match op {
                     ArithOp::Add => lhs + rhs,
                     ArithOp::Sub => lhs - rhs,
                     ArithOp::Mul => lhs * rhs,
                     ArithOp::Div => lhs / rhs,
-                }
+                })
+            }
+            NumExpr::Window { slot, function, arg } => {
+                let value = arg.evaluate(inputs, windows)?;
+                windows[*slot].update(function, inputs.time, inputs.latest, value)
             }
         }
     }
@@ -59,13 +89,22 @@ impl NumExpr {
 
 #[cfg(test)]
 mod tests {
-    use super::super::compile::{MetricTable, compile};
+    use std::time::{Duration, SystemTime};
 
-    /// Compiles `src` over metrics `a` and `b` (in that slot order) and evaluates it.
+    use super::{super::compile::MetricTable, *};
+    use crate::engine::compile::compile;
+
+    /// Compiles `src` over metrics `a` and `b` (in that slot order) and evaluates it once, statelessly.
     fn check(src: &str, a: Option<f64>, b: Option<f64>) -> Option<bool> {
         let mut metrics = MetricTable::default();
-        compile("a > 0 and b > 0", &mut metrics).unwrap();
-        compile(src, &mut metrics).unwrap().evaluate(&[a, b])
+        compile("a > 0 and b > 0", &mut metrics, &mut Vec::new()).unwrap();
+        let condition = compile(src, &mut metrics, &mut Vec::new()).unwrap();
+        let values = [a, b];
+        if !condition.has_inputs(&values) {
+            return None;
+        }
+        let inputs = Inputs { values: &values, time: SystemTime::UNIX_EPOCH, latest: SystemTime::UNIX_EPOCH };
+        condition.evaluate(&inputs, &mut [])
     }
 
     #[test]
@@ -91,5 +130,26 @@ mod tests {
         ] {
             assert_eq!(check(src, a, b), expected, "{src} with a={a:?} b={b:?}");
         }
+    }
+
+    #[test]
+    fn windows_learn_from_every_reading_even_when_the_rest_decides() {
+        let mut metrics = MetricTable::default();
+        let mut functions = Vec::new();
+        let condition = compile("a > 100 and avg(a, 3) > 5", &mut metrics, &mut functions).unwrap();
+        let mut windows: Vec<Window> = functions.iter().map(|f| f.instantiate()).collect();
+        let mut results = Vec::new();
+        for (i, a) in [3.0, 6.0, 9.0, 200.0].into_iter().enumerate() {
+            let time = SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64);
+            let values = [Some(a)];
+            results.push(condition.evaluate(&Inputs { values: &values, time, latest: time }, &mut windows));
+        }
+        // The avg window saw every reading: over (6, 9, 200) it is 71.7 when `a > 100` first holds.
+        assert_eq!(results, [Some(false), Some(false), Some(false), Some(true)]);
+        let values = [Some(1.0)];
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(9);
+        let delta = compile("delta(a) > 0", &mut metrics, &mut functions).unwrap();
+        let mut windows: Vec<Window> = functions.iter().map(|f| f.instantiate()).collect();
+        assert_eq!(delta.evaluate(&Inputs { values: &values, time, latest: time }, &mut windows), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Turns a condition's source text into tokens with byte spans.
 
-use std::ops::Range;
+use std::{ops::Range, time::Duration};
 
 use super::ConditionError;
 
@@ -15,10 +15,13 @@ pub(crate) struct Token {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TokenKind {
     Number(f64),
-    /// A metric name, bare (`pH`) or written in backticks (`` `line-1.temp` ``), without the backticks.
+    /// A number with a time unit (`500ms`, `30s`, `5m`, `1h`): a window's length on reading time.
+    Duration(Duration),
+    /// A metric or function name, bare (`pH`) or written in backticks (`` `line-1.temp` ``), without the backticks.
     Metric(String),
     LParen,
     RParen,
+    Comma,
     Plus,
     Minus,
     Star,
@@ -40,9 +43,11 @@ impl TokenKind {
     pub(crate) fn describe(&self) -> String {
         let text = match self {
             TokenKind::Number(n) => return format!("number `{n}`"),
+            TokenKind::Duration(d) => return format!("duration `{d:?}`"),
             TokenKind::Metric(name) => return format!("metric `{name}`"),
             TokenKind::LParen => "(",
             TokenKind::RParen => ")",
+            TokenKind::Comma => ",",
             TokenKind::Plus => "+",
             TokenKind::Minus => "-",
             TokenKind::Star => "*",
@@ -111,6 +116,7 @@ impl Lexer<'_> {
         let kind = match c {
             '(' => TokenKind::LParen,
             ')' => TokenKind::RParen,
+            ',' => TokenKind::Comma,
             '+' => TokenKind::Plus,
             '-' => TokenKind::Minus,
             '*' => TokenKind::Star,
@@ -192,13 +198,35 @@ impl Lexer<'_> {
             }
             self.bump_while(|c| c.is_ascii_digit());
         }
-        if self.peek().is_some_and(|c| c.is_alphabetic() || c == '_' || c == '.') {
-            let bad = self.pos;
-            return Err(error(bad..bad + 1, "unexpected character after a number"));
-        }
         let text = &self.src[start..self.pos];
         let value: f64 = text.parse().map_err(|_| error(start..self.pos, format!("`{text}` is not a number")))?;
-        Ok(Token { kind: TokenKind::Number(value), span: start..self.pos })
+        let unit_start = self.pos;
+        self.bump_while(|c| c.is_alphanumeric() || c == '_');
+        let unit = &self.src[unit_start..self.pos];
+        if unit.is_empty() {
+            if self.peek() == Some('.') {
+                return Err(error(self.pos..self.pos + 1, "unexpected character after a number"));
+            }
+            return Ok(Token { kind: TokenKind::Number(value), span: start..self.pos });
+        }
+        let millis_per_unit = match unit {
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => {
+                return Err(error(
+                    unit_start..self.pos,
+                    format!("unknown unit `{unit}` after a number: a duration is written 500ms, 30s, 5m or 1h"),
+                ));
+            }
+        };
+        let millis = value * millis_per_unit;
+        if millis.fract() != 0.0 || millis > u64::MAX as f64 {
+            let text = &self.src[start..self.pos];
+            return Err(error(start..self.pos, format!("`{text}` is not a whole number of milliseconds")));
+        }
+        Ok(Token { kind: TokenKind::Duration(Duration::from_millis(millis as u64)), span: start..self.pos })
     }
 }
 
@@ -247,6 +275,48 @@ mod tests {
     }
 
     #[test]
+    fn durations_and_calls() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds("avg(x, 30s) > rate(y, 1.5s) + ewma(z, 0.1) - max(w, 500ms, 5m, 1h)"),
+            vec![
+                Metric("avg".into()),
+                LParen,
+                Metric("x".into()),
+                Comma,
+                Duration(std::time::Duration::from_secs(30)),
+                RParen,
+                Gt,
+                Metric("rate".into()),
+                LParen,
+                Metric("y".into()),
+                Comma,
+                Duration(std::time::Duration::from_millis(1500)),
+                RParen,
+                Plus,
+                Metric("ewma".into()),
+                LParen,
+                Metric("z".into()),
+                Comma,
+                Number(0.1),
+                RParen,
+                Minus,
+                Metric("max".into()),
+                LParen,
+                Metric("w".into()),
+                Comma,
+                Duration(std::time::Duration::from_millis(500)),
+                Comma,
+                Duration(std::time::Duration::from_secs(300)),
+                Comma,
+                Duration(std::time::Duration::from_secs(3600)),
+                RParen,
+                Eof,
+            ]
+        );
+    }
+
+    #[test]
     fn spans_are_byte_ranges() {
         let tokens = tokenize("temp < -10").unwrap();
         let spans: Vec<_> = tokens.iter().map(|t| t.span.clone()).collect();
@@ -261,7 +331,9 @@ mod tests {
             ("a > 1e", 5..6, "an exponent needs digits, as in `1e-3`"),
             ("`abc > 1", 0..1, "unclosed backtick: a quoted metric name ends with `"),
             ("`` > 1", 0..2, "empty metric name"),
-            ("a > 12x", 6..7, "unexpected character after a number"),
+            ("a > 12x", 6..7, "unknown unit `x` after a number: a duration is written 500ms, 30s, 5m or 1h"),
+            ("a > 1.5.2", 7..8, "unexpected character after a number"),
+            ("avg(a, 0.5ms) > 1", 7..12, "`0.5ms` is not a whole number of milliseconds"),
             ("a # b", 2..3, "unexpected character `#`; write metric names with other characters in backticks"),
         ] {
             let err = tokenize(src).unwrap_err();

@@ -2,7 +2,7 @@
 //!
 //! Binding powers, loosest first: `or`, `and`, prefix `not`, comparisons (not chained), `+ -`, `* /`, unary `-`.
 
-use std::{fmt, ops::Range};
+use std::{fmt, ops::Range, time::Duration};
 
 use super::{
     ConditionError,
@@ -20,7 +20,11 @@ pub(crate) struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
     Number(f64),
+    /// A length of time, only meaningful as a window function's argument.
+    Duration(Duration),
     Metric(String),
+    /// A function call: `avg(temperature, 10)`.
+    Call(String, Vec<Node>),
     Unary(UnaryOp, Box<Node>),
     Binary(BinaryOp, Box<Node>, Box<Node>),
 }
@@ -113,7 +117,7 @@ const NEG_OPERAND_POWER: u8 = 13;
 /// Parses a condition's source into an AST.
 pub(crate) fn parse(src: &str) -> Result<Node, ConditionError> {
     let tokens = tokenize(src)?;
-    let mut parser = Parser { tokens, pos: 0 };
+    let mut parser = Parser { src, tokens, pos: 0 };
     let node = parser.expr(0)?;
     let next = parser.peek();
     if next.kind != TokenKind::Eof {
@@ -125,12 +129,13 @@ pub(crate) fn parse(src: &str) -> Result<Node, ConditionError> {
     Ok(node)
 }
 
-struct Parser {
+struct Parser<'a> {
+    src: &'a str,
     tokens: Vec<Token>,
     pos: usize,
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> &Token {
         &self.tokens[self.pos]
     }
@@ -175,6 +180,13 @@ impl Parser {
         let start = token.span.start;
         let (op, power) = match token.kind {
             TokenKind::Number(n) => return Ok(Node { expr: Expr::Number(n), span: token.span }),
+            TokenKind::Duration(d) => return Ok(Node { expr: Expr::Duration(d), span: token.span }),
+            // A bare name followed by `(` calls a function; a name in backticks is always a metric.
+            TokenKind::Metric(name)
+                if self.peek().kind == TokenKind::LParen && !self.src[token.span.clone()].starts_with('`') =>
+            {
+                return self.call(name, token.span);
+            }
             TokenKind::Metric(name) => return Ok(Node { expr: Expr::Metric(name), span: token.span }),
             TokenKind::LParen => {
                 let inner = self.expr(0)?;
@@ -203,6 +215,29 @@ impl Parser {
         let span = start..operand.span.end;
         Ok(Node { expr: Expr::Unary(op, Box::new(operand)), span })
     }
+
+    /// Parses the arguments of a call whose name has been read; the next token is `(`.
+    fn call(&mut self, name: String, name_span: Range<usize>) -> Result<Node, ConditionError> {
+        self.next();
+        let mut args = Vec::new();
+        if self.peek().kind != TokenKind::RParen {
+            loop {
+                args.push(self.expr(0)?);
+                if self.peek().kind != TokenKind::Comma {
+                    break;
+                }
+                self.next();
+            }
+        }
+        let close = self.next();
+        if close.kind != TokenKind::RParen {
+            return Err(ConditionError {
+                span: close.span,
+                message: format!("expected `,` or `)` in the call of `{name}`, found {}", close.kind.describe()),
+            });
+        }
+        Ok(Node { expr: Expr::Call(name, args), span: name_span.start..close.span.end })
+    }
 }
 
 /// Prints the AST as an S-expression, for tests and debugging.
@@ -210,7 +245,15 @@ impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.expr {
             Expr::Number(n) => write!(f, "{n}"),
+            Expr::Duration(d) => write!(f, "{d:?}"),
             Expr::Metric(name) => write!(f, "{name}"),
+            Expr::Call(name, args) => {
+                write!(f, "({name}")?;
+                for arg in args {
+                    write!(f, " {arg}")?;
+                }
+                write!(f, ")")
+            }
             Expr::Unary(UnaryOp::Neg, operand) => write!(f, "(- {operand})"),
             Expr::Unary(UnaryOp::Not, operand) => write!(f, "(not {operand})"),
             Expr::Binary(op, lhs, rhs) => write!(f, "({} {lhs} {rhs})", op.symbol()),
@@ -251,6 +294,9 @@ mod tests {
             ("`line-1.temp` > 3", "(> line-1.temp 3)"),
             ("pH > 5.5", "(> pH 5.5)"),
             ("x >= 1e-3", "(>= x 0.001)"),
+            ("avg(temperature, 10) > 30", "(> (avg temperature 10) 30)"),
+            ("avg(a - b, 30s) * 2 > rate(c, 1m)", "(> (* (avg (- a b) 30s) 2) (rate c 60s))"),
+            ("zscore(x) > 3 or delta(x) < -1", "(or (> (zscore x) 3) (< (delta x) (- 1)))"),
         ] {
             check(src, expected);
         }
@@ -272,5 +318,8 @@ mod tests {
         check_error("a > 1 b", 6..7, "expected an operator or the end of the condition, found metric `b`");
         check_error("> 1", 0..1, "expected a number, a metric or `(`, found `>`");
         check_error("a > ()", 5..6, "expected a number, a metric or `(`, found `)`");
+        check_error("avg(a 10) > 1", 6..8, "expected `,` or `)` in the call of `avg`, found number `10`");
+        check_error("avg(a,) > 1", 6..7, "expected a number, a metric or `(`, found `)`");
+        check_error("`avg`(x) > 1", 5..6, "expected an operator or the end of the condition, found `(`");
     }
 }

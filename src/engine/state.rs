@@ -33,43 +33,93 @@ pub enum Hold {
     Duration(Duration),
 }
 
-/// One rule's state for one sensor.
+/// When a rule fires and resolves: the rules file's `notify`, `for` and `keep_firing_for`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timing {
+    /// FIRING once per firing, or on every reading that holds.
+    pub notify: Notify,
+    /// How long the condition must hold before the rule fires.
+    pub hold: Option<Hold>,
+    /// How long the rule keeps firing once it would resolve.
+    pub keep_firing_for: Option<Hold>,
+}
+
+/// An unbroken run of readings on which something held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Run {
+    len: u64,
+    start: Option<SystemTime>,
+}
+
+impl Run {
+    fn extend(&mut self, time: SystemTime) {
+        self.len = self.len.saturating_add(1);
+        self.start.get_or_insert(time);
+    }
+
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Whether the run has lasted `hold` as of a reading at `time` (no hold: as soon as it starts).
+    fn lasted(&self, hold: Option<Hold>, time: SystemTime) -> bool {
+        match hold {
+            None => self.len > 0,
+            Some(Hold::Readings(n)) => self.len >= n,
+            Some(Hold::Duration(d)) => {
+                self.start.is_some_and(|start| time.duration_since(start).unwrap_or(Duration::ZERO) >= d)
+            }
+        }
+    }
+}
+
+/// One rule's firing state for one sensor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct RuleState {
     firing: bool,
-    /// Length of the current unbroken run of true readings (0: the condition is false or never seen).
-    run_len: u64,
-    /// Time of the first reading of the current true run.
-    run_start: Option<SystemTime>,
+    /// The current run of readings on which the condition held.
+    holding: Run,
+    /// While firing, the current run of readings on which the rule would resolve.
+    clearing: Run,
 }
 
 impl RuleState {
-    /// Advances the state by one reading on which the condition was `holds`, and says which alert that yields.
-    pub(crate) fn step(
-        &mut self,
-        holds: bool,
-        hold: Option<Hold>,
-        notify: Notify,
-        time: SystemTime,
-    ) -> Option<AlertState> {
-        if !holds {
-            self.run_len = 0;
-            self.run_start = None;
-            let was_firing = std::mem::replace(&mut self.firing, false);
-            return was_firing.then_some(AlertState::Resolved);
+    /// Whether the rule is firing for the sensor.
+    pub(crate) fn is_firing(&self) -> bool {
+        self.firing
+    }
+
+    /// Stops firing without a reading (absence rules, which the next reading resolves, and reloads).
+    pub(crate) fn set_firing(&mut self, firing: bool) {
+        *self = Self { firing, ..Self::default() };
+    }
+
+    /// Advances the state by one reading and says which alert it yields. `fires`: the condition held; `clears`:
+    /// the rule would resolve (its `resolve` condition held, or without one, the condition did not).
+    pub(crate) fn step(&mut self, fires: bool, clears: bool, timing: &Timing, time: SystemTime) -> Option<AlertState> {
+        if fires {
+            self.holding.extend(time);
+        } else {
+            self.holding.reset();
         }
-        self.run_len = self.run_len.saturating_add(1);
-        let run_start = *self.run_start.get_or_insert(time);
-        let held = match hold {
-            None => true,
-            Some(Hold::Readings(n)) => self.run_len >= n,
-            Some(Hold::Duration(d)) => time.duration_since(run_start).unwrap_or(Duration::ZERO) >= d,
-        };
-        if !held {
-            return None;
+        if self.firing {
+            if clears && !fires {
+                self.clearing.extend(time);
+                if self.clearing.lasted(timing.keep_firing_for, time) {
+                    *self = Self::default();
+                    return Some(AlertState::Resolved);
+                }
+                return None;
+            }
+            self.clearing.reset();
+            let again = fires && timing.notify == Notify::Every && self.holding.lasted(timing.hold, time);
+            return again.then_some(AlertState::Firing);
         }
-        let was_firing = std::mem::replace(&mut self.firing, true);
-        (notify == Notify::Every || !was_firing).then_some(AlertState::Firing)
+        if fires && self.holding.lasted(timing.hold, time) {
+            self.firing = true;
+            return Some(AlertState::Firing);
+        }
+        None
     }
 }
 
@@ -80,10 +130,18 @@ mod tests {
 
     /// Feeds (seconds, holds) pairs and collects what each step yields.
     fn run(hold: Option<Hold>, notify: Notify, steps: &[(u64, bool)]) -> Vec<Option<AlertState>> {
+        let timing = Timing { notify, hold, keep_firing_for: None };
+        run_with(&timing, &steps.iter().map(|&(t, holds)| (t, holds, !holds)).collect::<Vec<_>>())
+    }
+
+    /// Feeds (seconds, fires, clears) triples and collects what each step yields.
+    fn run_with(timing: &Timing, steps: &[(u64, bool, bool)]) -> Vec<Option<AlertState>> {
         let mut state = RuleState::default();
         steps
             .iter()
-            .map(|&(secs, holds)| state.step(holds, hold, notify, SystemTime::UNIX_EPOCH + Duration::from_secs(secs)))
+            .map(|&(secs, fires, clears)| {
+                state.step(fires, clears, timing, SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            })
             .collect()
     }
 
@@ -122,5 +180,30 @@ mod tests {
     fn a_true_run_shorter_than_its_hold_yields_nothing() {
         let hold = Some(Hold::Duration(Duration::from_secs(30)));
         assert_eq!(run(hold, Notify::Change, &[(0, true), (10, true), (20, false)]), [None, None, None]);
+    }
+
+    #[test]
+    fn a_resolve_condition_gives_hysteresis() {
+        // Fire at t > 30, resolve only at t < 28: readings 31, 29, 27, 29, 31.
+        let temps = [31.0, 29.0, 27.0, 29.0, 31.0];
+        let steps: Vec<(u64, bool, bool)> = temps.iter().map(|&t| (0, t > 30.0, t < 28.0)).collect();
+        assert_eq!(run_with(&Timing::default(), &steps), [Some(F), None, Some(R), None, Some(F)]);
+    }
+
+    #[test]
+    fn keep_firing_for_delays_the_resolution() {
+        let keep = Timing { keep_firing_for: Some(Hold::Duration(Duration::from_secs(20))), ..Timing::default() };
+        let steps = [
+            (0, true, false),
+            (10, false, true),
+            (20, true, false),
+            (30, false, true),
+            (45, false, true),
+            (50, false, true),
+        ];
+        assert_eq!(run_with(&keep, &steps), [Some(F), None, None, None, None, Some(R)]);
+        let keep = Timing { keep_firing_for: Some(Hold::Readings(2)), ..Timing::default() };
+        let steps = [(0, true, false), (1, false, true), (2, false, true), (3, false, true)];
+        assert_eq!(run_with(&keep, &steps), [Some(F), None, Some(R), None]);
     }
 }

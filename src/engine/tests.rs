@@ -1,19 +1,17 @@
 //! Tests of the engine facade: whole rule sets over sequences of readings.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
 
 use super::*;
 
 fn spec(name: &str, condition: &str) -> RuleSpec {
-    RuleSpec {
-        name: name.to_owned(),
-        condition: condition.to_owned(),
-        severity: Severity::Warning,
-        message: None,
-        notify: Notify::Change,
-        hold: None,
-    }
+    RuleSpec { name: name.to_owned(), condition: Some(condition.to_owned()), ..RuleSpec::default() }
 }
+
+const LATENESS: Duration = Duration::from_secs(60);
 
 fn classic() -> RuleSet {
     let mut low = spec("temp_too_low", "temperature < 10");
@@ -34,10 +32,10 @@ fn reading(sensor: &str, seq: u64, values: &[(&str, f64)]) -> Reading {
 
 /// Feeds the readings through one stream and renders each alert as `sensor seq rule STATE`.
 fn run(rules: &RuleSet, max_sensors: usize, readings: &[Reading]) -> Vec<String> {
-    let mut stream = StreamState::new(max_sensors);
+    let mut stream = StreamState::new(max_sensors, LATENESS);
     let mut out = Vec::new();
     for reading in readings {
-        rules.evaluate(&mut stream, reading, &mut out);
+        rules.evaluate(&mut stream, reading.clone(), reading.time, &mut out);
     }
     out.iter()
         .map(|a| {
@@ -120,7 +118,7 @@ fn sensors_beyond_the_limit_yield_an_event_and_known_ones_go_on() {
 fn alerts_carry_the_rule_and_the_reading() {
     let mut out = Vec::new();
     let r = reading("line-1", 42, &[("temperature", 8.0), ("pH", 4.0)]);
-    classic().evaluate(&mut StreamState::new(10), &r, &mut out);
+    classic().evaluate(&mut StreamState::new(10, LATENESS), r.clone(), r.time, &mut out);
     assert_eq!(
         out,
         [Alert {
@@ -154,7 +152,7 @@ fn stateless_evaluation_is_the_classic_example() {
 #[test]
 fn stateless_evaluation_ignores_for() {
     let mut held = spec("held", "temperature < 10");
-    held.hold = Some(Hold::Readings(5));
+    held.timing.hold = Some(Hold::Readings(5));
     let rules = RuleSet::new(vec![held]).unwrap();
     let mut out = Vec::new();
     rules.evaluate_stateless(&reading("s", 0, &[("temperature", 1.0)]), &mut out).unwrap();
@@ -185,4 +183,175 @@ fn line_col_counts_characters_from_one() {
     assert_eq!(line_col("abc", 0), (1, 1));
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("é > x", 3), (1, 3));
+}
+
+fn rules(specs: Vec<RuleSpec>) -> RuleSet {
+    RuleSet::new(specs).unwrap()
+}
+
+#[test]
+fn window_functions_are_per_sensor_and_have_no_value_until_they_do() {
+    let set = rules(vec![spec("avg_hot", "avg(temperature, 3) > 30"), spec("rising", "delta(temperature) > 5")]);
+    let readings = [
+        reading("a", 1, &[("temperature", 40.0)]), // avg 40: FIRING; delta: no value yet
+        reading("b", 2, &[("temperature", 20.0)]), // b has its own windows
+        reading("a", 3, &[("temperature", 10.0)]), // avg 25: RESOLVED; delta -30
+        reading("a", 4, &[("temperature", 40.0)]), // avg 30: not > 30; delta 30: FIRING
+        reading("b", 5, &[("temperature", 26.0)]), // b: avg 23; delta 6: FIRING
+        reading("a", 6, &[("temperature", 50.0)]), // avg 33.3: FIRING; delta 10: still firing
+    ];
+    assert_eq!(
+        run(&set, 10, &readings),
+        ["a 1 avg_hot FIRING", "a 3 avg_hot RESOLVED", "a 4 rising FIRING", "b 5 rising FIRING", "a 6 avg_hot FIRING",]
+    );
+}
+
+#[test]
+fn a_resolve_condition_and_keep_firing_for_through_the_rule_set() {
+    let mut hot = spec("hot", "temperature > 30");
+    hot.resolve = Some("temperature < 28".to_owned());
+    hot.timing.keep_firing_for = Some(Hold::Readings(2));
+    let readings: Vec<Reading> = [31.0, 29.0, 27.0, 29.0, 27.0, 26.0]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| reading("s", i as u64 + 1, &[("temperature", *t)]))
+        .collect();
+    assert_eq!(run(&rules(vec![hot]), 10, &readings), ["s 1 hot FIRING", "s 6 hot RESOLVED"]);
+}
+
+#[test]
+fn sensors_patterns_scope_a_rule() {
+    let mut line1 = spec("line1_hot", "t > 30");
+    line1.sensors = vec!["line-1/*".to_owned()];
+    let mut anywhere = spec("hot", "t > 30");
+    anywhere.sensors = vec!["line-2/*".to_owned(), "*/oven".to_owned()];
+    let readings = [
+        reading("line-1/oven", 1, &[("t", 40.0)]),
+        reading("line-2/a", 2, &[("t", 40.0)]),
+        reading("line-3/b", 3, &[("t", 40.0)]),
+        reading("line-1/a/b", 4, &[("t", 40.0)]),
+    ];
+    assert_eq!(
+        run(&rules(vec![line1, anywhere]), 10, &readings),
+        ["line-1/oven 1 line1_hot FIRING", "line-1/oven 1 hot FIRING", "line-2/a 2 hot FIRING"]
+    );
+}
+
+#[test]
+fn messages_fill_placeholders_from_the_reading() {
+    let mut low = spec("low", "temperature < 10");
+    low.message = Some("temperature {temperature} below 10 on {sensor_id}".to_owned());
+    let mut out = Vec::new();
+    let r = reading("line-1", 1, &[("temperature", 8.0)]);
+    rules(vec![low]).evaluate(&mut StreamState::new(10, LATENESS), r.clone(), r.time, &mut out);
+    assert_eq!(&*out[0].message, "temperature 8 below 10 on line-1");
+
+    let mut unknown = spec("low", "temperature < 10");
+    unknown.message = Some("{pH} is not read".to_owned());
+    let errors = RuleSet::new(vec![unknown]).unwrap_err();
+    assert!(matches!(&errors[0], RuleSetError::Field { field: RuleField::Message, error, .. } if error.span == (0..4)));
+}
+
+#[test]
+fn late_readings_beyond_the_lateness_are_events_and_within_it_are_applied() {
+    let set = rules(vec![spec("hot", "max(t, 30s) > 30")]);
+    let at = |seq: u64, secs: u64, t: f64| {
+        let mut r = reading("s", seq, &[("t", t)]);
+        r.time = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        r
+    };
+    let readings = [at(1, 100, 20.0), at(2, 30, 50.0), at(3, 80, 40.0), at(4, 101, 20.0), at(5, 111, 20.0)];
+    // Reading 2 is 70 s behind (over 60 s): an event. Reading 3 is 20 s behind: applied, and in the window as if in
+    // order; the window of 30 s before 101 still holds it, and of 30 s before 111 no longer does.
+    assert_eq!(run(&set, 10, &readings), ["s 2 late_reading FIRING", "s 3 hot FIRING", "s 5 hot RESOLVED"]);
+}
+
+#[test]
+fn absence_fires_on_silence_and_resolves_on_the_next_reading() {
+    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+    let set = rules(vec![silent, spec("hot", "t > 30")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let epoch = SystemTime::UNIX_EPOCH;
+    let s = |n| epoch + Duration::from_secs(n);
+    assert_eq!(stream.next_deadline(), None, "nothing is watched before a sensor reports");
+    set.evaluate(&mut stream, reading("a", 1, &[("t", 1.0)]), s(0), &mut out);
+    set.evaluate(&mut stream, reading("b", 2, &[("t", 1.0)]), s(5), &mut out);
+    assert_eq!(stream.next_deadline(), Some(s(10)));
+    set.check_absence(&mut stream, s(9), &mut out);
+    assert!(out.is_empty());
+    set.evaluate(&mut stream, reading("a", 3, &[("t", 1.0)]), s(9), &mut out);
+    // a's entry comes due at 10, but a spoke at 9: it is rescheduled, and b fires at 15.
+    set.check_absence(&mut stream, s(10), &mut out);
+    assert!(out.is_empty());
+    set.check_absence(&mut stream, s(15), &mut out);
+    set.check_absence(&mut stream, s(19), &mut out);
+    set.check_absence(&mut stream, s(40), &mut out);
+    set.evaluate(&mut stream, reading("b", 4, &[("t", 40.0)]), s(41), &mut out);
+    let got: Vec<String> = out
+        .iter()
+        .map(|a| format!("{} {} {} {:?} {:?}", a.sensor_id, a.reading_seq, a.rule, a.state, a.time))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("b 2 silent Firing {:?}", s(15)),
+            format!("a 3 silent Firing {:?}", s(19)),
+            format!("b 4 silent Resolved {:?}", reading("b", 4, &[]).time),
+            format!("b 4 hot Firing {:?}", reading("b", 4, &[]).time),
+        ]
+    );
+    assert_eq!(out[0].values, HashMap::from([("t".to_owned(), 1.0)]), "absence alerts carry the last values");
+    assert_eq!(stream.next_deadline(), Some(s(51)), "b is watched again; a is firing");
+}
+
+#[test]
+fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed_ones() {
+    let old = rules(vec![spec("hot", "t > 30"), spec("cold", "t < 0"), spec("avg", "avg(t, 3) > 100")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let r = reading("s", 1, &[("t", 200.0)]);
+    old.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    assert_eq!(out.len(), 2, "hot and avg fire");
+    out.clear();
+    // hot is unchanged (stays firing, no new alert); avg changes (RESOLVED now); cold is removed (was not firing).
+    let new = rules(vec![spec("avg", "avg(t, 3) > 150"), spec("hot", "t > 30"), spec("new", "t > 0")]);
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(99);
+    new.adopt(&old, &mut stream, now, &mut out);
+    let got: Vec<String> =
+        out.iter().map(|a| format!("{} {} {:?} {}", a.rule, a.reading_seq, a.state, a.values["t"])).collect();
+    assert_eq!(got, ["avg 1 Resolved 200"]);
+    assert_eq!(out[0].time, now);
+    out.clear();
+    let r = reading("s", 2, &[("t", 200.0)]);
+    new.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    let got: Vec<String> = out.iter().map(|a| format!("{} {:?}", a.rule, a.state)).collect();
+    // The changed avg starts with a fresh window (one reading of 200 > 150) and fires; hot kept its state.
+    assert_eq!(got, ["avg Firing", "new Firing"]);
+}
+
+#[test]
+fn stateless_evaluation_skips_rules_that_need_history() {
+    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+    let set = rules(vec![spec("avg", "avg(t, 3) > 1"), silent, spec("plain", "t > 1")]);
+    let mut out = Vec::new();
+    set.evaluate_stateless(&reading("s", 0, &[("t", 5.0)]), &mut out).unwrap();
+    assert_eq!(out.iter().map(|a| &*a.rule).collect::<Vec<_>>(), ["plain"]);
+}
+
+#[test]
+fn absence_rules_take_no_condition_keys() {
+    let mut bad = spec("silent", "t > 1");
+    bad.absent_for = Some(Duration::from_secs(1));
+    bad.timing.hold = Some(Hold::Readings(2));
+    let errors = RuleSet::new(vec![bad, RuleSpec { name: "none".into(), ..RuleSpec::default() }]).unwrap_err();
+    let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rendered,
+        [
+            "an `absent_for` rule fires on silence and takes no `condition`",
+            "an `absent_for` rule fires on silence and takes no `for`",
+            "a rule needs a `condition` (or `absent_for`)",
+        ]
+    );
 }

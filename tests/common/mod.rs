@@ -16,6 +16,8 @@ use tonic::transport::Channel;
 
 /// A server running in this process. Dropping it starts its shutdown.
 pub struct TestServer {
+    /// Publishes a new rule set to the server, as a reload does.
+    pub rules: tokio::sync::watch::Sender<Arc<RuleSet>>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub drain: CancellationToken,
@@ -40,8 +42,9 @@ impl TestServer {
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let drain = CancellationToken::new();
-        let handle = tokio::spawn(serve(Listeners { grpc, http: Some(http) }, Arc::new(rules), config, drain.clone()));
-        Self { grpc_addr, http_addr, drain, handle }
+        let (rules, live) = tokio::sync::watch::channel(Arc::new(rules));
+        let handle = tokio::spawn(serve(Listeners { grpc, http: Some(http) }, live, config, drain.clone()));
+        Self { rules, grpc_addr, http_addr, drain, handle }
     }
 
     /// A new connection to the server.

@@ -1,0 +1,274 @@
+//! Rules: a [`RuleSpec`] as written, compiled into a [`Rule`]; a [`RuleSet`] is the immutable, compiled list.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{
+    ConditionError, RESERVED_NAMES,
+    compile::{Condition, MetricTable, compile},
+    glob::SensorPattern,
+    reading::Severity,
+    state::Timing,
+    template::Template,
+    window::WindowFn,
+};
+
+/// A rule as written, before it is compiled. Two rules with equal specs are the same rule (hot reload keeps its
+/// state).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuleSpec {
+    /// Unique within a rule set; alerts carry it.
+    pub name: String,
+    /// When the rule fires; required unless `absent_for` is given.
+    pub condition: Option<String>,
+    /// When a firing rule resolves; without it, when `condition` stops holding.
+    pub resolve: Option<String>,
+    /// Carried by every alert of the rule.
+    pub severity: Severity,
+    /// Carried by every alert of the rule, with `{placeholders}` filled; the name when `None`.
+    pub message: Option<String>,
+    /// `notify`, `for` and `keep_firing_for`.
+    pub timing: Timing,
+    /// Fires for a sensor that reported and then has been silent this long (server time); takes no condition.
+    pub absent_for: Option<Duration>,
+    /// Sensor id patterns the rule applies to (`line-1/*`); empty: every sensor.
+    pub sensors: Vec<String>,
+}
+
+/// Which field of a rule an error is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleField {
+    /// The `condition`.
+    Condition,
+    /// The `resolve` condition.
+    Resolve,
+    /// The `message`.
+    Message,
+}
+
+/// Why a list of [`RuleSpec`]s does not make a rule set. `rule` is the index of the spec at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleSetError {
+    /// The list is empty.
+    #[error("no rules: a rule set needs at least one rule")]
+    Empty,
+    /// A name is used by an earlier rule.
+    #[error("duplicate rule name `{name}`")]
+    DuplicateName {
+        /// Index of the later rule.
+        rule: usize,
+        /// The name used twice.
+        name: String,
+    },
+    /// A name is one of [`RESERVED_NAMES`].
+    #[error("`{name}` is reserved for an event and cannot name a rule")]
+    ReservedName {
+        /// Index of the rule.
+        rule: usize,
+        /// The reserved name.
+        name: String,
+    },
+    /// A name is empty.
+    #[error("a rule name cannot be empty")]
+    EmptyName {
+        /// Index of the rule.
+        rule: usize,
+    },
+    /// A rule has neither a condition nor `absent_for`.
+    #[error("a rule needs a `condition` (or `absent_for`)")]
+    MissingCondition {
+        /// Index of the rule.
+        rule: usize,
+    },
+    /// An `absent_for` rule has a key that only conditions take.
+    #[error("an `absent_for` rule fires on silence and takes no `{key}`")]
+    AbsentWith {
+        /// Index of the rule.
+        rule: usize,
+        /// The key it may not have.
+        key: &'static str,
+    },
+    /// A condition, resolve condition or message does not compile; the span is inside that field's text.
+    #[error("{error}")]
+    Field {
+        /// Index of the rule.
+        rule: usize,
+        /// Which field.
+        field: RuleField,
+        /// The error, with a span inside the field.
+        error: ConditionError,
+    },
+}
+
+/// What a rule watches.
+// One per rule, built once: boxing the large variant would only add an indirection on the per-reading path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum Watch {
+    /// A condition on each reading, and optionally the condition that resolves it.
+    Condition { condition: Condition, resolve: Option<Condition> },
+    /// Silence of a sensor for this long.
+    Absence(Duration),
+}
+
+/// A rule's message: fixed, or a template filled per alert.
+#[derive(Debug, Clone)]
+pub(crate) enum Message {
+    Plain(Arc<str>),
+    Template(Template),
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    spec: RuleSpec,
+    pub(crate) name: Arc<str>,
+    pub(crate) message: Message,
+    pub(crate) watch: Watch,
+    /// The window functions its conditions call; each sensor gets a state per entry.
+    pub(crate) windows: Vec<WindowFn>,
+    sensors: Vec<SensorPattern>,
+}
+
+impl Rule {
+    /// The rule as written.
+    pub fn spec(&self) -> &RuleSpec {
+        &self.spec
+    }
+
+    /// The rule's unique name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the rule applies to the sensor `id`.
+    pub(crate) fn applies_to(&self, id: &str) -> bool {
+        self.sensors.is_empty() || self.sensors.iter().any(|p| p.matches(id))
+    }
+
+    /// Whether the rule needs a sensor's history (window functions or absence), so stateless evaluation skips it.
+    pub(crate) fn needs_history(&self) -> bool {
+        match &self.watch {
+            Watch::Absence(_) => true,
+            Watch::Condition { condition, resolve } => {
+                condition.stateful || resolve.as_ref().is_some_and(|r| r.stateful)
+            }
+        }
+    }
+}
+
+/// An immutable, compiled list of rules: shared by every stream as a snapshot.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) metrics: MetricTable,
+}
+
+impl RuleSet {
+    /// Compiles `specs` in order.
+    ///
+    /// # Errors
+    /// Every problem found in every spec, not only the first.
+    pub fn new(specs: Vec<RuleSpec>) -> Result<Self, Vec<RuleSetError>> {
+        if specs.is_empty() {
+            return Err(vec![RuleSetError::Empty]);
+        }
+        let mut errors = Vec::new();
+        let mut metrics = MetricTable::default();
+        let mut rules: Vec<Rule> = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.into_iter().enumerate() {
+            if spec.name.is_empty() {
+                errors.push(RuleSetError::EmptyName { rule: index });
+            } else if RESERVED_NAMES.contains(&spec.name.as_str()) {
+                errors.push(RuleSetError::ReservedName { rule: index, name: spec.name.clone() });
+            } else if rules.iter().any(|r| *r.name == spec.name) {
+                errors.push(RuleSetError::DuplicateName { rule: index, name: spec.name.clone() });
+            }
+            match compile_rule(index, spec, &mut metrics) {
+                Ok(rule) => rules.push(rule),
+                Err(mut rule_errors) => errors.append(&mut rule_errors),
+            }
+        }
+        if errors.is_empty() { Ok(Self { rules, metrics }) } else { Err(errors) }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether any rule watches for absence (the stream loop then needs a timer).
+    pub fn watches_absence(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r.watch, Watch::Absence(_)))
+    }
+}
+
+fn compile_rule(index: usize, spec: RuleSpec, metrics: &mut MetricTable) -> Result<Rule, Vec<RuleSetError>> {
+    let mut errors = Vec::new();
+    let mut windows = Vec::new();
+    let mut compile_field = |field, text: &Option<String>, windows: &mut Vec<WindowFn>| {
+        let text = text.as_deref()?;
+        match compile(text, metrics, windows) {
+            Ok(condition) => Some(condition),
+            Err(error) => {
+                errors.push(RuleSetError::Field { rule: index, field, error });
+                None
+            }
+        }
+    };
+    let condition = compile_field(RuleField::Condition, &spec.condition, &mut windows);
+    let resolve = compile_field(RuleField::Resolve, &spec.resolve, &mut windows);
+    let watch = match (spec.absent_for, condition) {
+        (Some(duration), _) => {
+            let conditional = [
+                ("condition", spec.condition.is_some()),
+                ("resolve", spec.resolve.is_some()),
+                ("for", spec.timing.hold.is_some()),
+                ("keep_firing_for", spec.timing.keep_firing_for.is_some()),
+            ];
+            for (key, _) in conditional.into_iter().filter(|(_, present)| *present) {
+                errors.push(RuleSetError::AbsentWith { rule: index, key });
+            }
+            Some(Watch::Absence(duration))
+        }
+        (None, Some(condition)) => Some(Watch::Condition { condition, resolve }),
+        (None, None) => {
+            if spec.condition.is_none() {
+                errors.push(RuleSetError::MissingCondition { rule: index });
+            }
+            None
+        }
+    };
+    // A placeholder may name the sensor or any metric the rule's conditions read.
+    let read: Vec<&str> = match &watch {
+        Some(Watch::Condition { condition, resolve }) => condition
+            .slots
+            .iter()
+            .chain(resolve.iter().flat_map(|r| r.slots.iter()))
+            .map(|&slot| metrics.names()[slot].as_str())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let message_text = spec.message.clone().unwrap_or_else(|| spec.name.replace('{', "{{").replace('}', "}}"));
+    let message = match Template::parse(&message_text, |name| read.contains(&name)) {
+        Ok(template) => Some(match template.as_plain() {
+            Some(plain) => Message::Plain(Arc::from(plain)),
+            None => Message::Template(template),
+        }),
+        Err(e) => {
+            let error = ConditionError { span: e.span, message: e.message };
+            errors.push(RuleSetError::Field { rule: index, field: RuleField::Message, error });
+            None
+        }
+    };
+    match (watch, message) {
+        (Some(watch), Some(message)) if errors.is_empty() => Ok(Rule {
+            name: Arc::from(spec.name.as_str()),
+            sensors: spec.sensors.iter().map(|p| SensorPattern::new(p)).collect(),
+            spec,
+            message,
+            watch,
+            windows,
+        }),
+        _ => Err(errors),
+    }
+}

@@ -1,0 +1,209 @@
+//! Window functions against brute-force references.
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+fn at(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// A deterministic pseudo-random sequence of values in [-50, 50).
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 10_000) as f64 / 100.0 - 50.0
+        })
+        .collect()
+}
+
+fn run(function: WindowFn, readings: &[(u64, f64)]) -> Vec<Option<f64>> {
+    let mut window = function.instantiate();
+    let mut latest = at(0);
+    readings
+        .iter()
+        .map(|&(ms, v)| {
+            latest = latest.max(at(ms));
+            window.update(&function, at(ms), latest, v)
+        })
+        .collect()
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs())) || (a.is_nan() && b.is_nan()),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn assert_all_close(got: &[Option<f64>], expected: &[Option<f64>], what: &str) {
+    assert_eq!(got.len(), expected.len());
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert!(close(*g, *e), "{what}: reading {i}: got {g:?}, expected {e:?}");
+    }
+}
+
+fn reference(aggregate: Aggregate, window: &[f64]) -> Option<f64> {
+    let n = window.len() as f64;
+    let mean = window.iter().sum::<f64>() / n;
+    match aggregate {
+        Aggregate::Count => Some(n),
+        _ if window.is_empty() => None,
+        Aggregate::Avg => Some(mean),
+        Aggregate::Sum => Some(window.iter().sum()),
+        Aggregate::Min => window.iter().copied().reduce(f64::min),
+        Aggregate::Max => window.iter().copied().reduce(f64::max),
+        Aggregate::Stddev if window.len() < 2 => None,
+        Aggregate::Stddev => Some((window.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt()),
+    }
+}
+
+const AGGREGATES: [Aggregate; 6] =
+    [Aggregate::Avg, Aggregate::Min, Aggregate::Max, Aggregate::Sum, Aggregate::Count, Aggregate::Stddev];
+
+#[test]
+fn count_windows_match_a_brute_force_reference() {
+    let xs = values(3_000, 7);
+    let readings: Vec<(u64, f64)> = xs.iter().enumerate().map(|(i, v)| (i as u64 * 1000, *v)).collect();
+    for n in [1, 2, 10, 100] {
+        for aggregate in AGGREGATES {
+            let got = run(WindowFn::Aggregate(aggregate, Span::Readings(n)), &readings);
+            let expected: Vec<_> =
+                (0..xs.len()).map(|i| reference(aggregate, &xs[(i + 1).saturating_sub(n)..=i])).collect();
+            assert_all_close(&got, &expected, &format!("{aggregate:?} over {n} readings"));
+        }
+    }
+}
+
+#[test]
+fn duration_windows_hold_readings_within_the_span_of_the_latest() {
+    let xs = values(2_000, 11);
+    // Irregular gaps of 0..=2.9 s.
+    let mut t = 0;
+    let readings: Vec<(u64, f64)> = xs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            t += (i as u64 * 37) % 3_000;
+            (t, *v)
+        })
+        .collect();
+    for aggregate in AGGREGATES {
+        let got = run(WindowFn::Aggregate(aggregate, Span::Time(Duration::from_secs(10))), &readings);
+        let expected: Vec<_> = (0..readings.len())
+            .map(|i| {
+                let now = readings[i].0;
+                let window: Vec<f64> =
+                    readings[..=i].iter().filter(|(t, _)| t + 10_000 > now).map(|(_, v)| *v).collect();
+                reference(aggregate, &window)
+            })
+            .collect();
+        assert_all_close(&got, &expected, &format!("{aggregate:?} over 10s"));
+    }
+}
+
+#[test]
+fn out_of_order_readings_leave_the_window_as_in_order() {
+    // The same readings in order, and with some swapped neighbours: after all of them, every window agrees.
+    let xs = values(500, 3);
+    let in_order: Vec<(u64, f64)> = xs.iter().enumerate().map(|(i, v)| (i as u64 * 1000, *v)).collect();
+    let mut shuffled = in_order.clone();
+    for i in (1..shuffled.len()).step_by(7) {
+        shuffled.swap(i - 1, i);
+    }
+    for function in [
+        WindowFn::Aggregate(Aggregate::Min, Span::Readings(20)),
+        WindowFn::Aggregate(Aggregate::Max, Span::Time(Duration::from_secs(15))),
+        WindowFn::Aggregate(Aggregate::Stddev, Span::Readings(50)),
+        WindowFn::Aggregate(Aggregate::Sum, Span::Time(Duration::from_secs(40))),
+        WindowFn::Rate(Duration::from_secs(30)),
+        WindowFn::RobustZScore(30),
+        WindowFn::ZScore(Some(30)),
+    ] {
+        // One more reading, in order, after both: its value reflects the whole window.
+        let (mut a, mut b) = (in_order.clone(), shuffled.clone());
+        a.push((500_000, 1.0));
+        b.push((500_000, 1.0));
+        let (a, b) = (*run(function, &a).last().unwrap(), *run(function, &b).last().unwrap());
+        assert!(a.is_some() && close(a, b), "{function:?}: {a:?} in order, {b:?} out of order");
+    }
+}
+
+#[test]
+fn delta_rate_and_ewma() {
+    let readings = [(0, 10.0), (1_000, 13.0), (3_000, 9.0), (4_000, 9.0)];
+    assert_eq!(run(WindowFn::Delta, &readings), [None, Some(3.0), Some(-4.0), Some(0.0)]);
+    // rate over 2.5 s: from the oldest reading within the window to the newest, per second; one reading has none.
+    assert_eq!(run(WindowFn::Rate(Duration::from_millis(2_500)), &readings), [None, Some(3.0), Some(-2.0), Some(0.0)]);
+    assert_eq!(run(WindowFn::Rate(Duration::from_millis(500)), &readings), [None, None, None, None]);
+    let got = run(WindowFn::Ewma(0.5), &readings);
+    assert_eq!(got, [Some(10.0), Some(11.5), Some(10.25), Some(9.625)]);
+    // A reading older than the previous one has no delta and does not move it.
+    assert_eq!(run(WindowFn::Delta, &[(5_000, 1.0), (4_000, 7.0), (6_000, 4.0)]), [None, None, Some(3.0)]);
+}
+
+#[test]
+fn zscore_scores_against_the_history_before_the_reading_after_its_warm_up() {
+    let mut readings: Vec<(u64, f64)> = (0..10).map(|i| (i * 1000, if i % 2 == 0 { 9.0 } else { 11.0 })).collect();
+    readings.push((10_000, 13.0));
+    for function in [WindowFn::ZScore(None), WindowFn::ZScore(Some(10))] {
+        let got = run(function, &readings);
+        assert!(got[..10].iter().all(Option::is_none), "{function:?} warms up on 10 readings: {got:?}");
+        // History: mean 10, population stddev 1.
+        assert!(close(got[10], Some(3.0)), "{function:?}: {:?}", got[10]);
+    }
+}
+
+#[test]
+fn zscore_over_n_forgets_older_history() {
+    let mut readings: Vec<(u64, f64)> = (0..100).map(|i| (i * 1000, 1000.0 + (i % 2) as f64)).collect();
+    readings.extend((100..120).map(|i| (i * 1000, if i % 2 == 0 { 9.0 } else { 11.0 })));
+    readings.push((120_000, 13.0));
+    let windowed = run(WindowFn::ZScore(Some(20)), &readings);
+    assert!(close(*windowed.last().unwrap(), Some(3.0)));
+    let whole = run(WindowFn::ZScore(None), &readings);
+    assert!(whole.last().unwrap().unwrap() < 0.0, "the whole history's mean is near 850");
+}
+
+#[test]
+fn robust_zscore_uses_median_and_mad_of_the_last_n() {
+    let xs = values(400, 5);
+    let readings: Vec<(u64, f64)> = xs.iter().enumerate().map(|(i, v)| (i as u64 * 1000, *v)).collect();
+    let n = 25;
+    let got = run(WindowFn::RobustZScore(n), &readings);
+    for i in 0..xs.len() {
+        let history = &xs[i.saturating_sub(n)..i];
+        let expected = (history.len() >= ANOMALY_WARM_UP).then(|| {
+            let median = median_of(history.to_vec());
+            let mad = median_of(history.iter().map(|v| (v - median).abs()).collect());
+            (xs[i] - median) / (MAD_TO_SIGMA * mad)
+        });
+        assert!(close(got[i], expected), "reading {i}: got {:?}, expected {expected:?}", got[i]);
+    }
+    // A spike that a mean-based score dilutes stands out.
+    let mut spiky: Vec<(u64, f64)> = (0..30).map(|i| (i * 1000, 10.0 + (i % 3) as f64)).collect();
+    spiky.push((30_000, 100.0));
+    assert!(run(WindowFn::RobustZScore(30), &spiky).last().unwrap().unwrap() > 50.0);
+}
+
+fn median_of(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+#[test]
+fn duration_windows_are_bounded() {
+    let mut window = WindowFn::Aggregate(Aggregate::Count, Span::Time(Duration::from_secs(3600))).instantiate();
+    let function = WindowFn::Aggregate(Aggregate::Count, Span::Time(Duration::from_secs(3600)));
+    let mut last = None;
+    for i in 0..(MAX_WINDOW_READINGS as u64 + 10) {
+        last = window.update(&function, at(i), at(i), 1.0);
+    }
+    assert_eq!(last, Some(MAX_WINDOW_READINGS as f64));
+}
