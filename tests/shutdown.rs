@@ -3,79 +3,13 @@
 
 mod common;
 
-use std::{
-    io::{BufRead as _, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::time::Duration;
 
 use alertstream::pb::{self, alert_service_client::AlertServiceClient};
-use common::{brief, reading};
+use common::{binary::Binary, brief, reading};
 use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-
-/// The binary, serving on an ephemeral port; killed on drop if a test fails before it exits.
-struct Binary {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Binary {
-    fn start(grace: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_alertstream"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"])
-            .args(["--shutdown-grace", grace])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Read the log until the server says where it listens; keep draining it so the pipe never fills.
-        let (tx, rx) = mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                eprintln!("server: {line}"); // shown when a test fails
-                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-                if entry["fields"]["message"] == "Serving gRPC." {
-                    let _ = tx.send(entry["fields"]["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
-        Self { child, addr }
-    }
-
-    async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (bounded) for the process to exit and returns its exit code.
-    async fn exit_code(&mut self) -> Option<i32> {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not exit within 15 s of shutdown");
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// Opens a stream whose readings the test sends one by one.
 async fn open_stream(channel: Channel) -> (mpsc_tokio::Sender<pb::Reading>, tonic::Streaming<pb::Alert>) {
@@ -93,7 +27,7 @@ async fn next_alert(alerts: &mut tonic::Streaming<pb::Alert>) -> String {
 
 #[tokio::test]
 async fn sigterm_drains_then_a_half_closed_stream_gets_every_alert_and_ok() {
-    let mut server = Binary::start("30s");
+    let mut server = Binary::start(&["--shutdown-grace", "30s"]);
     let channel = server.channel().await;
     let mut watch = HealthClient::new(channel.clone())
         .watch(HealthCheckRequest { service: "alertstream.v1.AlertService".into() })
@@ -106,7 +40,7 @@ async fn sigterm_drains_then_a_half_closed_stream_gets_every_alert_and_ok() {
     readings.send(reading("s", 1, &[("temperature", 5.0)])).await.unwrap();
     assert_eq!(next_alert(&mut alerts).await, "s 1 temp_too_low FIRING");
 
-    server.terminate();
+    server.signal("TERM");
     assert_eq!(watch.next().await.unwrap().unwrap().status(), ServingStatus::NotServing);
 
     // New connections are refused once the server stops accepting.
@@ -136,12 +70,12 @@ async fn sigterm_drains_then_a_half_closed_stream_gets_every_alert_and_ok() {
 
 #[tokio::test]
 async fn when_the_grace_period_ends_open_streams_get_their_alerts_then_unavailable() {
-    let mut server = Binary::start("1s");
+    let mut server = Binary::start(&["--shutdown-grace", "1s"]);
     let (readings, mut alerts) = open_stream(server.channel().await).await;
     readings.send(reading("s", 1, &[("temperature", 5.0)])).await.unwrap();
     assert_eq!(next_alert(&mut alerts).await, "s 1 temp_too_low FIRING");
 
-    server.terminate();
+    server.signal("TERM");
     readings.send(reading("s", 2, &[("temperature", 15.0)])).await.unwrap();
     // The client never half-closes: the stream is ended by the server when the grace period is over.
     let (rest, status) = common::collect(alerts).await;

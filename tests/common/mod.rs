@@ -1,6 +1,8 @@
 //! Shared test harness: a real server on ephemeral loopback ports, and helpers to talk to it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod binary;
+
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use alertstream::{

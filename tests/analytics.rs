@@ -1,0 +1,150 @@
+//! Streaming analytics through a real server: windows, detectors, absence on an idle stream, event time, templates,
+//! scoping, and a reload under a live stream.
+
+mod common;
+
+use std::time::Duration;
+
+use alertstream::{config::ServeConfig, pb, rules};
+use common::{TestServer, brief, collect, reading};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Opens a stream whose readings the test sends one by one.
+async fn open(server: &TestServer) -> (tokio::sync::mpsc::Sender<pb::Reading>, tonic::Streaming<pb::Alert>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let alerts = server.client().await.stream(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    (tx, alerts)
+}
+
+async fn next(alerts: &mut tonic::Streaming<pb::Alert>) -> pb::Alert {
+    tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.expect("an alert").unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn windows_and_detectors_fire_per_sensor_on_reading_time() {
+    let server = TestServer::with_rules(
+        r#"
+[[rule]]
+name = "hot_on_average"
+condition = "avg(t, 30s) > 30"
+
+[[rule]]
+name = "spike"
+condition = "robust_zscore(t, 50) > 6"
+"#,
+    )
+    .await;
+    let mut client = server.client().await;
+    let mut readings = Vec::new();
+    // Sensor a: 20 steady readings 10 s apart around 20, then a spike to 90 (a 30 s average of 43: hot too).
+    for i in 0..20u64 {
+        readings.push(reading("a", i + 1, &[("t", 20.0 + (i % 3) as f64)]));
+        readings.last_mut().unwrap().time = Some(prost_types::Timestamp { seconds: i as i64 * 10, nanos: 0 });
+    }
+    readings.push(reading("a", 21, &[("t", 90.0)]));
+    readings.last_mut().unwrap().time = Some(prost_types::Timestamp { seconds: 200, nanos: 0 });
+    // Sensor b: 3 hot readings, too few for the detector's warm-up; its average is hot at once.
+    for i in 0..3u64 {
+        readings.push(reading("b", 100 + i, &[("t", 95.0)]));
+    }
+    let (alerts, status) = common::stream_all(&mut client, readings).await;
+    status.unwrap();
+    assert_eq!(
+        alerts.iter().map(brief).collect::<Vec<_>>(),
+        ["a 21 hot_on_average FIRING", "a 21 spike FIRING", "b 100 hot_on_average FIRING"]
+    );
+}
+
+#[tokio::test]
+async fn absence_fires_on_an_idle_stream_and_resolves_on_the_next_reading() {
+    let server = TestServer::with_rules(
+        "[[rule]]\nname = \"silent\"\nabsent_for = \"300ms\"\nmessage = \"{sensor_id} went quiet\"\n",
+    )
+    .await;
+    let (tx, mut alerts) = open(&server).await;
+    let before = std::time::SystemTime::now();
+    tx.send(reading("line-1", 7, &[("t", 1.5)])).await.unwrap();
+    // No reading arrives: the server sends the alert on its own.
+    let fired = next(&mut alerts).await;
+    assert_eq!(brief(&fired), "line-1 7 silent FIRING");
+    assert_eq!(fired.message, "line-1 went quiet");
+    assert_eq!(fired.values, [("t".to_owned(), 1.5)].into());
+    let at = std::time::SystemTime::try_from(fired.time.unwrap()).unwrap();
+    assert!(at.duration_since(before).unwrap() >= Duration::from_millis(300), "server time, after the silence");
+    tx.send(reading("line-1", 8, &[("t", 1.5)])).await.unwrap();
+    assert_eq!(brief(&next(&mut alerts).await), "line-1 8 silent RESOLVED");
+    // Watched again: a second silence fires again.
+    assert_eq!(brief(&next(&mut alerts).await), "line-1 8 silent FIRING");
+    // After a half-close nothing more is owed for absence: the stream ends OK.
+    drop(tx);
+    let (rest, status) = collect(alerts).await;
+    status.unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+}
+
+#[tokio::test]
+async fn late_readings_are_events_beyond_the_lateness() {
+    let config = ServeConfig { lateness: Duration::from_secs(5), ..ServeConfig::default() };
+    let server = TestServer::with(rules::default_rules(), config).await;
+    let mut client = server.client().await;
+    let at = |seq: u64, secs: i64, t: f64| {
+        let mut r = reading("s", seq, &[("temperature", t)]);
+        r.time = Some(prost_types::Timestamp { seconds: secs, nanos: 0 });
+        r
+    };
+    let (alerts, status) =
+        common::stream_all(&mut client, vec![at(1, 100, 20.0), at(2, 90, 5.0), at(3, 97, 5.0)]).await;
+    status.unwrap();
+    let got: Vec<(String, String)> = alerts.iter().map(|a| (brief(a), a.message.clone())).collect();
+    assert_eq!(got[0].0, "s 2 late_reading FIRING");
+    assert_eq!(got[0].1, "late reading: 10s behind sensor `s`'s latest, over the allowed lateness of 5s; not applied");
+    assert_eq!(got[1].0, "s 3 temp_too_low FIRING");
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test]
+async fn templates_and_scoping() {
+    let server = TestServer::with_rules(
+        r#"
+[[rule]]
+name = "cold"
+condition = "temperature < 10"
+message = "temperature {temperature} below 10 on {sensor_id}"
+sensors = ["line-1/*"]
+"#,
+    )
+    .await;
+    let mut client = server.client().await;
+    let readings =
+        vec![reading("line-1/oven", 1, &[("temperature", 8.0)]), reading("line-2/oven", 2, &[("temperature", 8.0)])];
+    let (alerts, status) = common::stream_all(&mut client, readings).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].message, "temperature 8 below 10 on line-1/oven");
+}
+
+#[tokio::test]
+async fn a_reload_under_a_live_stream_loses_no_alert() {
+    let old = "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n\n[[rule]]\nname = \"warm\"\ncondition = \"t > 20\"\n";
+    let server = TestServer::with_rules(old).await;
+    let (tx, mut alerts) = open(&server).await;
+    tx.send(reading("a", 1, &[("t", 35.0)])).await.unwrap();
+    assert_eq!(brief(&next(&mut alerts).await), "a 1 hot FIRING");
+    assert_eq!(brief(&next(&mut alerts).await), "a 1 warm FIRING");
+    // hot stays as it was; warm changes (so resolves now); cold is new.
+    let new = "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n\n[[rule]]\nname = \"warm\"\ncondition = \"t > 25\"\n\n[[rule]]\nname = \"cold\"\ncondition = \"t < 0\"\n";
+    server.rules.send_replace(std::sync::Arc::new(rules::parse("new.toml", new).unwrap()));
+    assert_eq!(brief(&next(&mut alerts).await), "a 1 warm RESOLVED");
+    tx.send(reading("a", 2, &[("t", -5.0)])).await.unwrap();
+    tx.send(reading("a", 3, &[("t", 28.0)])).await.unwrap();
+    drop(tx);
+    let (rest, status) = collect(alerts).await;
+    status.unwrap();
+    assert_eq!(
+        rest.iter().map(brief).collect::<Vec<_>>(),
+        ["a 2 hot RESOLVED", "a 2 cold FIRING", "a 3 warm FIRING", "a 3 cold RESOLVED"]
+    );
+    // New calls see the new rules.
+    let listed = server.client().await.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
+    assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["hot", "warm", "cold"]);
+}

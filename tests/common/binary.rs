@@ -1,0 +1,93 @@
+//! The real `alertstream` binary, serving on an ephemeral port, with its JSON log captured.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use tonic::transport::Channel;
+
+/// A running server process; killed on drop if a test fails before it exits.
+pub struct Binary {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Every log line so far (JSON).
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    /// Starts `alertstream serve` on 127.0.0.1:0 with `args` added, and waits until it says where it listens.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_alertstream"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                eprintln!("server: {line}"); // shown when a test fails
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                if entry["fields"]["message"] == "Serving gRPC." {
+                    let _ = tx.send(entry["fields"]["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
+        Self { child, addr, log }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+    }
+
+    /// Sends a signal (`TERM`, `HUP`) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) until a log line contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str) -> String {
+        for _ in 0..400 {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no log line with {needle:?} within 10 s");
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits (bounded) for the process to exit and returns its exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not exit within 15 s of shutdown");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Hot reload against the real binary: a file change and SIGHUP reload the rules without dropping a stream; a bad
+//! file is rejected with `file:line:col` in the log and the old rules stay live.
+
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use alertstream::pb::{self, alert_service_client::AlertServiceClient};
+use common::{binary::Binary, brief, reading};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Replaces `path` the way editors and Kubernetes do: write a sibling, then rename it over.
+fn replace(path: &Path, text: &str) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, text).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+async fn rule_names(channel: tonic::transport::Channel) -> Vec<String> {
+    let rules = AlertServiceClient::new(channel).list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
+    rules.into_iter().map(|r| r.name).collect()
+}
+
+async fn next(alerts: &mut tonic::Streaming<pb::Alert>) -> String {
+    brief(&tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.unwrap().unwrap().unwrap())
+}
+
+#[tokio::test]
+async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
+    let server = Binary::start(&["--rules", path.to_str().unwrap()]);
+    let channel = server.channel().await;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut alerts =
+        AlertServiceClient::new(channel.clone()).stream(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    tx.send(reading("a", 1, &[("t", 35.0)])).await.unwrap();
+    assert_eq!(next(&mut alerts).await, "a 1 hot FIRING");
+
+    // A bad file: rejected, with its errors in the log; the old rules stay live.
+    replace(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t >> 30\"\n");
+    let rejected = server.wait_for_log("Rejected the rules file").await;
+    assert!(
+        rejected.contains("rules.toml:3:17: in condition: expected a number, a metric or `(`, found `>`"),
+        "{rejected}"
+    );
+    tx.send(reading("a", 2, &[("t", 20.0)])).await.unwrap();
+    assert_eq!(next(&mut alerts).await, "a 2 hot RESOLVED");
+    assert_eq!(rule_names(channel.clone()).await, ["hot"]);
+
+    // A good file: the stream moves to it between readings; `hot` is unchanged, so keeps its state.
+    replace(
+        &path,
+        "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n\n[[rule]]\nname = \"cold\"\ncondition = \"t < 0\"\n",
+    );
+    server.wait_for_log("Reloaded rules.").await;
+    assert_eq!(rule_names(channel.clone()).await, ["hot", "cold"]);
+    tx.send(reading("a", 3, &[("t", -1.0)])).await.unwrap();
+    assert_eq!(next(&mut alerts).await, "a 3 cold FIRING");
+
+    // SIGHUP reloads the file as it is now: `cold` is gone, and it was firing, so it resolves first.
+    std::fs::write(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
+    let reloads = server.count_log("Reloaded rules.");
+    server.signal("HUP");
+    for _ in 0..400 {
+        if server.count_log("Reloaded rules.") > reloads {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(next(&mut alerts).await, "a 3 cold RESOLVED");
+    assert_eq!(rule_names(channel.clone()).await, ["hot"]);
+    tx.send(reading("a", 4, &[("t", 31.0)])).await.unwrap();
+    assert_eq!(next(&mut alerts).await, "a 4 hot FIRING");
+}
+
+#[tokio::test]
+async fn sighup_without_a_rules_file_says_there_is_nothing_to_reload() {
+    let server = Binary::start(&[]);
+    server.signal("HUP");
+    server.wait_for_log("nothing to reload").await;
+    assert_eq!(rule_names(server.channel().await).await, ["temp_too_low", "ph_too_high"]);
+}
