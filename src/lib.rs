@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`engine`]: the rule engine. Parses and compiles conditions, keeps per-sensor state, turns readings into
 //!   alerts. Pure and synchronous: it knows nothing of gRPC, tokio or the clock.
+//! - [`rule_test`]: `alertstream test`, rule unit tests written in TOML.
 //! - [`rules`]: the TOML rules file → [`engine::RuleSet`], with every error as `file:line:col: message`.
 //! - [`convert`]: wire types ([`pb`]) ↔ engine types; the only module that names both.
 //! - [`service`]: the tonic `AlertService` implementation and the one error → `Status` mapping.
@@ -20,6 +21,7 @@ pub mod convert;
 pub mod engine;
 pub mod http;
 pub mod reload;
+pub mod rule_test;
 pub mod rules;
 pub mod server;
 pub mod service;

@@ -4,7 +4,7 @@ use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf, process::ExitCode
 
 use alertstream::{
     config::{self, ServeConfig},
-    reload, rules, server, shutdown,
+    reload, rule_test, rules, server, shutdown,
     units::{parse_byte_size, parse_duration},
 };
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,6 +25,11 @@ enum Command {
     /// Validate a rules file: a one-line summary, or every error as FILE:LINE:COL: message.
     Check {
         /// The rules file (TOML).
+        file: PathBuf,
+    },
+    /// Run rule unit tests (TOML: input readings per sensor with times, expected alerts in order).
+    Test {
+        /// The test file (TOML); it names its rules file.
         file: PathBuf,
     },
 }
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
+        Command::Test { file } => test(&file),
         Command::Serve(args) => {
             init_tracing(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -92,6 +98,25 @@ fn check(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn test(file: &std::path::Path) -> ExitCode {
+    let outcomes = match rule_test::run(file) {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failed = outcomes.iter().filter(|o| o.diff.is_some()).count();
+    for outcome in &outcomes {
+        match &outcome.diff {
+            None => println!("ok    {}", outcome.name),
+            Some(diff) => println!("FAIL  {}\n    (- expected, + actual)\n{diff}", outcome.name),
+        }
+    }
+    println!("{}: {} passed, {failed} failed", file.display(), outcomes.len() - failed);
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {

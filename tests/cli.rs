@@ -82,3 +82,33 @@ fn flags_are_also_read_from_the_environment() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("--shutdown-grace") && stderr.contains("`soon` is not a duration"), "{stderr}");
 }
+
+#[test]
+fn every_example_rule_test_passes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut ran = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".test.toml") {
+            continue;
+        }
+        let shown = format!("examples/{}", path.file_name().unwrap().to_str().unwrap());
+        let output = run(&["test", &shown], &[]);
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(output.status.code(), Some(0), "{shown}:\n{stdout}");
+        assert!(stdout.trim_end().ends_with("passed, 0 failed"), "{stdout}");
+        assert!(!stdout.contains("FAIL"), "{stdout}");
+        ran += 1;
+    }
+    assert!(ran >= 1, "examples/*.test.toml exist");
+}
+
+#[test]
+fn a_failing_rule_test_prints_a_diff_and_exits_1() {
+    let file = "tests/data/rule_tests/failing.test.toml";
+    let output = run(&["test", file], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let expected =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rule_tests/failing.stdout"));
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), expected.unwrap());
+}
