@@ -203,8 +203,10 @@ impl Compiler<'_> {
             (_, Some(Expr::Duration(d)), Some(aggregate)) => {
                 WindowFn::Aggregate(aggregate, Span::Time(positive(*d, at)?))
             }
+            // A standard deviation needs two readings: a window of one would never have a value.
             (_, Some(Expr::Number(n)), Some(aggregate)) => {
-                WindowFn::Aggregate(aggregate, Span::Readings(count(*n, 1, at)?))
+                let min = if aggregate == Aggregate::Stddev { 2 } else { 1 };
+                WindowFn::Aggregate(aggregate, Span::Readings(count(*n, min, at)?))
             }
             ("delta", None, _) => WindowFn::Delta,
             ("rate", Some(Expr::Duration(d)), _) => WindowFn::Rate(positive(*d, at)?),
@@ -327,6 +329,7 @@ mod tests {
             ),
             ("avg(a) > 1", 0..6, "`avg` takes (x, N) over the last N readings or (x, 30s) over a duration"),
             ("avg(a, 0) > 1", 7..8, "a window of readings is a whole number from 1 to 100000, not 0"),
+            ("stddev(a, 1) > 1", 10..11, "a window of readings is a whole number from 2 to 100000, not 1"),
             ("avg(a, 2.5) > 1", 7..10, "a window of readings is a whole number from 1 to 100000, not 2.5"),
             ("zscore(a, 5) > 3", 10..11, "a window of readings is a whole number from 10 to 100000, not 5"),
             ("rate(a, 10) > 1", 8..10, "`rate` takes (x, 30s)"),

@@ -1,5 +1,5 @@
-//! An order-statistic multiset of finite numbers (a treap with subtree sizes): insert, remove one instance, the
-//! k-th smallest and the count below a value, each O(log n) expected. `robust_zscore` keeps its window's median and
+//! An order-statistic multiset of finite numbers (a treap with subtree sizes and sums): insert, remove one instance,
+//! the k-th smallest, and the count and sum below a value, each O(log n) expected. `robust_zscore` keeps its window's median and
 //! median absolute deviation with it.
 
 /// Index of a node in the arena; `NIL` is none.
@@ -13,6 +13,8 @@ struct Node {
     left: Link,
     right: Link,
     size: u32,
+    /// Sum of the keys in this subtree, recomputed from the children on every change (so it never drifts).
+    sum: f64,
 }
 
 /// A multiset of finite numbers ordered for rank queries.
@@ -82,17 +84,32 @@ impl OrderStats {
 
     /// How many numbers are strictly less than `key`.
     pub(crate) fn count_less(&self, key: f64) -> usize {
-        let (mut t, mut count) = (self.root, 0);
+        self.below(key).0
+    }
+
+    /// The count and the sum of the numbers strictly less than `key`.
+    pub(crate) fn below(&self, key: f64) -> (usize, f64) {
+        let (mut t, mut count, mut sum) = (self.root, 0, 0.0);
         while t != NIL {
             let node = &self.nodes[t as usize];
             if node.key < key {
                 count += self.size(node.left) as usize + 1;
+                sum += self.sum(node.left) + node.key;
                 t = node.right;
             } else {
                 t = node.left;
             }
         }
-        count
+        (count, sum)
+    }
+
+    /// The sum of every number in the set.
+    pub(crate) fn total(&self) -> f64 {
+        self.sum(self.root)
+    }
+
+    fn sum(&self, t: Link) -> f64 {
+        if t == NIL { 0.0 } else { self.nodes[t as usize].sum }
     }
 
     fn size(&self, t: Link) -> u32 {
@@ -102,13 +119,14 @@ impl OrderStats {
     fn update(&mut self, t: Link) {
         let (l, r) = (self.nodes[t as usize].left, self.nodes[t as usize].right);
         self.nodes[t as usize].size = 1 + self.size(l) + self.size(r);
+        self.nodes[t as usize].sum = self.nodes[t as usize].key + self.sum(l) + self.sum(r);
     }
 
     fn alloc(&mut self, key: f64) -> Link {
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
-        let node = Node { key, priority: self.seed, left: NIL, right: NIL, size: 1 };
+        let node = Node { key, priority: self.seed, left: NIL, right: NIL, size: 1, sum: key };
         match self.free.pop() {
             Some(t) => {
                 self.nodes[t as usize] = node;
@@ -212,6 +230,9 @@ mod tests {
             let k = (x as usize) % reference.len().max(1);
             assert_eq!(set.kth(k), reference.get(k).copied());
             assert_eq!(set.count_less(value), reference.iter().filter(|v| **v < value).count());
+            let below: f64 = reference.iter().filter(|v| **v < value).sum();
+            assert!((set.below(value).1 - below).abs() < 1e-6);
+            assert!((set.total() - reference.iter().sum::<f64>()).abs() < 1e-6);
         }
         assert!(!set.remove(1000.0));
         assert_eq!(set.kth(set.len()), None);

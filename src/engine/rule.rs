@@ -161,6 +161,8 @@ impl Rule {
 pub struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     pub(crate) metrics: MetricTable,
+    /// Whether any rule watches for absence (decided once: the per-reading path asks).
+    watches_absence: bool,
 }
 
 impl RuleSet {
@@ -175,12 +177,13 @@ impl RuleSet {
         let mut errors = Vec::new();
         let mut metrics = MetricTable::default();
         let mut rules: Vec<Rule> = Vec::with_capacity(specs.len());
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
         for (index, spec) in specs.into_iter().enumerate() {
             if spec.name.is_empty() {
                 errors.push(RuleSetError::EmptyName { rule: index });
             } else if RESERVED_NAMES.contains(&spec.name.as_str()) {
                 errors.push(RuleSetError::ReservedName { rule: index, name: spec.name.clone() });
-            } else if rules.iter().any(|r| *r.name == spec.name) {
+            } else if names[..index].contains(&spec.name) {
                 errors.push(RuleSetError::DuplicateName { rule: index, name: spec.name.clone() });
             }
             match compile_rule(index, spec, &mut metrics) {
@@ -188,7 +191,11 @@ impl RuleSet {
                 Err(mut rule_errors) => errors.append(&mut rule_errors),
             }
         }
-        if errors.is_empty() { Ok(Self { rules, metrics }) } else { Err(errors) }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let watches_absence = rules.iter().any(|r| matches!(r.watch, Watch::Absence(_)));
+        Ok(Self { rules, metrics, watches_absence })
     }
 
     /// The rules, in order.
@@ -198,7 +205,7 @@ impl RuleSet {
 
     /// Whether any rule watches for absence (the stream loop then needs a timer).
     pub fn watches_absence(&self) -> bool {
-        self.rules.iter().any(|r| matches!(r.watch, Watch::Absence(_)))
+        self.watches_absence
     }
 }
 

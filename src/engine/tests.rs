@@ -161,9 +161,16 @@ fn stateless_evaluation_ignores_for() {
 
 #[test]
 fn rule_set_errors_are_all_reported() {
-    let errors =
-        RuleSet::new(vec![spec("a", "x > 1"), spec("a", "x >"), spec("invalid_reading", "x > 1"), spec("", "x + 1")])
-            .unwrap_err();
+    // The second `b` is a duplicate even though the first `b` does not compile.
+    let errors = RuleSet::new(vec![
+        spec("a", "x > 1"),
+        spec("a", "x >"),
+        spec("invalid_reading", "x > 1"),
+        spec("", "x + 1"),
+        spec("b", "x +"),
+        spec("b", "x > 2"),
+    ])
+    .unwrap_err();
     let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert_eq!(
         rendered,
@@ -173,6 +180,8 @@ fn rule_set_errors_are_all_reported() {
             "`invalid_reading` is reserved for an event and cannot name a rule",
             "a rule name cannot be empty",
             "a condition must be true or false: compare this value, as in `temperature > 30`",
+            "expected a number, a metric or `(`, found end of condition",
+            "duplicate rule name `b`",
         ]
     );
     assert_eq!(RuleSet::new(vec![]).unwrap_err(), [RuleSetError::Empty]);
@@ -307,7 +316,9 @@ fn absence_fires_on_silence_and_resolves_on_the_next_reading() {
 
 #[test]
 fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed_ones() {
-    let old = rules(vec![spec("hot", "t > 30"), spec("cold", "t < 0"), spec("avg", "avg(t, 3) > 100")]);
+    let silent =
+        || RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(600)), ..RuleSpec::default() };
+    let old = rules(vec![spec("hot", "t > 30"), spec("cold", "t < 0"), spec("avg", "avg(t, 3) > 100"), silent()]);
     let mut stream = StreamState::new(10, LATENESS);
     let mut out = Vec::new();
     let r = reading("s", 1, &[("t", 200.0)]);
@@ -315,7 +326,7 @@ fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed
     assert_eq!(out.len(), 2, "hot and avg fire");
     out.clear();
     // hot is unchanged (stays firing, no new alert); avg changes (RESOLVED now); cold is removed (was not firing).
-    let new = rules(vec![spec("avg", "avg(t, 3) > 150"), spec("hot", "t > 30"), spec("new", "t > 0")]);
+    let new = rules(vec![spec("avg", "avg(t, 3) > 150"), spec("hot", "t > 30"), spec("new", "t > 0"), silent()]);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(99);
     new.adopt(&old, &mut stream, now, &mut out);
     let got: Vec<String> =

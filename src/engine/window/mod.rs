@@ -19,6 +19,9 @@ pub const MAX_WINDOW_READINGS: usize = 100_000;
 pub const ANOMALY_WARM_UP: usize = 10;
 /// Scales the median absolute deviation to estimate a standard deviation for normally distributed data.
 const MAD_TO_SIGMA: f64 = 1.4826;
+/// Scales the mean absolute deviation likewise (√(π/2)); used when the MAD is 0, as in Iglewicz and Hoaglin's
+/// modified z-score, because a window more than half of whose readings are equal has a MAD of 0.
+const MEAN_AD_TO_SIGMA: f64 = 1.253_314;
 
 /// How far back a window reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +314,10 @@ impl Robust {
     fn update(&mut self, n: usize, time: SystemTime, value: f64) -> Option<f64> {
         let score = (self.sorted.len() >= ANOMALY_WARM_UP).then(|| {
             let median = self.median();
-            (value - median) / (MAD_TO_SIGMA * self.mad(median))
+            let mad = self.mad(median);
+            let sigma =
+                if mad > 0.0 { MAD_TO_SIGMA * mad } else { MEAN_AD_TO_SIGMA * self.mean_absolute_deviation(median) };
+            (value - median) / sigma
         });
         let at = self.entries.partition_point(|&(t, _)| t <= time);
         self.entries.insert(at, (time, value));
@@ -328,6 +334,14 @@ impl Robust {
         let n = self.sorted.len();
         let at = |k| self.sorted.kth(k).unwrap_or(f64::NAN);
         if n % 2 == 1 { at(n / 2) } else { (at(n / 2 - 1) + at(n / 2)) / 2.0 }
+    }
+
+    /// Mean absolute deviation from `median`, from the count and sum of the readings below it.
+    fn mean_absolute_deviation(&self, median: f64) -> f64 {
+        let n = self.sorted.len();
+        let (below, sum_below) = self.sorted.below(median);
+        let sum_above = self.sorted.total() - sum_below;
+        ((median * below as f64 - sum_below) + (sum_above - median * (n - below) as f64)) / n as f64
     }
 
     /// Median absolute deviation from `median`: the deviations below and above the median are two ascending

@@ -181,6 +181,7 @@ fn robust_zscore_uses_median_and_mad_of_the_last_n() {
         let expected = (history.len() >= ANOMALY_WARM_UP).then(|| {
             let median = median_of(history.to_vec());
             let mad = median_of(history.iter().map(|v| (v - median).abs()).collect());
+            assert!(mad > 0.0);
             (xs[i] - median) / (MAD_TO_SIGMA * mad)
         });
         assert!(close(got[i], expected), "reading {i}: got {:?}, expected {expected:?}", got[i]);
@@ -189,6 +190,18 @@ fn robust_zscore_uses_median_and_mad_of_the_last_n() {
     let mut spiky: Vec<(u64, f64)> = (0..30).map(|i| (i * 1000, 10.0 + (i % 3) as f64)).collect();
     spiky.push((30_000, 100.0));
     assert!(run(WindowFn::RobustZScore(30), &spiky).last().unwrap().unwrap() > 50.0);
+}
+
+#[test]
+fn robust_zscore_falls_back_to_the_mean_absolute_deviation_when_the_mad_is_zero() {
+    // Eight readings of 10 and two of 12: the MAD is 0; the mean absolute deviation from the median 10 is 0.4.
+    let mut readings: Vec<(u64, f64)> = (0..10).map(|i| (i * 1000, if i < 8 { 10.0 } else { 12.0 })).collect();
+    readings.push((10_000, 13.0));
+    let got = run(WindowFn::RobustZScore(10), &readings).last().copied().flatten();
+    assert!(close(got, Some(3.0 / (MEAN_AD_TO_SIGMA * 0.4))), "{got:?}");
+    // All equal: no spread at all, so any other value is infinitely far (IEEE), and the same value is NaN.
+    let flat: Vec<(u64, f64)> = (0..11).map(|i| (i * 1000, if i < 10 { 5.0 } else { 6.0 })).collect();
+    assert_eq!(run(WindowFn::RobustZScore(10), &flat).last().copied().flatten(), Some(f64::INFINITY));
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {
