@@ -71,9 +71,9 @@ impl pb::alert_service_server::AlertService for AlertApi {
     #[tracing::instrument(name = "stream", skip_all, fields(peer = ?request.remote_addr()))]
     async fn stream(&self, request: Request<Streaming<pb::Reading>>) -> Result<Response<AlertStream>, Status> {
         let mut inbound = request.into_inner();
-        let mut updates = Some(self.rules.clone());
-        let mut rules = Arc::clone(&self.rules.borrow());
-        let expire = self.expire.clone();
+        let mut updates = self.rules.clone();
+        let mut rules = Arc::clone(&updates.borrow_and_update());
+        let expired = self.expire.clone().cancelled_owned();
         let mut state = StreamState::new(self.max_sensors_per_stream, self.lateness);
         let open = self.streams.token();
         tracing::debug!("Stream opened.");
@@ -81,20 +81,30 @@ impl pb::alert_service_server::AlertService for AlertApi {
             // Held for as long as the stream lives: dropped when it ends or when the client goes away.
             let _open = open;
             let mut owed = Vec::new();
+            // The shutdown and reload futures live across readings: made once (and again after each reload), not
+            // on every pass of the loop, so waiting on them costs nothing per reading.
+            tokio::pin!(expired);
+            let mut watching = true;
+            let mut reloaded = Box::pin(next_rules(updates));
             loop {
                 let absence_due = state.next_deadline();
                 let next = tokio::select! {
                     biased;
-                    () = expire.cancelled() => {
+                    () = &mut expired => {
                         tracing::debug!(sensor_count = state.sensor_count(), "Stream ended by shutdown.");
                         yield Err(Status::unavailable(SHUTTING_DOWN));
                         break;
                     }
-                    changed = changed(&mut updates), if updates.is_some() => {
-                        if let Some(new_rules) = changed {
-                            new_rules.adopt(&rules, &mut state, SystemTime::now(), &mut owed);
-                            rules = new_rules;
-                            tracing::debug!(rules = rules.rules().len(), "Stream moved to new rules.");
+                    (updates, changed) = &mut reloaded, if watching => {
+                        match changed {
+                            Some(new_rules) => {
+                                new_rules.adopt(&rules, &mut state, SystemTime::now(), &mut owed);
+                                rules = new_rules;
+                                reloaded = Box::pin(next_rules(updates));
+                                tracing::debug!(rules = rules.rules().len(), "Stream moved to new rules.");
+                            }
+                            // No more can come (the sender is gone): stop asking.
+                            None => watching = false,
                         }
                         for alert in owed.drain(..) {
                             yield Ok(alert_to_pb(alert));
@@ -158,16 +168,14 @@ fn evaluate_streamed(rules: &RuleSet, state: &mut StreamState, reading: pb::Read
     }
 }
 
-/// The next rule snapshot; `None` once no more can come (the sender is gone), after which the stream stops asking.
-async fn changed(updates: &mut Option<LiveRules>) -> Option<Arc<RuleSet>> {
-    let receiver = updates.as_mut()?;
-    match receiver.changed().await {
-        Ok(()) => Some(Arc::clone(&receiver.borrow_and_update())),
-        Err(_) => {
-            *updates = None;
-            None
-        }
-    }
+/// The next rule snapshot, with the receiver to wait for the one after; `None` once no more can come (the sender
+/// is gone).
+async fn next_rules(mut updates: LiveRules) -> (LiveRules, Option<Arc<RuleSet>>) {
+    let next = match updates.changed().await {
+        Ok(()) => Some(Arc::clone(&updates.borrow_and_update())),
+        Err(_) => None,
+    };
+    (updates, next)
 }
 
 /// Sleeps until `deadline` (wall clock); never completes for `None`.

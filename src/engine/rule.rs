@@ -140,6 +140,14 @@ impl Rule {
         &self.name
     }
 
+    /// The message of an alert for sensor `sensor_id` with these values.
+    pub(crate) fn render(&self, sensor_id: &str, values: &std::collections::HashMap<String, f64>) -> Arc<str> {
+        match &self.message {
+            Message::Plain(message) => Arc::clone(message),
+            Message::Template(template) => Arc::from(template.render(sensor_id, values)),
+        }
+    }
+
     /// Whether the rule applies to the sensor `id`.
     pub(crate) fn applies_to(&self, id: &str) -> bool {
         self.sensors.is_empty() || self.sensors.iter().any(|p| p.matches(id))

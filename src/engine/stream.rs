@@ -12,7 +12,7 @@ use super::{
     INVALID_READING, LATE_READING, SENSOR_LIMIT,
     eval::Inputs,
     reading::{Alert, AlertState, Reading, Severity},
-    rule::{Message, Rule, RuleSet, Watch},
+    rule::{Rule, RuleSet, Watch},
     state::RuleState,
     validate::{ReadingError, validate},
     window::Window,
@@ -154,6 +154,7 @@ impl RuleSet {
         sensor.latest = Some(latest);
         self.fill_slots(&reading, &mut stream.slot_values);
         let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
+        let first = out.len();
         for (rule, sensor_rule) in self.rules.iter().zip(sensor.rules.iter_mut()) {
             if !sensor_rule.applies {
                 continue;
@@ -183,16 +184,26 @@ impl RuleSet {
                 }
             };
             if let Some(state) = alert_state {
-                out.push(rule_alert(rule, state, &reading.sensor_id, reading.seq, reading.time, &reading.values));
+                // The values are filled in below, moved rather than copied where they can be.
+                let message = rule.render(&reading.sensor_id, &reading.values);
+                out.push(alert(rule, state, &reading.sensor_id, reading.seq, reading.time, message, HashMap::new()));
             }
         }
         sensor.last_seen = now;
         sensor.last_seq = reading.seq;
-        // Only absence alerts need the last values; keeping them otherwise would free the sensor's previous map
-        // (cold memory, with many sensors) on every reading.
+        let alerts = &mut out[first..];
         if self.watches_absence() {
+            for alert in alerts.iter_mut() {
+                alert.values = reading.values.clone();
+            }
             sensor.last_values = reading.values;
             arm(&self.rules, &mut stream.deadlines, index, sensor);
+        } else if let Some((last, rest)) = alerts.split_last_mut() {
+            // Only absence alerts need a sensor's last values, so the reading's map goes to its last alert.
+            for alert in rest {
+                alert.values = reading.values.clone();
+            }
+            last.values = reading.values;
         }
     }
 
@@ -210,13 +221,14 @@ impl RuleSet {
                 let Watch::Absence(silence) = rule.watch else { continue };
                 if sensor_rule.applies && !sensor_rule.state.is_firing() && sensor.last_seen + silence <= now {
                     sensor_rule.state.set_firing(true);
-                    out.push(rule_alert(
+                    out.push(alert(
                         rule,
                         AlertState::Firing,
                         &sensor.id,
                         sensor.last_seq,
                         now,
-                        &sensor.last_values,
+                        rule.render(&sensor.id, &sensor.last_values),
+                        sensor.last_values.clone(),
                     ));
                 }
             }
@@ -249,13 +261,14 @@ impl RuleSet {
                 .collect();
             for (rule, left) in old.rules.iter().zip(previous) {
                 if left.is_some_and(|l| l.state.is_firing()) {
-                    out.push(rule_alert(
+                    out.push(alert(
                         rule,
                         AlertState::Resolved,
                         &sensor.id,
                         sensor.last_seq,
                         now,
-                        &sensor.last_values,
+                        rule.render(&sensor.id, &sensor.last_values),
+                        sensor.last_values.clone(),
                     ));
                 }
             }
@@ -281,13 +294,14 @@ impl RuleSet {
                 continue;
             }
             if condition.evaluate(&inputs, &mut []) == Some(true) {
-                out.push(rule_alert(
+                out.push(alert(
                     rule,
                     AlertState::Firing,
                     &reading.sensor_id,
                     reading.seq,
                     reading.time,
-                    &reading.values,
+                    rule.render(&reading.sensor_id, &reading.values),
+                    reading.values.clone(),
                 ));
             }
         }
@@ -334,18 +348,15 @@ pub fn invalid_reading(reading: &Reading, error: &ReadingError) -> Alert {
     event(INVALID_READING, error.to_string(), reading)
 }
 
-fn rule_alert(
+fn alert(
     rule: &Rule,
     state: AlertState,
     sensor_id: &str,
     seq: u64,
     time: SystemTime,
-    values: &HashMap<String, f64>,
+    message: Arc<str>,
+    values: HashMap<String, f64>,
 ) -> Alert {
-    let message = match &rule.message {
-        Message::Plain(message) => Arc::clone(message),
-        Message::Template(template) => Arc::from(template.render(sensor_id, values)),
-    };
     Alert {
         sensor_id: sensor_id.to_owned(),
         rule: Arc::clone(&rule.name),
@@ -354,7 +365,7 @@ fn rule_alert(
         message,
         reading_seq: seq,
         time,
-        values: values.clone(),
+        values,
     }
 }
 
