@@ -6,19 +6,7 @@ mod common;
 use std::time::Duration;
 
 use alertstream::{config::ServeConfig, pb, rules};
-use common::{TestServer, brief, collect, reading};
-use tokio_stream::wrappers::ReceiverStream;
-
-/// Opens a stream whose readings the test sends one by one.
-async fn open(server: &TestServer) -> (tokio::sync::mpsc::Sender<pb::Reading>, tonic::Streaming<pb::Alert>) {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let alerts = server.client().await.stream(ReceiverStream::new(rx)).await.unwrap().into_inner();
-    (tx, alerts)
-}
-
-async fn next(alerts: &mut tonic::Streaming<pb::Alert>) -> pb::Alert {
-    tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.expect("an alert").unwrap().unwrap()
-}
+use common::{TestServer, brief, collect, next_alert as next, open_stream, reading};
 
 #[tokio::test]
 async fn windows_and_detectors_fire_per_sensor_on_reading_time() {
@@ -61,7 +49,7 @@ async fn absence_fires_on_an_idle_stream_and_resolves_on_the_next_reading() {
         "[[rule]]\nname = \"silent\"\nabsent_for = \"300ms\"\nmessage = \"{sensor_id} went quiet\"\n",
     )
     .await;
-    let (tx, mut alerts) = open(&server).await;
+    let (tx, mut alerts) = open_stream(server.channel().await).await;
     let before = std::time::SystemTime::now();
     tx.send(reading("line-1", 7, &[("t", 1.5)])).await.unwrap();
     // No reading arrives: the server sends the alert on its own.
@@ -127,7 +115,7 @@ sensors = ["line-1/*"]
 async fn a_reload_under_a_live_stream_loses_no_alert() {
     let old = "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n\n[[rule]]\nname = \"warm\"\ncondition = \"t > 20\"\n";
     let server = TestServer::with_rules(old).await;
-    let (tx, mut alerts) = open(&server).await;
+    let (tx, mut alerts) = open_stream(server.channel().await).await;
     tx.send(reading("a", 1, &[("t", 35.0)])).await.unwrap();
     assert_eq!(brief(&next(&mut alerts).await), "a 1 hot FIRING");
     assert_eq!(brief(&next(&mut alerts).await), "a 1 warm FIRING");

@@ -6,8 +6,7 @@ mod common;
 use std::{path::Path, time::Duration};
 
 use alertstream::pb::{self, alert_service_client::AlertServiceClient};
-use common::{binary::Binary, brief, reading};
-use tokio_stream::wrappers::ReceiverStream;
+use common::{binary::Binary, brief, next_alert, open_stream, reading};
 
 /// Replaces `path` the way editors and Kubernetes do: write a sibling, then rename it over.
 fn replace(path: &Path, text: &str) {
@@ -21,10 +20,6 @@ async fn rule_names(channel: tonic::transport::Channel) -> Vec<String> {
     rules.into_iter().map(|r| r.name).collect()
 }
 
-async fn next(alerts: &mut tonic::Streaming<pb::Alert>) -> String {
-    brief(&tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.unwrap().unwrap().unwrap())
-}
-
 #[tokio::test]
 async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
@@ -32,11 +27,9 @@ async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_a
     std::fs::write(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
     let server = Binary::start(&["--rules", path.to_str().unwrap()]);
     let channel = server.channel().await;
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut alerts =
-        AlertServiceClient::new(channel.clone()).stream(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let (tx, mut alerts) = open_stream(channel.clone()).await;
     tx.send(reading("a", 1, &[("t", 35.0)])).await.unwrap();
-    assert_eq!(next(&mut alerts).await, "a 1 hot FIRING");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "a 1 hot FIRING");
 
     // A bad file: rejected, with its errors in the log; the old rules stay live.
     replace(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t >> 30\"\n");
@@ -46,7 +39,7 @@ async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_a
         "{rejected}"
     );
     tx.send(reading("a", 2, &[("t", 20.0)])).await.unwrap();
-    assert_eq!(next(&mut alerts).await, "a 2 hot RESOLVED");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "a 2 hot RESOLVED");
     assert_eq!(rule_names(channel.clone()).await, ["hot"]);
 
     // A good file: the stream moves to it between readings; `hot` is unchanged, so keeps its state.
@@ -57,7 +50,7 @@ async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_a
     server.wait_for_log("Reloaded rules.").await;
     assert_eq!(rule_names(channel.clone()).await, ["hot", "cold"]);
     tx.send(reading("a", 3, &[("t", -1.0)])).await.unwrap();
-    assert_eq!(next(&mut alerts).await, "a 3 cold FIRING");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "a 3 cold FIRING");
 
     // SIGHUP reloads the file as it is now: `cold` is gone, and it was firing, so it resolves first.
     std::fs::write(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
@@ -69,10 +62,10 @@ async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_a
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(next(&mut alerts).await, "a 3 cold RESOLVED");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "a 3 cold RESOLVED");
     assert_eq!(rule_names(channel.clone()).await, ["hot"]);
     tx.send(reading("a", 4, &[("t", 31.0)])).await.unwrap();
-    assert_eq!(next(&mut alerts).await, "a 4 hot FIRING");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "a 4 hot FIRING");
 }
 
 #[tokio::test]

@@ -5,25 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use alertstream::pb::{self, alert_service_client::AlertServiceClient};
-use common::{binary::Binary, brief, reading};
-use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
-use tonic::{Code, transport::Channel};
+use common::{binary::Binary, brief, next_alert, open_stream, reading};
+use tokio_stream::StreamExt as _;
+use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-
-/// Opens a stream whose readings the test sends one by one.
-async fn open_stream(channel: Channel) -> (mpsc_tokio::Sender<pb::Reading>, tonic::Streaming<pb::Alert>) {
-    let (tx, rx) = mpsc_tokio::channel(16);
-    let response = AlertServiceClient::new(channel).stream(ReceiverStream::new(rx)).await.unwrap();
-    (tx, response.into_inner())
-}
-
-use tokio::sync::mpsc as mpsc_tokio;
-
-async fn next_alert(alerts: &mut tonic::Streaming<pb::Alert>) -> String {
-    let alert = tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.unwrap().unwrap().unwrap();
-    brief(&alert)
-}
 
 #[tokio::test]
 async fn sigterm_drains_then_a_half_closed_stream_gets_every_alert_and_ok() {
@@ -38,7 +23,7 @@ async fn sigterm_drains_then_a_half_closed_stream_gets_every_alert_and_ok() {
 
     let (readings, mut alerts) = open_stream(channel).await;
     readings.send(reading("s", 1, &[("temperature", 5.0)])).await.unwrap();
-    assert_eq!(next_alert(&mut alerts).await, "s 1 temp_too_low FIRING");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "s 1 temp_too_low FIRING");
 
     server.signal("TERM");
     assert_eq!(watch.next().await.unwrap().unwrap().status(), ServingStatus::NotServing);
@@ -73,7 +58,7 @@ async fn when_the_grace_period_ends_open_streams_get_their_alerts_then_unavailab
     let mut server = Binary::start(&["--shutdown-grace", "1s"]);
     let (readings, mut alerts) = open_stream(server.channel().await).await;
     readings.send(reading("s", 1, &[("temperature", 5.0)])).await.unwrap();
-    assert_eq!(next_alert(&mut alerts).await, "s 1 temp_too_low FIRING");
+    assert_eq!(brief(&next_alert(&mut alerts).await), "s 1 temp_too_low FIRING");
 
     server.signal("TERM");
     readings.send(reading("s", 2, &[("temperature", 15.0)])).await.unwrap();

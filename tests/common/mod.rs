@@ -102,3 +102,17 @@ pub async fn collect(mut inbound: tonic::Streaming<pb::Alert>) -> (Vec<pb::Alert
         }
     }
 }
+
+/// Opens a stream on `channel` whose readings the test sends one by one through the returned sender; dropping the
+/// sender half-closes the stream.
+pub async fn open_stream(channel: Channel) -> (tokio::sync::mpsc::Sender<pb::Reading>, tonic::Streaming<pb::Alert>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let response =
+        AlertServiceClient::new(channel).stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap();
+    (tx, response.into_inner())
+}
+
+/// The next alert of a stream (bounded in time).
+pub async fn next_alert(alerts: &mut tonic::Streaming<pb::Alert>) -> pb::Alert {
+    tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.expect("an alert in time").unwrap().unwrap()
+}
