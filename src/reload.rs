@@ -40,10 +40,11 @@ pub enum ReloadError {
 pub fn watch_rules_file(path: PathBuf, live: watch::Sender<Arc<RuleSet>>) -> Result<(), ReloadError> {
     let mut hangup = hangup()?;
     let (changes_tx, mut changes) = mpsc::channel(1);
-    let file_name = path.file_name().map(ToOwned::to_owned);
+    // Any change in the directory wakes the task, not only events that name the file: a Kubernetes ConfigMap
+    // updates `rules.toml` (a symlink into `..data`) by swapping the `..data` symlink, an event that never names
+    // it. The task then reloads only if the file's content changed.
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let touches_file = event.is_ok_and(|e| e.paths.iter().any(|p| p.file_name() == file_name.as_deref()));
-        if touches_file {
+        if event.is_ok() {
             // A full channel already holds a wake-up: nothing is lost.
             let _ = changes_tx.try_send(());
         }
@@ -56,6 +57,7 @@ pub fn watch_rules_file(path: PathBuf, live: watch::Sender<Arc<RuleSet>>) -> Res
     tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
+        let mut last_text = std::fs::read_to_string(&path).ok();
         loop {
             let cause = tokio::select! {
                 _ = hangup.recv() => "SIGHUP",
@@ -66,6 +68,11 @@ pub fn watch_rules_file(path: PathBuf, live: watch::Sender<Arc<RuleSet>>) -> Res
                 }
                 else => return,
             };
+            let text = std::fs::read_to_string(&path).ok();
+            if cause == "file changed" && text == last_text {
+                continue;
+            }
+            last_text = text;
             reload(&path, &live, cause);
         }
     });

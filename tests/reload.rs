@@ -75,3 +75,30 @@ async fn sighup_without_a_rules_file_says_there_is_nothing_to_reload() {
     server.wait_for_log("nothing to reload").await;
     assert_eq!(rule_names(server.channel().await).await, ["temp_too_low", "ph_too_high"]);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_kubernetes_style_symlink_swap_reloads_the_rules() {
+    use std::os::unix::fs::symlink;
+    // As a ConfigMap volume: rules.toml -> ..data/rules.toml, ..data -> ..v1; an update writes ..v2, points a new
+    // symlink at it and renames that over ..data. No event names rules.toml.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("..v1")).unwrap();
+    std::fs::write(root.join("..v1/rules.toml"), "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
+    symlink("..v1", root.join("..data")).unwrap();
+    symlink("..data/rules.toml", root.join("rules.toml")).unwrap();
+    let server = Binary::start(&["--rules", root.join("rules.toml").to_str().unwrap()]);
+    assert_eq!(rule_names(server.channel().await).await, ["hot"]);
+
+    std::fs::create_dir(root.join("..v2")).unwrap();
+    std::fs::write(root.join("..v2/rules.toml"), "[[rule]]\nname = \"cold\"\ncondition = \"t < 0\"\n").unwrap();
+    symlink("..v2", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    server.wait_for_log("Reloaded rules.").await;
+    assert_eq!(rule_names(server.channel().await).await, ["cold"]);
+    // A change elsewhere in the directory that leaves the file as it was reloads nothing.
+    std::fs::write(root.join("unrelated.txt"), "x").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(server.count_log("Reloaded rules."), 1);
+}
