@@ -136,8 +136,11 @@ fn run_test(rules: &RuleSet, lateness: Duration, test: &Test) -> Result<TestOutc
     let mut alerts = Vec::new();
     let mut readings = 0;
     for (i, input) in test.input.iter().enumerate() {
-        let at =
-            start + parse_duration(&input.at).map_err(|e| format!("test `{}`, input {}: at: {e}", test.name, i + 1))?;
+        let offset =
+            parse_duration(&input.at).map_err(|e| format!("test `{}`, input {}: at: {e}", test.name, i + 1))?;
+        let at = start
+            .checked_add(offset)
+            .ok_or_else(|| format!("test `{}`, input {}: `at` is too far", test.name, i + 1))?;
         rules.check_absence(&mut stream, at, &mut alerts);
         match (&input.sensor, &input.values) {
             (Some(sensor), Some(values)) => {

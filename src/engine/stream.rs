@@ -219,7 +219,8 @@ impl RuleSet {
             sensor.armed = false;
             for (rule, sensor_rule) in self.rules.iter().zip(sensor.rules.iter_mut()) {
                 let Watch::Absence(silence) = rule.watch else { continue };
-                if sensor_rule.applies && !sensor_rule.state.is_firing() && sensor.last_seen + silence <= now {
+                let due = sensor.last_seen.checked_add(silence);
+                if sensor_rule.applies && !sensor_rule.state.is_firing() && due.is_some_and(|due| due <= now) {
                     sensor_rule.state.set_firing(true);
                     out.push(alert(
                         rule,
@@ -331,7 +332,8 @@ fn arm(
         .zip(&sensor.rules)
         .filter_map(|(rule, sensor_rule)| match rule.watch {
             Watch::Absence(silence) if sensor_rule.applies && !sensor_rule.state.is_firing() => {
-                Some(sensor.last_seen + silence)
+                // A silence too long to represent never ends.
+                sensor.last_seen.checked_add(silence)
             }
             _ => None,
         })

@@ -366,3 +366,19 @@ fn absence_rules_take_no_condition_keys() {
         ]
     );
 }
+
+#[test]
+fn times_and_durations_at_the_edge_of_representable_time_do_not_panic() {
+    let endless =
+        RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_millis(u64::MAX)), ..RuleSpec::default() };
+    let set = rules(vec![spec("hot", "avg(t, 1h) > 1"), endless]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let far = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(i64::MAX as u64 - 10)).unwrap();
+    let mut r = reading("s", 1, &[("t", 5.0)]);
+    r.time = far;
+    set.evaluate(&mut stream, r, far, &mut out);
+    set.check_absence(&mut stream, far, &mut out);
+    assert_eq!(out.iter().map(|a| &*a.rule).collect::<Vec<_>>(), ["hot"]);
+    assert_eq!(stream.next_deadline(), None, "a silence too long to represent is never due");
+}

@@ -243,7 +243,8 @@ impl Buffer {
         };
         while let Some(&(time, value)) = self.entries.front() {
             let outside = match span {
-                Span::Time(d) => time + d <= latest,
+                // Checked: a reading time near the end of representable time must not overflow (and stays in).
+                Span::Time(d) => time.checked_add(d).is_some_and(|end| end <= latest),
                 Span::Readings(_) => false,
             };
             if !outside && self.entries.len() <= limit {
