@@ -1,5 +1,6 @@
 //! An order-statistic multiset of finite numbers (a treap with subtree sizes and sums): insert, remove one instance,
-//! the k-th smallest, and the count and sum below a value, each O(log n) expected. `robust_zscore` keeps its window's median and
+//! the k-th smallest, the k-th smallest distance from a point, and the count and sum below a value, each O(log n)
+//! expected. `robust_zscore` keeps its window's median and
 //! median absolute deviation with it.
 
 /// Index of a node in the arena; `NIL` is none.
@@ -82,11 +83,6 @@ impl OrderStats {
         None
     }
 
-    /// How many numbers are strictly less than `key`.
-    pub(crate) fn count_less(&self, key: f64) -> usize {
-        self.below(key).0
-    }
-
     /// The count and the sum of the numbers strictly less than `key`.
     pub(crate) fn below(&self, key: f64) -> (usize, f64) {
         let (mut t, mut count, mut sum) = (self.root, 0, 0.0);
@@ -110,6 +106,70 @@ impl OrderStats {
 
     fn sum(&self, t: Link) -> f64 {
         if t == NIL { 0.0 } else { self.nodes[t as usize].sum }
+    }
+
+    /// The `k`-th smallest (0-based) distance `|x - center|` over the set, in O(log n) expected: the set is split
+    /// at `center`, the part below read in descending order and the part above in ascending order are two ordered
+    /// trees of distances, and one walk down both finds their `k`-th (as for two sorted arrays, one level per step);
+    /// then the parts are joined again. `None` when `k >= len`.
+    pub(crate) fn kth_distance(&mut self, center: f64, k: usize) -> Option<f64> {
+        if k >= self.len() {
+            return None;
+        }
+        let (below, above) = self.split(self.root, center);
+        let distance = self.kth_of_two_sides(below, above, center, k);
+        self.root = self.merge(below, above);
+        Some(distance)
+    }
+
+    /// The `k`-th smallest distance from `center` over `below` (keys < center, so read mirrored: its right child
+    /// holds the nearer keys) and `above` (keys >= center).
+    fn kth_of_two_sides(&self, mut below: Link, mut above: Link, center: f64, mut k: usize) -> f64 {
+        loop {
+            if below == NIL {
+                return self.kth_in(above, k) - center;
+            }
+            if above == NIL {
+                let n = self.size(below) as usize;
+                return center - self.kth_in(below, n - 1 - k);
+            }
+            let (b, a) = (&self.nodes[below as usize], &self.nodes[above as usize]);
+            // Sizes of the nearer side of each root, and each root's distance.
+            let (nearer_below, nearer_above) = (self.size(b.right) as usize, self.size(a.left) as usize);
+            let (distance_below, distance_above) = (center - b.key, a.key - center);
+            if nearer_below + nearer_above < k {
+                // The root with the smaller distance, and everything nearer than it on its side, come before the
+                // k-th: drop them.
+                if distance_below <= distance_above {
+                    k -= nearer_below + 1;
+                    below = b.left;
+                } else {
+                    k -= nearer_above + 1;
+                    above = a.right;
+                }
+            } else if distance_below <= distance_above {
+                // The other root, and everything farther on its side, come after the k-th.
+                above = a.left;
+            } else {
+                below = b.right;
+            }
+        }
+    }
+
+    /// The `k`-th smallest key (0-based) of the subtree at `t`, which has more than `k` keys.
+    fn kth_in(&self, mut t: Link, mut k: usize) -> f64 {
+        loop {
+            let node = &self.nodes[t as usize];
+            let left = self.size(node.left) as usize;
+            if k < left {
+                t = node.left;
+            } else if k == left {
+                return node.key;
+            } else {
+                k -= left + 1;
+                t = node.right;
+            }
+        }
     }
 
     fn size(&self, t: Link) -> u32 {
@@ -179,29 +239,6 @@ impl OrderStats {
     }
 }
 
-/// The `k`-th smallest (0-based) of the union of two ascending sequences given by accessors, in O(log) accesses.
-pub(crate) fn kth_of_two(
-    k: usize,
-    a_len: usize,
-    a: impl Fn(usize) -> f64,
-    b_len: usize,
-    b: impl Fn(usize) -> f64,
-) -> f64 {
-    // Take i from `a` and k + 1 - i from `b`, with the largest taken element the answer.
-    let (mut lo, mut hi) = ((k + 1).saturating_sub(b_len), (k + 1).min(a_len));
-    while lo < hi {
-        let i = (lo + hi) / 2;
-        let j = k + 1 - i;
-        if j > 0 && a(i) < b(j - 1) { lo = i + 1 } else { hi = i }
-    }
-    let (i, j) = (lo, k + 1 - lo);
-    match (i > 0, j > 0) {
-        (true, true) => a(i - 1).max(b(j - 1)),
-        (true, false) => a(i - 1),
-        _ => b(j - 1),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,7 +266,7 @@ mod tests {
             assert_eq!(set.len(), reference.len());
             let k = (x as usize) % reference.len().max(1);
             assert_eq!(set.kth(k), reference.get(k).copied());
-            assert_eq!(set.count_less(value), reference.iter().filter(|v| **v < value).count());
+            assert_eq!(set.below(value).0, reference.iter().filter(|v| **v < value).count());
             let below: f64 = reference.iter().filter(|v| **v < value).sum();
             assert!((set.below(value).1 - below).abs() < 1e-6);
             assert!((set.total() - reference.iter().sum::<f64>()).abs() < 1e-6);
@@ -239,15 +276,26 @@ mod tests {
     }
 
     #[test]
-    fn kth_of_two_sorted_sequences() {
-        let a = [1.0, 4.0, 9.0];
-        let b = [2.0, 3.0, 10.0, 11.0];
-        let mut merged: Vec<f64> = a.iter().chain(&b).copied().collect();
-        merged.sort_by(f64::total_cmp);
-        for (k, expected) in merged.iter().enumerate() {
-            assert_eq!(kth_of_two(k, a.len(), |i| a[i], b.len(), |i| b[i]), *expected, "k={k}");
-            assert_eq!(kth_of_two(k, b.len(), |i| b[i], a.len(), |i| a[i]), *expected, "k={k}");
+    fn kth_distance_agrees_with_sorting_the_distances() {
+        let mut set = OrderStats::default();
+        let mut values = Vec::new();
+        let mut x: u64 = 99;
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = (x % 40) as f64 - 20.0;
+            set.insert(v);
+            values.push(v);
+            for center in [-30.0, -3.0, 0.0, 0.5, 7.0, 25.0] {
+                let mut distances: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+                distances.sort_by(f64::total_cmp);
+                for k in [0, distances.len() / 2, distances.len() - 1] {
+                    assert_eq!(set.kth_distance(center, k), Some(distances[k]), "center {center}, k {k}");
+                }
+                assert_eq!(set.kth_distance(center, distances.len()), None);
+            }
         }
-        assert_eq!(kth_of_two(1, 0, |_| 0.0, 2, |i| [5.0, 6.0][i]), 6.0);
+        assert_eq!(set.len(), 300, "the set is whole again after each query");
     }
 }

@@ -1,5 +1,5 @@
 //! Window functions: per-sensor state over a sensor's recent readings, O(1) amortised per reading (running
-//! Welford sums, monotonic deques), `robust_zscore` O(log² N) with an order-statistic tree.
+//! Welford sums, monotonic deques), `robust_zscore` O(log N) with an order-statistic tree.
 //!
 //! Windows run on reading time. Every window keeps its entries sorted by time: a reading that arrives out of order
 //! (within the allowed lateness) is inserted where it belongs, so the window holds what it would hold had the
@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::order_stats::{OrderStats, kth_of_two};
+use super::order_stats::OrderStats;
 
 /// The most readings one window may hold: a count window may not be larger, and a duration window drops its oldest
 /// readings beyond this many (at one reading a millisecond, 100 s of history). Bounds memory per sensor and rule.
@@ -345,14 +345,11 @@ impl Robust {
         ((median * below as f64 - sum_below) + (sum_above - median * (n - below) as f64)) / n as f64
     }
 
-    /// Median absolute deviation from `median`: the deviations below and above the median are two ascending
-    /// sequences read off the ordered set, and their k-th smallest is found without listing them.
-    fn mad(&self, median: f64) -> f64 {
+    /// Median absolute deviation from `median`, from the k-th smallest distances to it (O(log N) each).
+    fn mad(&mut self, median: f64) -> f64 {
         let n = self.sorted.len();
-        let below = self.sorted.count_less(median);
-        let at = |k| self.sorted.kth(k).unwrap_or(f64::NAN);
-        let deviation = |k| kth_of_two(k, below, |i| median - at(below - 1 - i), n - below, |i| at(below + i) - median);
-        if n % 2 == 1 { deviation(n / 2) } else { (deviation(n / 2 - 1) + deviation(n / 2)) / 2.0 }
+        let mut distance = |k| self.sorted.kth_distance(median, k).unwrap_or(f64::NAN);
+        if n % 2 == 1 { distance(n / 2) } else { (distance(n / 2 - 1) + distance(n / 2)) / 2.0 }
     }
 }
 
