@@ -25,7 +25,6 @@ pub use reading::{Alert, AlertState, Reading, Severity};
 pub use rule::{Rule, RuleField, RuleSet, RuleSetError, RuleSpec};
 pub use state::{Hold, Notify, Timing};
 pub use stream::{StreamState, invalid_reading};
-pub use template::SENSOR_ID;
 pub use validate::{MAX_METRIC_NAME_BYTES, MAX_SENSOR_ID_BYTES, ReadingError, validate};
 pub use window::{ANOMALY_WARM_UP, MAX_WINDOW_READINGS};
 
@@ -46,13 +45,6 @@ pub struct ConditionError {
     pub span: Range<usize>,
     /// What is wrong, as a sentence fragment.
     pub message: String,
-}
-
-impl ConditionError {
-    /// The 1-based line and column (counted in characters) of the start of the span within `condition`.
-    pub fn line_col(&self, condition: &str) -> (usize, usize) {
-        line_col(condition, self.span.start)
-    }
 }
 
 /// The 1-based line and column, counted in characters, of byte `offset` in `text`.

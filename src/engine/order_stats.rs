@@ -243,15 +243,21 @@ impl OrderStats {
 mod tests {
     use super::*;
 
+    /// A deterministic pseudo-random sequence (xorshift64).
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
     #[test]
     fn agrees_with_a_sorted_vector() {
         let mut set = OrderStats::default();
         let mut reference: Vec<f64> = Vec::new();
         let mut x: u64 = 12345;
         for step in 0..5_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             let value = (x % 50) as f64 - 25.0;
             if step % 3 == 2 && !reference.is_empty() {
                 let victim = reference[(x as usize / 7) % reference.len()];
@@ -281,9 +287,7 @@ mod tests {
         let mut values = Vec::new();
         let mut x: u64 = 99;
         for _ in 0..300 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            next(&mut x);
             let v = (x % 40) as f64 - 20.0;
             set.insert(v);
             values.push(v);

@@ -222,14 +222,13 @@ impl RuleSet {
                 let due = sensor.last_seen.checked_add(silence);
                 if sensor_rule.applies && !sensor_rule.state.is_firing() && due.is_some_and(|due| due <= now) {
                     sensor_rule.state.set_firing(true);
-                    out.push(alert(
+                    out.push(last_reading_alert(
                         rule,
                         AlertState::Firing,
                         &sensor.id,
                         sensor.last_seq,
+                        &sensor.last_values,
                         now,
-                        rule.render(&sensor.id, &sensor.last_values),
-                        sensor.last_values.clone(),
                     ));
                 }
             }
@@ -262,14 +261,13 @@ impl RuleSet {
                 .collect();
             for (rule, left) in old.rules.iter().zip(previous) {
                 if left.is_some_and(|l| l.state.is_firing()) {
-                    out.push(alert(
+                    out.push(last_reading_alert(
                         rule,
                         AlertState::Resolved,
                         &sensor.id,
                         sensor.last_seq,
+                        &sensor.last_values,
                         now,
-                        rule.render(&sensor.id, &sensor.last_values),
-                        sensor.last_values.clone(),
                     ));
                 }
             }
@@ -369,6 +367,19 @@ fn alert(
         time,
         values,
     }
+}
+
+/// An alert no reading caused (absence, reload): the sensor's last reading's seq and values, at server time `now`.
+fn last_reading_alert(
+    rule: &Rule,
+    state: AlertState,
+    sensor_id: &str,
+    last_seq: u64,
+    last_values: &HashMap<String, f64>,
+    now: SystemTime,
+) -> Alert {
+    let message = rule.render(sensor_id, last_values);
+    alert(rule, state, sensor_id, last_seq, now, message, last_values.clone())
 }
 
 fn event(name: &str, message: String, reading: &Reading) -> Alert {

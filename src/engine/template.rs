@@ -5,7 +5,7 @@
 use std::{collections::HashMap, fmt::Write as _, ops::Range};
 
 /// The placeholder that names the reading's sensor.
-pub const SENSOR_ID: &str = "sensor_id";
+pub(crate) const SENSOR_ID: &str = "sensor_id";
 
 /// A compiled message.
 #[derive(Debug, Clone, PartialEq)]
