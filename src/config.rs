@@ -1,6 +1,11 @@
-//! The server's settings as plain data, and their defaults as named constants.
+//! The server's settings as plain data, and their defaults as named constants, the default rules included.
 
 use std::time::Duration;
+
+use alertstream_engine::RuleSet;
+
+/// The embedded default rules: the two production-line thresholds of the classic example.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
 /// Default gRPC listen address; inside a container, listen on `0.0.0.0:50051`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -50,5 +55,38 @@ impl Default for ServeConfig {
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
         }
+    }
+}
+
+/// The embedded default rules, compiled (through the same loader as a rules file).
+pub fn default_rules() -> RuleSet {
+    alertstream_rules::parse("<default rules>", DEFAULT_RULES)
+        .unwrap_or_else(|e| unreachable!("the embedded default rules are valid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use alertstream_engine::Severity;
+
+    use super::*;
+
+    #[test]
+    fn the_default_rules_are_the_classic_thresholds() {
+        let rules = default_rules();
+        let shown: Vec<(&str, Option<&str>, Option<&str>, Severity)> = rules
+            .rules()
+            .iter()
+            .map(|r| {
+                let spec = r.spec();
+                (r.name(), spec.condition.as_deref(), spec.message.as_deref(), spec.severity)
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("temp_too_low", Some("temperature < 10"), Some("temp too low"), Severity::Warning),
+                ("ph_too_high", Some("pH > 5.5"), Some("pH too high"), Severity::Warning),
+            ]
+        );
     }
 }

@@ -1,15 +1,13 @@
-//! Wire types ([`pb`]) ↔ engine types: the only module that names both.
+//! Wire types ([`pb`]) ↔ engine types: the only module that names both, and it imports nothing else of this
+//! crate. gRPC ([`crate::service`]) and HTTP ([`crate::http`]) each build their answers from the engine's, through it.
 //!
 //! Readings move their strings and maps into the engine without copying; alerts are built field by field.
 
 use std::time::SystemTime;
 
-use crate::{
-    engine::{Alert, AlertState, Reading, ReadingError, Rule, Severity},
-    pb,
-    rules::format_hold,
-    units::format_duration,
-};
+use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, format_duration};
+
+use crate::pb;
 
 /// Turns a wire reading into an engine reading. A reading without a time takes `received_at`.
 ///
@@ -51,10 +49,10 @@ pub fn rule_to_pb(rule: &Rule) -> pb::Rule {
         condition: spec.condition.clone().unwrap_or_default(),
         severity: severity_to_pb(spec.severity) as i32,
         message: spec.message.clone().unwrap_or_else(|| spec.name.clone()),
-        notify: spec.timing.notify.as_str().to_owned(),
-        r#for: spec.timing.hold.map(format_hold).unwrap_or_default(),
+        notify: spec.timing.notify.to_string(),
+        r#for: spec.timing.hold.map(|hold| hold.to_string()).unwrap_or_default(),
         resolve: spec.resolve.clone().unwrap_or_default(),
-        keep_firing_for: spec.timing.keep_firing_for.map(format_hold).unwrap_or_default(),
+        keep_firing_for: spec.timing.keep_firing_for.map(|hold| hold.to_string()).unwrap_or_default(),
         absent_for: spec.absent_for.map(format_duration).unwrap_or_default(),
         sensors: spec.sensors.clone(),
     }
@@ -77,26 +75,24 @@ pub fn alert_state_to_pb(state: AlertState) -> pb::AlertState {
     }
 }
 
-/// The proto3 JSON form of an evaluation, as the HTTP endpoint answers: the proto's own field names, enum values by
-/// name, `time` in RFC 3339 and `reading_seq` (a uint64) as a string. Every field is present, defaults included.
-pub fn evaluation_to_json(evaluation: &pb::Evaluation) -> serde_json::Value {
-    let alerts: Vec<serde_json::Value> = evaluation.alerts.iter().map(alert_to_json).collect();
-    serde_json::json!({ "status": evaluation.status, "alerts": alerts })
+/// The wire form of a stateless evaluation.
+pub fn evaluation_to_pb(evaluation: Evaluation) -> pb::Evaluation {
+    pb::Evaluation { status: evaluation.status, alerts: evaluation.alerts.into_iter().map(alert_to_pb).collect() }
 }
 
-fn alert_to_json(alert: &pb::Alert) -> serde_json::Value {
-    let state = pb::AlertState::try_from(alert.state).unwrap_or_default();
-    let severity = pb::Severity::try_from(alert.severity).unwrap_or_default();
-    serde_json::json!({
-        "sensor_id": alert.sensor_id,
-        "rule": alert.rule,
-        "state": state.as_str_name(),
-        "severity": severity.as_str_name(),
-        "message": alert.message,
-        "reading_seq": alert.reading_seq.to_string(),
-        "time": alert.time.as_ref().map(ToString::to_string),
-        "values": alert.values,
-    })
+/// A time as proto3 JSON writes a `google.protobuf.Timestamp`: RFC 3339 in UTC (`1970-01-01T00:00:01.500Z`).
+pub fn timestamp_text(time: SystemTime) -> String {
+    prost_types::Timestamp::from(time).to_string()
+}
+
+/// The proto's name of an alert state (`ALERT_STATE_FIRING`), as proto3 JSON writes enum values.
+pub fn alert_state_name(state: AlertState) -> &'static str {
+    alert_state_to_pb(state).as_str_name()
+}
+
+/// The proto's name of a severity (`SEVERITY_WARNING`), as proto3 JSON writes enum values.
+pub fn severity_name(severity: Severity) -> &'static str {
+    severity_to_pb(severity).as_str_name()
 }
 
 #[cfg(test)]
@@ -131,17 +127,10 @@ mod tests {
             time,
             values: [("t".into(), 31.0)].into(),
         };
-        let wire = alert_to_pb(alert);
-        let json = evaluation_to_json(&pb::Evaluation { status: "too hot".into(), alerts: vec![wire.clone()] });
+        let wire = evaluation_to_pb(Evaluation { status: "too hot".into(), alerts: vec![alert] });
+        assert_eq!(wire.status, "too hot");
         assert_eq!(
-            json,
-            serde_json::json!({"status": "too hot", "alerts": [{
-                "sensor_id": "s", "rule": "hot", "state": "ALERT_STATE_RESOLVED", "severity": "SEVERITY_CRITICAL",
-                "message": "too hot", "reading_seq": "9", "time": "1970-01-01T00:00:01.500Z", "values": {"t": 31.0},
-            }]})
-        );
-        assert_eq!(
-            wire,
+            wire.alerts[0],
             pb::Alert {
                 sensor_id: "s".into(),
                 rule: "hot".into(),
@@ -153,5 +142,8 @@ mod tests {
                 values: [("t".into(), 31.0)].into(),
             }
         );
+        assert_eq!(timestamp_text(time), "1970-01-01T00:00:01.500Z");
+        assert_eq!(alert_state_name(AlertState::Firing), "ALERT_STATE_FIRING");
+        assert_eq!(severity_name(Severity::Info), "SEVERITY_INFO");
     }
 }

@@ -1,32 +1,31 @@
 //! alertstream: a real-time alerting service for streams of sensor readings.
 //!
-//! Data flows one way: bytes → tonic/prost → [`convert`] → [`engine`] → alerts → [`convert`] → tonic.
+//! Data flows one way: bytes → tonic/prost → [`convert`] → `alertstream_engine` → alerts → [`convert`] → tonic.
+//! The engine (`alertstream-engine`) and the rules-file loader (`alertstream-rules`) are crates of their own; this
+//! one is the service around them.
 //!
 //! # Layout
-//! - [`engine`]: the rule engine. Parses and compiles conditions, keeps per-sensor state, turns readings into
-//!   alerts. Pure and synchronous: it knows nothing of gRPC, tokio or the clock.
-//! - [`rule_test`]: `alertstream test`, rule unit tests written in TOML.
-//! - [`rules`]: the TOML rules file → [`engine::RuleSet`], with every error as `file:line:col: message`.
 //! - [`convert`]: wire types ([`pb`]) ↔ engine types; the only module that names both.
 //! - [`service`]: the tonic `AlertService` implementation and the one error → `Status` mapping.
-//! - [`http`]: the HTTP/JSON `POST /v1/evaluate` endpoint (axum).
+//! - [`http`]: the HTTP/JSON `POST /v1/evaluate` endpoint (axum), a sibling of [`service`] over the engine.
 //! - [`server`]: assembles health, reflection, limits, the HTTP endpoint and graceful shutdown.
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
-//! - [`reload`]: hot reload of the rules file on SIGHUP and on change.
-//! - [`config`]: the server's settings as plain data, with their defaults.
-//! - [`units`]: parsing of durations (`30s`) and byte sizes (`4MiB`) shared by the CLI and the rules file.
+//! - [`reload`]: hot reload of the rules file on SIGHUP and on change, and [`reload::LiveRules`].
+//! - [`rule_test`]: `alertstream test`, rule unit tests written in TOML.
+//! - [`config`]: the server's settings as plain data, with their defaults and the default rules.
+//! - [`byte_size`]: byte sizes on the command line (`4MiB`).
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod byte_size;
 pub mod config;
 pub mod convert;
-pub mod engine;
 pub mod http;
 pub mod reload;
 pub mod rule_test;
-pub mod rules;
 pub mod server;
 pub mod service;
 pub mod shutdown;
-pub mod units;
 
 /// The generated wire types and tonic service of `proto/alertstream/v1/alertstream.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

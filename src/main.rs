@@ -1,12 +1,15 @@
 //! The `alertstream` command line: parse flags, set up logging, then serve or check. Nothing else lives here.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use alertstream::{
+    byte_size::parse_byte_size,
     config::{self, ServeConfig},
-    reload, rule_test, rules, server, shutdown,
-    units::{parse_byte_size, parse_duration},
+    reload, rule_test, server, shutdown,
 };
+use alertstream_engine::{RuleSet, parse_duration};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
@@ -88,9 +91,9 @@ fn main() -> ExitCode {
 }
 
 fn check(file: &std::path::Path) -> ExitCode {
-    match rules::load(file) {
+    match alertstream_rules::load(file) {
         Ok(rules) => {
-            println!("{}", rules::summary(&file.display().to_string(), &rules));
+            println!("{}", alertstream_rules::summary(&file.display().to_string(), &rules));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -121,7 +124,7 @@ fn test(file: &std::path::Path) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     let rules = match &args.rules {
-        Some(path) => match rules::load(path) {
+        Some(path) => match alertstream_rules::load(path) {
             Ok(rules) => {
                 tracing::info!(file = %path.display(), rules = rules.rules().len(), "Loaded rules.");
                 rules
@@ -134,7 +137,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => {
             tracing::info!("No --rules given: using the embedded default rules.");
-            rules::default_rules()
+            config::default_rules()
         }
     };
     let config = ServeConfig {
@@ -153,7 +156,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn run(args: &ServeArgs, rules: alertstream::engine::RuleSet, config: ServeConfig) -> Result<(), String> {
+async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<(), String> {
     let drain = shutdown::drain_on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let (live, rules) = tokio::sync::watch::channel(Arc::new(rules));
     match &args.rules {

@@ -1,5 +1,5 @@
 //! Hot reload of the rules file: on SIGHUP, and when the file changes (its directory is watched, because editors
-//! and Kubernetes replace a file by renaming another over it). A new rule set goes through [`rules::load`], the
+//! and Kubernetes replace a file by renaming another over it). A new rule set goes through `alertstream_rules::load`, the
 //! same path as startup; one that fails validation is rejected with its `file:line:col` errors in the log and the
 //! old rules stay live. A good one is published to every stream, which moves to it between readings.
 
@@ -12,7 +12,10 @@ use std::{
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::{mpsc, watch};
 
-use crate::{engine::RuleSet, rules};
+use alertstream_engine::RuleSet;
+
+/// The live rule snapshot every stream and unary call reads; a reload sends a new one.
+pub type LiveRules = watch::Receiver<Arc<RuleSet>>;
 
 /// Changes to a file come in bursts (truncate, write, rename): wait this long after the first for the rest.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -97,7 +100,7 @@ pub fn explain_hangup_without_file() -> Result<(), ReloadError> {
 
 /// Loads `path` and publishes it, or logs why not; the old rules stay live on any error.
 pub fn reload(path: &Path, live: &watch::Sender<Arc<RuleSet>>, cause: &str) {
-    match rules::load(path) {
+    match alertstream_rules::load(path) {
         Ok(rules) => {
             let count = rules.rules().len();
             live.send_replace(Arc::new(rules));

@@ -30,11 +30,8 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{
-    engine::{Alert, AlertState, Reading, RuleSet, StreamState},
-    rules,
-    units::parse_duration,
-};
+use alertstream_engine::{Alert, AlertState, Reading, RuleSet, Severity, StreamState, parse_duration};
+use alertstream_rules::RulesError;
 
 /// How many sensors a test stream may track (the server's default).
 const MAX_SENSORS: usize = crate::config::DEFAULT_MAX_SENSORS_PER_STREAM;
@@ -60,7 +57,7 @@ pub enum RuleTestError {
     },
     /// The rules file it names has errors.
     #[error("{0}")]
-    Rules(#[from] rules::RulesError),
+    Rules(#[from] RulesError),
 }
 
 /// The outcome of one test.
@@ -122,7 +119,7 @@ pub fn run(path: &Path) -> Result<Vec<TestOutcome>, RuleTestError> {
     let text = std::fs::read_to_string(path).map_err(|source| RuleTestError::Read { path: shown.clone(), source })?;
     let file: TestFile = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
     let rules_path = path.parent().unwrap_or(Path::new(".")).join(&file.rules);
-    let rules = rules::load(&rules_path)?;
+    let rules = alertstream_rules::load(&rules_path)?;
     let lateness = match &file.lateness {
         Some(text) => parse_duration(text).map_err(|e| invalid(format!("lateness: {e}")))?,
         None => crate::config::DEFAULT_LATENESS,
@@ -164,8 +161,9 @@ fn run_test(rules: &RuleSet, lateness: Duration, test: &Test) -> Result<TestOutc
         }
     }
     for expected in &test.expect {
-        if !matches!(expected.state.as_str(), "firing" | "resolved") {
-            return Err(format!("test `{}`: state `{}` is neither firing nor resolved", test.name, expected.state));
+        expected.state.parse::<AlertState>().map_err(|e| format!("test `{}`: {e}", test.name))?;
+        if let Some(severity) = &expected.severity {
+            severity.parse::<Severity>().map_err(|e| format!("test `{}`: {e}", test.name))?;
         }
     }
     let passed = test.expect.len() == alerts.len() && test.expect.iter().zip(&alerts).all(|(e, a)| matches(e, a));
@@ -173,13 +171,9 @@ fn run_test(rules: &RuleSet, lateness: Duration, test: &Test) -> Result<TestOutc
 }
 
 fn matches(expected: &Expected, alert: &Alert) -> bool {
-    let state = match alert.state {
-        AlertState::Firing => "firing",
-        AlertState::Resolved => "resolved",
-    };
     expected.sensor == alert.sensor_id
         && expected.rule == *alert.rule
-        && expected.state == state
+        && expected.state == alert.state.as_str()
         && expected.seq.is_none_or(|seq| seq == alert.reading_seq)
         && expected.message.as_deref().is_none_or(|m| m == &*alert.message)
         && expected.severity.as_deref().is_none_or(|s| s == alert.severity.as_str())
@@ -200,14 +194,9 @@ fn render_expected(e: &Expected) -> String {
 }
 
 fn render_alert(a: &Alert) -> String {
-    let state = if a.state == AlertState::Firing { "firing" } else { "resolved" };
     format!(
-        "{} {} {state} seq={} severity={} message={:?}",
-        a.sensor_id,
-        a.rule,
-        a.reading_seq,
-        a.severity.as_str(),
-        &*a.message
+        "{} {} {} seq={} severity={} message={:?}",
+        a.sensor_id, a.rule, a.state, a.reading_seq, a.severity, &*a.message
     )
 }
 

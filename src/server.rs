@@ -16,7 +16,8 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use crate::{
     config::{SHUTDOWN_HARD_DEADLINE, ServeConfig},
     http, pb,
-    service::{AlertApi, LiveRules, rescue_response},
+    reload::LiveRules,
+    service::{AlertApi, rescue_response},
 };
 
 /// Why the server could not run.

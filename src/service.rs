@@ -12,22 +12,19 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::sync::watch;
+use alertstream_engine::{Alert, RuleSet, StreamState};
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::{
-    convert::{alert_to_pb, reading_from_pb, rule_to_pb},
-    engine::{self, RuleSet, StreamState},
+    convert::{alert_to_pb, evaluation_to_pb, reading_from_pb, rule_to_pb},
     pb,
+    reload::LiveRules,
 };
 
 /// The message of the status a stream ends with when the shutdown grace period runs out.
 pub const SHUTTING_DOWN: &str = "server shutting down";
-
-/// The live rule snapshot; a reload sends a new one.
-pub type LiveRules = watch::Receiver<Arc<RuleSet>>;
 
 /// The `AlertService` implementation: the live rules and the limits every stream obeys.
 #[derive(Debug, Clone)]
@@ -145,12 +142,11 @@ impl pb::alert_service_server::AlertService for AlertApi {
     async fn evaluate(&self, request: Request<pb::Reading>) -> Result<Response<pb::Evaluation>, Status> {
         let reading = reading_from_pb(request.into_inner(), SystemTime::now())
             .map_err(|invalid| Status::invalid_argument(invalid.1.to_string()))?;
-        let mut alerts = Vec::new();
-        self.current_rules()
-            .evaluate_stateless(&reading, &mut alerts)
+        let evaluation = self
+            .current_rules()
+            .evaluate_stateless(&reading)
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
-        let evaluation = evaluation(alerts);
-        Ok(Response::new(evaluation))
+        Ok(Response::new(evaluation_to_pb(evaluation)))
     }
 
     async fn list_rules(&self, _: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
@@ -160,11 +156,11 @@ impl pb::alert_service_server::AlertService for AlertApi {
 }
 
 /// Evaluates one streamed reading into `out`; a reading whose wire form is unusable becomes an in-band event.
-fn evaluate_streamed(rules: &RuleSet, state: &mut StreamState, reading: pb::Reading, out: &mut Vec<engine::Alert>) {
+fn evaluate_streamed(rules: &RuleSet, state: &mut StreamState, reading: pb::Reading, out: &mut Vec<Alert>) {
     let now = SystemTime::now();
     match reading_from_pb(reading, now) {
         Ok(reading) => rules.evaluate(state, reading, now, out),
-        Err(invalid) => out.push(engine::invalid_reading(&invalid.0, &invalid.1)),
+        Err(invalid) => out.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
     }
 }
 
@@ -184,16 +180,6 @@ async fn sleep_until(deadline: Option<SystemTime>) {
         Some(deadline) => tokio::time::sleep(deadline.duration_since(SystemTime::now()).unwrap_or_default()).await,
         None => std::future::pending().await,
     }
-}
-
-/// The answer to a stateless evaluation: the messages of firing rules joined by one space, or `all good`.
-pub fn evaluation(alerts: Vec<engine::Alert>) -> pb::Evaluation {
-    let status = if alerts.is_empty() {
-        "all good".to_owned()
-    } else {
-        alerts.iter().map(|a| &*a.message).collect::<Vec<_>>().join(" ")
-    };
-    pb::Evaluation { status, alerts: alerts.into_iter().map(alert_to_pb).collect() }
 }
 
 /// Maps every error that leaves the service to the status the contract promises.
@@ -254,10 +240,5 @@ mod tests {
         let status = Status::from_header_map(rescued.headers()).unwrap();
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert!(status.message().contains("found 9 bytes"));
-    }
-
-    #[test]
-    fn evaluation_status_joins_messages_or_says_all_good() {
-        assert_eq!(evaluation(Vec::new()).status, "all good");
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use alertstream::{config::ServeConfig, pb, rules};
+use alertstream::{config::ServeConfig, pb};
 use common::{TestServer, brief, collect, next_alert as next, open_stream, reading};
 
 #[tokio::test]
@@ -73,7 +73,7 @@ async fn absence_fires_on_an_idle_stream_and_resolves_on_the_next_reading() {
 #[tokio::test]
 async fn late_readings_are_events_beyond_the_lateness() {
     let config = ServeConfig { lateness: Duration::from_secs(5), ..ServeConfig::default() };
-    let server = TestServer::with(rules::default_rules(), config).await;
+    let server = TestServer::with(alertstream::config::default_rules(), config).await;
     let mut client = server.client().await;
     let at = |seq: u64, secs: i64, t: f64| {
         let mut r = reading("s", seq, &[("temperature", t)]);
@@ -121,7 +121,7 @@ async fn a_reload_under_a_live_stream_loses_no_alert() {
     assert_eq!(brief(&next(&mut alerts).await), "a 1 warm FIRING");
     // hot stays as it was; warm changes (so resolves now); cold is new.
     let new = "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n\n[[rule]]\nname = \"warm\"\ncondition = \"t > 25\"\n\n[[rule]]\nname = \"cold\"\ncondition = \"t < 0\"\n";
-    server.rules.send_replace(std::sync::Arc::new(rules::parse("new.toml", new).unwrap()));
+    server.rules.send_replace(std::sync::Arc::new(alertstream_rules::parse("new.toml", new).unwrap()));
     assert_eq!(brief(&next(&mut alerts).await), "a 1 warm RESOLVED");
     tx.send(reading("a", 2, &[("t", -5.0)])).await.unwrap();
     tx.send(reading("a", 3, &[("t", 28.0)])).await.unwrap();

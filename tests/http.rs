@@ -4,7 +4,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use alertstream::{config::ServeConfig, rules::default_rules};
+use alertstream::config::{ServeConfig, default_rules};
 use common::TestServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use alertstream::{config::ServeConfig, rules::default_rules};
+use alertstream::config::{ServeConfig, default_rules};
 use common::{TestServer, brief, reading};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},

@@ -10,7 +10,10 @@ use std::{
     time::Duration,
 };
 
-use alertstream::{config::ServeConfig, pb, rules::default_rules};
+use alertstream::{
+    config::{ServeConfig, default_rules},
+    pb,
+};
 use common::{TestServer, brief, collect, reading};
 use tonic::{Code, codegen::http::uri::PathAndQuery};
 

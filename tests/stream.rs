@@ -201,7 +201,7 @@ for = "30s"
 #[tokio::test]
 async fn sensors_beyond_the_stream_limit_get_an_in_band_event() {
     let config = alertstream::config::ServeConfig { max_sensors_per_stream: 2, ..Default::default() };
-    let server = TestServer::with(alertstream::rules::default_rules(), config).await;
+    let server = TestServer::with(alertstream::config::default_rules(), config).await;
     let mut client = server.client().await;
     let readings = vec![
         reading("a", 1, &[("temperature", 5.0)]),
@@ -228,7 +228,7 @@ async fn a_client_that_goes_away_frees_its_stream() {
     // A long grace period: shutdown would wait it out if the abandoned stream were still open.
     let config =
         alertstream::config::ServeConfig { shutdown_grace: std::time::Duration::from_secs(300), ..Default::default() };
-    let mut server = TestServer::with(alertstream::rules::default_rules(), config).await;
+    let mut server = TestServer::with(alertstream::config::default_rules(), config).await;
     let mut client = server.client().await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut alerts = client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();

@@ -6,12 +6,11 @@ pub mod binary;
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use alertstream::{
-    config::ServeConfig,
-    engine::RuleSet,
+    config::{ServeConfig, default_rules},
     pb::{self, alert_service_client::AlertServiceClient},
-    rules,
     server::{Listeners, serve},
 };
+use alertstream_engine::RuleSet;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -29,12 +28,12 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server with the default rules and settings.
     pub async fn start() -> Self {
-        Self::with(rules::default_rules(), ServeConfig::default()).await
+        Self::with(default_rules(), ServeConfig::default()).await
     }
 
     /// Starts a server with the rules of a rules file's text.
     pub async fn with_rules(text: &str) -> Self {
-        let rules = rules::parse("test.toml", text).expect("test rules are valid");
+        let rules = alertstream_rules::parse("test.toml", text).expect("test rules are valid");
         Self::with(rules, ServeConfig::default()).await
     }
 

@@ -1,6 +1,6 @@
 //! Checks a reading before it reaches any rule, and names the field that is wrong.
 
-use super::reading::Reading;
+use crate::reading::Reading;
 
 /// The most bytes (UTF-8) a `sensor_id` may have; exactly this many is valid.
 pub const MAX_SENSOR_ID_BYTES: usize = 256;

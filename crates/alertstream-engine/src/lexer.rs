@@ -2,7 +2,7 @@
 
 use std::{ops::Range, time::Duration};
 
-use super::ConditionError;
+use crate::condition_error::ConditionError;
 
 /// One token and where it stands in the condition, as a byte range.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,10 +13,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use alertstream::{
-    engine::{Reading, RuleSet, StreamState},
-    rules,
-};
+use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Readings per measured batch: the clones of the batch are made outside the measurement.
@@ -42,6 +39,28 @@ fn readings(count: usize, sensors: usize) -> Vec<Reading> {
             }
         })
         .collect()
+}
+
+/// A rule set of `(name, condition, message)` rules, compiled.
+fn rule_set(rules: &[(&str, &str, Option<&str>)]) -> RuleSet {
+    let specs = rules
+        .iter()
+        .map(|&(name, condition, message)| RuleSpec {
+            name: name.to_owned(),
+            condition: Some(condition.to_owned()),
+            message: message.map(str::to_owned),
+            ..RuleSpec::default()
+        })
+        .collect();
+    RuleSet::new(specs).unwrap()
+}
+
+/// The server's embedded default rules (`rules/default.toml`).
+fn classic_rules() -> RuleSet {
+    rule_set(&[
+        ("temp_too_low", "temperature < 10", Some("temp too low")),
+        ("ph_too_high", "pH > 5.5", Some("pH too high")),
+    ])
 }
 
 /// A stream that has already seen `warm` (so windows are full and sensors known), then measures batches of `next`.
@@ -86,7 +105,7 @@ fn bench_stream(c: &mut Criterion, group: &str, name: &str, rules: &RuleSet, war
 
 /// The default rules beside the baseline: a loop that only looks up the sensor and the two metrics.
 fn default_rules(c: &mut Criterion) {
-    let rules = rules::default_rules();
+    let rules = classic_rules();
     let data = readings(10_000, 1);
     let mut g = c.benchmark_group("default_rules");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -109,12 +128,13 @@ fn default_rules(c: &mut Criterion) {
 }
 
 fn hundred_rules(c: &mut Criterion) {
-    let mut text = String::new();
-    for i in 0..100 {
-        let metric = if i % 2 == 0 { "temperature" } else { "pH" };
-        text += &format!("[[rule]]\nname = \"r{i}\"\ncondition = \"{metric} > {} and {metric} < 1e9\"\n\n", 100 + i);
-    }
-    let rules = rules::parse("100.toml", &text).unwrap();
+    let rules: Vec<(String, String)> = (0..100)
+        .map(|i| {
+            let metric = if i % 2 == 0 { "temperature" } else { "pH" };
+            (format!("r{i}"), format!("{metric} > {} and {metric} < 1e9", 100 + i))
+        })
+        .collect();
+    let rules = rule_set(&rules.iter().map(|(n, c)| (n.as_str(), c.as_str(), None)).collect::<Vec<_>>());
     let data = readings(10_000, 1);
     bench_stream(c, "rules", "100", &rules, &data[..10], &data);
 }
@@ -134,23 +154,21 @@ fn window_functions(c: &mut Criterion) {
     for (name, call) in functions {
         for n in [10, 1_000, 100_000] {
             let condition = call.replace("{n}", &n.to_string());
-            let rules =
-                rules::parse("w.toml", &format!("[[rule]]\nname = \"w\"\ncondition = \"{condition} > 1e12\"\n"))
-                    .unwrap();
+            let rules = rule_set(&[("w", &format!("{condition} > 1e12"), None)]);
             // Readings one second apart: a window of n readings or n seconds holds n readings when full.
             let data = readings(n + BATCH, 1);
             bench_stream(c, &format!("window/{name}"), &n.to_string(), &rules, &data[..n], &data[n..]);
         }
     }
     for (name, condition) in [("delta", "delta(temperature) > 1e12"), ("ewma", "ewma(temperature, 0.1) > 1e12")] {
-        let rules = rules::parse("w.toml", &format!("[[rule]]\nname = \"w\"\ncondition = \"{condition}\"\n")).unwrap();
+        let rules = rule_set(&[("w", condition, None)]);
         let data = readings(10 + BATCH, 1);
         bench_stream(c, &format!("window/{name}"), "any", &rules, &data[..10], &data[10..]);
     }
 }
 
 fn sensors(c: &mut Criterion) {
-    let rules = rules::default_rules();
+    let rules = classic_rules();
     for count in [1, 100_000] {
         let data = readings(count.max(BATCH) * 2, count);
         bench_stream(c, "sensors", &count.to_string(), &rules, &data[..count.max(BATCH)], &data);

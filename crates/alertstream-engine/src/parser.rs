@@ -157,17 +157,17 @@ impl Parser<'_> {
             }
             self.next();
             let rhs = self.expr(right_power)?;
-            if op.is_comparison() {
-                if let Some(next) = BinaryOp::from_token(&self.peek().kind).filter(|n| n.is_comparison()) {
-                    return Err(ConditionError {
-                        span: self.peek().span.clone(),
-                        message: format!(
-                            "comparisons cannot be chained: `{}` follows `{}`; join them with `and`",
-                            next.symbol(),
-                            op.symbol()
-                        ),
-                    });
-                }
+            if op.is_comparison()
+                && let Some(next) = BinaryOp::from_token(&self.peek().kind).filter(|n| n.is_comparison())
+            {
+                return Err(ConditionError {
+                    span: self.peek().span.clone(),
+                    message: format!(
+                        "comparisons cannot be chained: `{}` follows `{}`; join them with `and`",
+                        next.symbol(),
+                        op.symbol()
+                    ),
+                });
             }
             let span = lhs.span.start..rhs.span.end;
             lhs = Node { expr: Expr::Binary(op, Box::new(lhs), Box::new(rhs)), span };

@@ -1,57 +1,19 @@
-//! The HTTP/JSON endpoint: `POST /v1/evaluate` with `{"temperature": 8, "pH": 4}`, so the classic per-datapoint
-//! client runs unchanged but for its URL.
-//!
-//! The body is taken as bytes and parsed with serde_json, whatever its content type: axum's `Json` extractor would
-//! answer 415 without a JSON content type (the classic client sends none), 422 on a type error and plain-text 413.
+//! The JSON forms of the HTTP endpoint: a body into an engine [`Reading`], and an engine [`Evaluation`] into the
+//! proto3 JSON form of `alertstream.v1.Evaluation` (the proto's own field names, enum values by name, `time` in
+//! RFC 3339, the uint64 `reading_seq` as a string, every field present).
 
-use std::{collections::HashMap, sync::Arc, time::SystemTime};
+use std::{collections::HashMap, time::SystemTime};
 
-use axum::{
-    Router,
-    body::Bytes,
-    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
-    http::StatusCode,
-    response::{IntoResponse, Response},
-    routing::post,
-};
+use alertstream_engine::{Alert, Evaluation, Reading};
 use serde_json::{Value, json};
 
-use crate::{
-    convert::evaluation_to_json,
-    engine::Reading,
-    service::{LiveRules, evaluation},
-};
+use crate::convert::{alert_state_name, severity_name, timestamp_text};
 
 /// The sensor id of a reading whose body names none.
 pub const DEFAULT_SENSOR_ID: &str = "http";
 
-/// The router of the HTTP endpoint over the live `rules`; bodies over `max_body_size` bytes get 413.
-pub fn router(rules: LiveRules, max_body_size: usize) -> Router {
-    Router::new().route("/v1/evaluate", post(evaluate)).layer(DefaultBodyLimit::max(max_body_size)).with_state(rules)
-}
-
-async fn evaluate(State(rules): State<LiveRules>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "body is over the message size limit".to_owned());
-        }
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, format!("cannot read the body: {rejection}")),
-    };
-    let reading = match reading_from_json(&body) {
-        Ok(reading) => reading,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    let mut alerts = Vec::new();
-    let rules = Arc::clone(&rules.borrow());
-    if let Err(invalid) = rules.evaluate_stateless(&reading, &mut alerts) {
-        return error(StatusCode::BAD_REQUEST, invalid.to_string());
-    }
-    (StatusCode::OK, axum::Json(evaluation_to_json(&evaluation(alerts)))).into_response()
-}
-
 /// Reads a JSON object of metric names to numbers, with an optional string `sensor_id`.
-fn reading_from_json(body: &[u8]) -> Result<Reading, String> {
+pub(super) fn reading_from_json(body: &[u8]) -> Result<Reading, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let Value::Object(object) = value else {
         return Err(format!(
@@ -86,13 +48,54 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+/// The proto3 JSON form of an evaluation.
+pub(super) fn evaluation_to_json(evaluation: &Evaluation) -> Value {
+    let alerts: Vec<Value> = evaluation.alerts.iter().map(alert_to_json).collect();
+    json!({ "status": evaluation.status, "alerts": alerts })
+}
+
+fn alert_to_json(alert: &Alert) -> Value {
+    json!({
+        "sensor_id": alert.sensor_id,
+        "rule": &*alert.rule,
+        "state": alert_state_name(alert.state),
+        "severity": severity_name(alert.severity),
+        "message": &*alert.message,
+        "reading_seq": alert.reading_seq.to_string(),
+        "time": timestamp_text(alert.time),
+        "values": alert.values,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use alertstream_engine::{AlertState, Severity};
+
     use super::*;
+
+    #[test]
+    fn an_evaluation_is_proto3_json() {
+        let alert = Alert {
+            sensor_id: "s".into(),
+            rule: Arc::from("hot"),
+            state: AlertState::Resolved,
+            severity: Severity::Critical,
+            message: Arc::from("too hot"),
+            reading_seq: 9,
+            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
+            values: [("t".into(), 31.0)].into(),
+        };
+        let json = evaluation_to_json(&Evaluation { status: "too hot".into(), alerts: vec![alert] });
+        assert_eq!(
+            json,
+            json!({"status": "too hot", "alerts": [{
+                "sensor_id": "s", "rule": "hot", "state": "ALERT_STATE_RESOLVED", "severity": "SEVERITY_CRITICAL",
+                "message": "too hot", "reading_seq": "9", "time": "1970-01-01T00:00:01.500Z", "values": {"t": 31.0},
+            }]})
+        );
+    }
 
     #[test]
     fn bodies_become_readings_or_name_the_problem() {

@@ -1,12 +1,14 @@
-//! Rules: a [`RuleSpec`] as written, compiled into a [`Rule`]; a [`RuleSet`] is the immutable, compiled list.
+//! Rules: a [`RuleSpec`] as written, compiled into a [`Rule`] (its conditions, message template, window functions
+//! and sensor patterns).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use super::{
-    ConditionError, RESERVED_NAMES,
+use crate::{
+    alert::Severity,
     compile::{Condition, MetricTable, compile},
+    condition_error::ConditionError,
     glob::SensorPattern,
-    reading::Severity,
+    rule_set::RuleSetError,
     state::Timing,
     template::Template,
     window::WindowFn,
@@ -43,60 +45,6 @@ pub enum RuleField {
     Resolve,
     /// The `message`.
     Message,
-}
-
-/// Why a list of [`RuleSpec`]s does not make a rule set. `rule` is the index of the spec at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RuleSetError {
-    /// The list is empty.
-    #[error("no rules: a rule set needs at least one rule")]
-    Empty,
-    /// A name is used by an earlier rule.
-    #[error("duplicate rule name `{name}`")]
-    DuplicateName {
-        /// Index of the later rule.
-        rule: usize,
-        /// The name used twice.
-        name: String,
-    },
-    /// A name is one of [`RESERVED_NAMES`].
-    #[error("`{name}` is reserved for an event and cannot name a rule")]
-    ReservedName {
-        /// Index of the rule.
-        rule: usize,
-        /// The reserved name.
-        name: String,
-    },
-    /// A name is empty.
-    #[error("a rule name cannot be empty")]
-    EmptyName {
-        /// Index of the rule.
-        rule: usize,
-    },
-    /// A rule has neither a condition nor `absent_for`.
-    #[error("a rule needs a `condition` (or `absent_for`)")]
-    MissingCondition {
-        /// Index of the rule.
-        rule: usize,
-    },
-    /// An `absent_for` rule has a key that only conditions take.
-    #[error("an `absent_for` rule fires on silence and takes no `{key}`")]
-    AbsentWith {
-        /// Index of the rule.
-        rule: usize,
-        /// The key it may not have.
-        key: &'static str,
-    },
-    /// A condition, resolve condition or message does not compile; the span is inside that field's text.
-    #[error("{error}")]
-    Field {
-        /// Index of the rule.
-        rule: usize,
-        /// Which field.
-        field: RuleField,
-        /// The error, with a span inside the field.
-        error: ConditionError,
-    },
 }
 
 /// What a rule watches.
@@ -141,7 +89,7 @@ impl Rule {
     }
 
     /// The message of an alert for sensor `sensor_id` with these values.
-    pub(crate) fn render(&self, sensor_id: &str, values: &std::collections::HashMap<String, f64>) -> Arc<str> {
+    pub(crate) fn render(&self, sensor_id: &str, values: &HashMap<String, f64>) -> Arc<str> {
         match &self.message {
             Message::Plain(message) => Arc::clone(message),
             Message::Template(template) => Arc::from(template.render(sensor_id, values)),
@@ -164,60 +112,7 @@ impl Rule {
     }
 }
 
-/// An immutable, compiled list of rules: shared by every stream as a snapshot.
-#[derive(Debug, Clone)]
-pub struct RuleSet {
-    pub(crate) rules: Vec<Rule>,
-    pub(crate) metrics: MetricTable,
-    /// Whether any rule watches for absence (decided once: the per-reading path asks).
-    watches_absence: bool,
-}
-
-impl RuleSet {
-    /// Compiles `specs` in order.
-    ///
-    /// # Errors
-    /// Every problem found in every spec, not only the first.
-    pub fn new(specs: Vec<RuleSpec>) -> Result<Self, Vec<RuleSetError>> {
-        if specs.is_empty() {
-            return Err(vec![RuleSetError::Empty]);
-        }
-        let mut errors = Vec::new();
-        let mut metrics = MetricTable::default();
-        let mut rules: Vec<Rule> = Vec::with_capacity(specs.len());
-        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-        for (index, spec) in specs.into_iter().enumerate() {
-            if spec.name.is_empty() {
-                errors.push(RuleSetError::EmptyName { rule: index });
-            } else if RESERVED_NAMES.contains(&spec.name.as_str()) {
-                errors.push(RuleSetError::ReservedName { rule: index, name: spec.name.clone() });
-            } else if names[..index].contains(&spec.name) {
-                errors.push(RuleSetError::DuplicateName { rule: index, name: spec.name.clone() });
-            }
-            match compile_rule(index, spec, &mut metrics) {
-                Ok(rule) => rules.push(rule),
-                Err(mut rule_errors) => errors.append(&mut rule_errors),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let watches_absence = rules.iter().any(|r| matches!(r.watch, Watch::Absence(_)));
-        Ok(Self { rules, metrics, watches_absence })
-    }
-
-    /// The rules, in order.
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
-    /// Whether any rule watches for absence (the stream loop then needs a timer).
-    pub fn watches_absence(&self) -> bool {
-        self.watches_absence
-    }
-}
-
-fn compile_rule(index: usize, spec: RuleSpec, metrics: &mut MetricTable) -> Result<Rule, Vec<RuleSetError>> {
+pub(crate) fn compile_rule(index: usize, spec: RuleSpec, metrics: &mut MetricTable) -> Result<Rule, Vec<RuleSetError>> {
     let mut errors = Vec::new();
     let mut windows = Vec::new();
     let mut compile_field = |field, text: &Option<String>, windows: &mut Vec<WindowFn>| {

@@ -38,10 +38,7 @@ fn run(rules: &RuleSet, max_sensors: usize, readings: &[Reading]) -> Vec<String>
         rules.evaluate(&mut stream, reading.clone(), reading.time, &mut out);
     }
     out.iter()
-        .map(|a| {
-            let state = if a.state == AlertState::Firing { "FIRING" } else { "RESOLVED" };
-            format!("{} {} {} {state}", a.sensor_id, a.reading_seq, a.rule)
-        })
+        .map(|a| format!("{} {} {} {}", a.sensor_id, a.reading_seq, a.rule, a.state.as_str().to_uppercase()))
         .collect()
 }
 
@@ -140,12 +137,14 @@ fn stateless_evaluation_is_the_classic_example() {
     for (temperature, ph, expected) in
         [(8.0, 4.0, vec!["temp too low"]), (8.0, 6.0, vec!["temp too low", "pH too high"]), (12.0, 5.0, vec![])]
     {
-        let mut out = Vec::new();
-        rules.evaluate_stateless(&reading("s", 0, &[("temperature", temperature), ("pH", ph)]), &mut out).unwrap();
-        let messages: Vec<&str> = out.iter().map(|a| &*a.message).collect();
+        let evaluation =
+            rules.evaluate_stateless(&reading("s", 0, &[("temperature", temperature), ("pH", ph)])).unwrap();
+        let messages: Vec<&str> = evaluation.alerts.iter().map(|a| &*a.message).collect();
         assert_eq!(messages, expected);
+        let status = if expected.is_empty() { ALL_GOOD.to_owned() } else { expected.join(" ") };
+        assert_eq!(evaluation.status, status);
     }
-    let invalid = rules.evaluate_stateless(&reading("", 0, &[("temperature", 1.0)]), &mut Vec::new());
+    let invalid = rules.evaluate_stateless(&reading("", 0, &[("temperature", 1.0)]));
     assert_eq!(invalid.unwrap_err().field, "sensor_id");
 }
 
@@ -154,9 +153,8 @@ fn stateless_evaluation_ignores_for() {
     let mut held = spec("held", "temperature < 10");
     held.timing.hold = Some(Hold::Readings(5));
     let rules = RuleSet::new(vec![held]).unwrap();
-    let mut out = Vec::new();
-    rules.evaluate_stateless(&reading("s", 0, &[("temperature", 1.0)]), &mut out).unwrap();
-    assert_eq!(out.len(), 1);
+    let evaluation = rules.evaluate_stateless(&reading("s", 0, &[("temperature", 1.0)])).unwrap();
+    assert_eq!(evaluation.alerts.len(), 1);
 }
 
 #[test]
@@ -185,13 +183,6 @@ fn rule_set_errors_are_all_reported() {
         ]
     );
     assert_eq!(RuleSet::new(vec![]).unwrap_err(), [RuleSetError::Empty]);
-}
-
-#[test]
-fn line_col_counts_characters_from_one() {
-    assert_eq!(line_col("abc", 0), (1, 1));
-    assert_eq!(line_col("ab\ncd", 4), (2, 2));
-    assert_eq!(line_col("é > x", 3), (1, 3));
 }
 
 fn rules(specs: Vec<RuleSpec>) -> RuleSet {
@@ -345,9 +336,8 @@ fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed
 fn stateless_evaluation_skips_rules_that_need_history() {
     let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
     let set = rules(vec![spec("avg", "avg(t, 3) > 1"), silent, spec("plain", "t > 1")]);
-    let mut out = Vec::new();
-    set.evaluate_stateless(&reading("s", 0, &[("t", 5.0)]), &mut out).unwrap();
-    assert_eq!(out.iter().map(|a| &*a.rule).collect::<Vec<_>>(), ["plain"]);
+    let evaluation = set.evaluate_stateless(&reading("s", 0, &[("t", 5.0)])).unwrap();
+    assert_eq!(evaluation.alerts.iter().map(|a| &*a.rule).collect::<Vec<_>>(), ["plain"]);
 }
 
 #[test]

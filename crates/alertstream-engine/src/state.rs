@@ -2,9 +2,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::reading::AlertState;
+use crate::alert::AlertState;
 
-/// When a rule fires: on each change of state, or on every reading while its condition holds.
+/// When a rule fires: on each change of state, or on every reading while its condition holds. Its text form
+/// (`change`, `every`) is in `text.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Notify {
     /// FIRING when the condition turns true (after its `for`), RESOLVED when it turns false.
@@ -14,17 +15,8 @@ pub enum Notify {
     Every,
 }
 
-impl Notify {
-    /// The name used in rules files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Notify::Change => "change",
-            Notify::Every => "every",
-        }
-    }
-}
-
-/// How long a condition must hold before its rule fires (the rules file's `for`).
+/// How long a condition must hold before its rule fires (the rules file's `for`). Its text form (`30s`,
+/// `5 readings`) is in `text.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
     /// This many true readings in a row; the rule fires on the last of them.

@@ -92,7 +92,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::{super::compile::MetricTable, *};
-    use crate::engine::compile::compile;
+    use crate::compile::compile;
 
     /// Compiles `src` over metrics `a` and `b` (in that slot order) and evaluates it once, statelessly.
     fn check(src: &str, a: Option<f64>, b: Option<f64>) -> Option<bool> {

@@ -10,7 +10,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::order_stats::OrderStats;
+use order_stats::OrderStats;
+
+mod order_stats;
 
 /// The most readings one window may hold: a count window may not be larger, and a duration window drops its oldest
 /// readings beyond this many (at one reading a millisecond, 100 s of history). Bounds memory per sensor and rule.

@@ -1,0 +1,115 @@
+//! Alerts: what a rule firing or resolving for one sensor, or an event such as `invalid_reading`, yields; and the
+//! builders every path of the engine makes them with.
+
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
+
+use crate::{reading::Reading, rule::Rule, validate::ReadingError};
+
+/// The event reported in-band for a reading that fails validation; it never resolves.
+pub const INVALID_READING: &str = "invalid_reading";
+/// The event reported in-band for a new sensor beyond the stream's sensor limit; it never resolves.
+pub const SENSOR_LIMIT: &str = "sensor_limit";
+/// The event reported in-band for a reading older than its sensor's latest by more than the allowed lateness.
+pub const LATE_READING: &str = "late_reading";
+/// Names that are events, not rules: a rules file may not use them.
+pub const RESERVED_NAMES: [&str; 3] = [INVALID_READING, SENSOR_LIMIT, LATE_READING];
+
+/// How serious an alert is. Its text form (`info`, `warning`, `critical`) is in `text.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    /// For information only.
+    Info,
+    /// Needs attention; the default.
+    #[default]
+    Warning,
+    /// Needs action now.
+    Critical,
+}
+
+/// Whether an alert starts or ends a firing. Its text form (`firing`, `resolved`) is in `text.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// The rule's condition holds (or an event happened).
+    Firing,
+    /// The rule's condition stopped holding after it fired.
+    Resolved,
+}
+
+/// A rule that fired or resolved for one sensor, or an event such as `invalid_reading`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The sensor of the reading that caused the alert, as sent.
+    pub sensor_id: String,
+    /// The rule's name, or the event's (`invalid_reading`, `sensor_limit`).
+    pub rule: Arc<str>,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// The rule's severity.
+    pub severity: Severity,
+    /// The rule's message, or for an event what went wrong.
+    pub message: Arc<str>,
+    /// The `seq` of the reading that caused the alert.
+    pub reading_seq: u64,
+    /// The time of the reading that caused the alert.
+    pub time: SystemTime,
+    /// The values of the reading that caused the alert.
+    pub values: HashMap<String, f64>,
+}
+
+impl Alert {
+    /// The in-band `invalid_reading` event for a reading that failed validation, or whose wire form could not
+    /// become a [`Reading`] at all (the caller found the error).
+    pub fn invalid_reading(reading: &Reading, error: &ReadingError) -> Self {
+        Self::event(INVALID_READING, error.to_string(), reading)
+    }
+
+    /// An event (FIRING, WARNING, never resolved) about `reading`.
+    pub(crate) fn event(name: &str, message: String, reading: &Reading) -> Self {
+        Self {
+            sensor_id: reading.sensor_id.clone(),
+            rule: Arc::from(name),
+            state: AlertState::Firing,
+            severity: Severity::Warning,
+            message: Arc::from(message),
+            reading_seq: reading.seq,
+            time: reading.time,
+            values: reading.values.clone(),
+        }
+    }
+
+    /// An alert of `rule` for a reading of `sensor_id`; `values` may be left empty for the caller to move the
+    /// reading's map into.
+    pub(crate) fn of_rule(
+        rule: &Rule,
+        state: AlertState,
+        sensor_id: &str,
+        seq: u64,
+        time: SystemTime,
+        values: HashMap<String, f64>,
+        message_values: &HashMap<String, f64>,
+    ) -> Self {
+        Self {
+            sensor_id: sensor_id.to_owned(),
+            rule: Arc::clone(&rule.name),
+            state,
+            severity: rule.spec().severity,
+            message: rule.render(sensor_id, message_values),
+            reading_seq: seq,
+            time,
+            values,
+        }
+    }
+
+    /// An alert no reading caused (absence, reload): the sensor's last reading's seq and values, at server time
+    /// `now`.
+    pub(crate) fn of_last_reading(
+        rule: &Rule,
+        state: AlertState,
+        sensor_id: &str,
+        last_seq: u64,
+        last_values: &HashMap<String, f64>,
+        now: SystemTime,
+    ) -> Self {
+        Self::of_rule(rule, state, sensor_id, last_seq, now, last_values.clone(), last_values)
+    }
+}

@@ -1,0 +1,61 @@
+//! The classic one-reading call (gRPC `Evaluate`, HTTP `POST /v1/evaluate`): each rule on one reading alone, no
+//! state, and the answer both transports build their responses from.
+
+use crate::{
+    alert::{Alert, AlertState},
+    eval::Inputs,
+    reading::Reading,
+    rule::Watch,
+    rule_set::RuleSet,
+    validate::{ReadingError, validate},
+};
+
+/// The status of an evaluation where no rule fires.
+pub const ALL_GOOD: &str = "all good";
+
+/// The answer to one reading evaluated on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The messages of the firing rules joined by one space, in rule order, or [`ALL_GOOD`].
+    pub status: String,
+    /// One FIRING alert per firing rule, in rule order.
+    pub alerts: Vec<Alert>,
+}
+
+impl RuleSet {
+    /// Evaluates one reading on its own, with no state: each rule's condition on this reading alone, `for` ignored,
+    /// and rules that need history (window functions, absence) skipped.
+    ///
+    /// # Errors
+    /// The reading is invalid.
+    pub fn evaluate_stateless(&self, reading: &Reading) -> Result<Evaluation, ReadingError> {
+        validate(reading)?;
+        let mut slot_values = Vec::new();
+        self.fill_slots(reading, &mut slot_values);
+        let inputs = Inputs { values: &slot_values, time: reading.time, latest: reading.time };
+        let mut alerts = Vec::new();
+        for rule in &self.rules {
+            let Watch::Condition { condition, .. } = &rule.watch else { continue };
+            if rule.needs_history() || !rule.applies_to(&reading.sensor_id) || !condition.has_inputs(&slot_values) {
+                continue;
+            }
+            if condition.evaluate(&inputs, &mut []) == Some(true) {
+                alerts.push(Alert::of_rule(
+                    rule,
+                    AlertState::Firing,
+                    &reading.sensor_id,
+                    reading.seq,
+                    reading.time,
+                    reading.values.clone(),
+                    &reading.values,
+                ));
+            }
+        }
+        let status = if alerts.is_empty() {
+            ALL_GOOD.to_owned()
+        } else {
+            alerts.iter().map(|a| &*a.message).collect::<Vec<_>>().join(" ")
+        };
+        Ok(Evaluation { status, alerts })
+    }
+}

@@ -1,0 +1,226 @@
+//! The rule set: the immutable, compiled list of rules every stream shares as a snapshot, and the per-reading path
+//! that applies it to one stream's state: validate, find the sensor, step each rule, collect the alerts.
+
+use std::{collections::HashMap, time::SystemTime};
+
+use crate::{
+    alert::{Alert, AlertState, LATE_READING, RESERVED_NAMES, SENSOR_LIMIT},
+    compile::MetricTable,
+    condition_error::ConditionError,
+    eval::Inputs,
+    reading::Reading,
+    rule::{Rule, RuleField, RuleSpec, Watch, compile_rule},
+    stream_state::StreamState,
+    text::format_duration,
+    validate::validate,
+};
+
+/// Why a list of [`RuleSpec`]s does not make a rule set. `rule` is the index of the spec at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleSetError {
+    /// The list is empty.
+    #[error("no rules: a rule set needs at least one rule")]
+    Empty,
+    /// A name is used by an earlier rule.
+    #[error("duplicate rule name `{name}`")]
+    DuplicateName {
+        /// Index of the later rule.
+        rule: usize,
+        /// The name used twice.
+        name: String,
+    },
+    /// A name is one of [`RESERVED_NAMES`].
+    #[error("`{name}` is reserved for an event and cannot name a rule")]
+    ReservedName {
+        /// Index of the rule.
+        rule: usize,
+        /// The reserved name.
+        name: String,
+    },
+    /// A name is empty.
+    #[error("a rule name cannot be empty")]
+    EmptyName {
+        /// Index of the rule.
+        rule: usize,
+    },
+    /// A rule has neither a condition nor `absent_for`.
+    #[error("a rule needs a `condition` (or `absent_for`)")]
+    MissingCondition {
+        /// Index of the rule.
+        rule: usize,
+    },
+    /// An `absent_for` rule has a key that only conditions take.
+    #[error("an `absent_for` rule fires on silence and takes no `{key}`")]
+    AbsentWith {
+        /// Index of the rule.
+        rule: usize,
+        /// The key it may not have.
+        key: &'static str,
+    },
+    /// A condition, resolve condition or message does not compile; the span is inside that field's text.
+    #[error("{error}")]
+    Field {
+        /// Index of the rule.
+        rule: usize,
+        /// Which field.
+        field: RuleField,
+        /// The error, with a span inside the field.
+        error: ConditionError,
+    },
+}
+
+/// An immutable, compiled list of rules: shared by every stream as a snapshot.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub(crate) rules: Vec<Rule>,
+    /// The metric names any rule reads, each a slot: a reading's values are looked up once per reading.
+    pub(crate) metrics: MetricTable,
+    /// Whether any rule watches for absence (decided once: the per-reading path asks).
+    watches_absence: bool,
+}
+
+impl RuleSet {
+    /// Compiles `specs` in order.
+    ///
+    /// # Errors
+    /// Every problem found in every spec, not only the first.
+    pub fn new(specs: Vec<RuleSpec>) -> Result<Self, Vec<RuleSetError>> {
+        if specs.is_empty() {
+            return Err(vec![RuleSetError::Empty]);
+        }
+        let mut errors = Vec::new();
+        let mut metrics = MetricTable::default();
+        let mut rules: Vec<Rule> = Vec::with_capacity(specs.len());
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        for (index, spec) in specs.into_iter().enumerate() {
+            if spec.name.is_empty() {
+                errors.push(RuleSetError::EmptyName { rule: index });
+            } else if RESERVED_NAMES.contains(&spec.name.as_str()) {
+                errors.push(RuleSetError::ReservedName { rule: index, name: spec.name.clone() });
+            } else if names[..index].contains(&spec.name) {
+                errors.push(RuleSetError::DuplicateName { rule: index, name: spec.name.clone() });
+            }
+            match compile_rule(index, spec, &mut metrics) {
+                Ok(rule) => rules.push(rule),
+                Err(mut rule_errors) => errors.append(&mut rule_errors),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let watches_absence = rules.iter().any(|r| matches!(r.watch, Watch::Absence(_)));
+        Ok(Self { rules, metrics, watches_absence })
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Whether any rule watches for absence (the stream loop then needs a timer).
+    pub fn watches_absence(&self) -> bool {
+        self.watches_absence
+    }
+
+    /// Evaluates one reading of a stream, received at server time `now`: validates it, updates its sensor's state
+    /// and appends the alerts it yields to `out`, in rule order.
+    ///
+    /// An invalid reading, a new sensor beyond the stream's limit, or a reading too far behind its sensor's latest
+    /// changes no state and yields one event alert.
+    pub fn evaluate(&self, stream: &mut StreamState, reading: Reading, now: SystemTime, out: &mut Vec<Alert>) {
+        if let Err(error) = validate(&reading) {
+            out.push(Alert::invalid_reading(&reading, &error));
+            return;
+        }
+        let Some(index) = stream.sensor_index(self, &reading.sensor_id, now) else {
+            let message = format!(
+                "sensor limit reached: this stream already tracks {} sensors; reading of `{}` not applied",
+                stream.max_sensors, reading.sensor_id
+            );
+            out.push(Alert::event(SENSOR_LIMIT, message, &reading));
+            return;
+        };
+        let sensor = &mut stream.sensors[index];
+        let latest = match sensor.latest {
+            Some(latest) if latest.duration_since(reading.time).is_ok_and(|behind| behind > stream.lateness) => {
+                let message = format!(
+                    "late reading: {} behind sensor `{}`'s latest, over the allowed lateness of {}; not applied",
+                    format_duration(latest.duration_since(reading.time).unwrap_or_default()),
+                    reading.sensor_id,
+                    format_duration(stream.lateness)
+                );
+                out.push(Alert::event(LATE_READING, message, &reading));
+                return;
+            }
+            Some(latest) => latest.max(reading.time),
+            None => reading.time,
+        };
+        sensor.latest = Some(latest);
+        self.fill_slots(&reading, &mut stream.slot_values);
+        let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
+        let first = out.len();
+        for (rule, sensor_rule) in self.rules.iter().zip(sensor.rules.iter_mut()) {
+            if !sensor_rule.applies {
+                continue;
+            }
+            let alert_state = match &rule.watch {
+                // A reading is the end of any silence.
+                Watch::Absence(_) if sensor_rule.state.is_firing() => {
+                    sensor_rule.state.set_firing(false);
+                    Some(AlertState::Resolved)
+                }
+                Watch::Absence(_) => None,
+                Watch::Condition { condition, resolve } => {
+                    if !condition.has_inputs(inputs.values)
+                        || resolve.as_ref().is_some_and(|r| !r.has_inputs(inputs.values))
+                    {
+                        continue;
+                    }
+                    let fires = condition.evaluate(&inputs, &mut sensor_rule.windows);
+                    let clears = resolve.as_ref().map(|r| r.evaluate(&inputs, &mut sensor_rule.windows));
+                    let (fires, clears) = match (fires, clears) {
+                        (Some(fires), None) => (fires, !fires),
+                        (Some(fires), Some(Some(clears))) => (fires, clears),
+                        // A window function without a value yet: the rule's state stays as it was.
+                        _ => continue,
+                    };
+                    sensor_rule.state.step(fires, clears, &rule.spec().timing, reading.time)
+                }
+            };
+            if let Some(state) = alert_state {
+                // The values are filled in below, moved rather than copied where they can be.
+                out.push(Alert::of_rule(
+                    rule,
+                    state,
+                    &reading.sensor_id,
+                    reading.seq,
+                    reading.time,
+                    HashMap::new(),
+                    &reading.values,
+                ));
+            }
+        }
+        sensor.last_seen = now;
+        sensor.last_seq = reading.seq;
+        let alerts = &mut out[first..];
+        if self.watches_absence() {
+            for alert in alerts.iter_mut() {
+                alert.values = reading.values.clone();
+            }
+            sensor.last_values = reading.values;
+            stream.deadlines.arm(&self.rules, index, sensor);
+        } else if let Some((last, rest)) = alerts.split_last_mut() {
+            // Only absence alerts need a sensor's last values, so the reading's map goes to its last alert.
+            for alert in rest {
+                alert.values = reading.values.clone();
+            }
+            last.values = reading.values;
+        }
+    }
+
+    /// Looks up each metric the rule set reads once, into `slot_values`.
+    pub(crate) fn fill_slots(&self, reading: &Reading, slot_values: &mut Vec<Option<f64>>) {
+        slot_values.clear();
+        slot_values.extend(self.metrics.names().iter().map(|name| reading.values.get(name).copied()));
+    }
+}

@@ -1,0 +1,220 @@
+//! The text forms of engine values, each written once: the words a rules file, a rule test and `ListRules` use for
+//! [`Severity`], [`AlertState`], [`Notify`] and [`Hold`] (`FromStr` and `Display`, each the other's inverse), and
+//! durations (`500ms`, `30s`, `5m`, `1h`).
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use crate::{
+    alert::{AlertState, Severity},
+    state::{Hold, Notify},
+};
+
+/// A text that is not the form of the value asked for; the message says what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TextError(String);
+
+impl Severity {
+    /// The name used in rules files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = TextError;
+
+    fn from_str(text: &str) -> Result<Self, TextError> {
+        Ok(match text {
+            "info" => Severity::Info,
+            "warning" => Severity::Warning,
+            "critical" => Severity::Critical,
+            _ => return Err(TextError(format!("unknown severity `{text}`: use info, warning or critical"))),
+        })
+    }
+}
+
+impl AlertState {
+    /// The name used in rule tests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+impl FromStr for AlertState {
+    type Err = TextError;
+
+    fn from_str(text: &str) -> Result<Self, TextError> {
+        Ok(match text {
+            "firing" => AlertState::Firing,
+            "resolved" => AlertState::Resolved,
+            _ => return Err(TextError(format!("unknown state `{text}`: use firing or resolved"))),
+        })
+    }
+}
+
+impl Notify {
+    /// The name used in rules files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notify::Change => "change",
+            Notify::Every => "every",
+        }
+    }
+}
+
+impl FromStr for Notify {
+    type Err = TextError;
+
+    fn from_str(text: &str) -> Result<Self, TextError> {
+        Ok(match text {
+            "change" => Notify::Change,
+            "every" => Notify::Every,
+            _ => return Err(TextError(format!("unknown notify `{text}`: use change or every"))),
+        })
+    }
+}
+
+/// `for` and `keep_firing_for`: a duration (`30s`) or a count of readings (`5 readings`, `1 reading`).
+impl FromStr for Hold {
+    type Err = TextError;
+
+    fn from_str(text: &str) -> Result<Self, TextError> {
+        let trimmed = text.trim();
+        if let Some(count) = trimmed.strip_suffix("readings").or_else(|| trimmed.strip_suffix("reading")) {
+            let count: u64 = count.trim().parse().map_err(|_| {
+                TextError(format!("`{text}` is not a count: write a whole number, as in \"5 readings\""))
+            })?;
+            if count == 0 {
+                return Err(TextError("a count must be at least 1 reading".to_owned()));
+            }
+            return Ok(Hold::Readings(count));
+        }
+        parse_duration(trimmed)
+            .map(Hold::Duration)
+            .map_err(|e| TextError(format!("{e}; or a count, as in \"5 readings\"")))
+    }
+}
+
+macro_rules! display_as_str {
+    ($($type:ty),*) => {$(
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_str!(Severity, AlertState, Notify);
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Hold::Readings(1) => f.write_str("1 reading"),
+            Hold::Readings(n) => write!(f, "{n} readings"),
+            Hold::Duration(d) => f.write_str(&format_duration(d)),
+        }
+    }
+}
+
+/// Parses a duration written as a whole number and a unit: `500ms`, `30s`, `5m`, `1h`.
+///
+/// # Errors
+/// The text is not such a duration; the message names the accepted forms.
+pub fn parse_duration(text: &str) -> Result<Duration, TextError> {
+    let trimmed = text.trim();
+    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let value: u64 = number.parse().map_err(|_| {
+        TextError(format!("`{text}` is not a duration: write a whole number and a unit, as in 500ms, 30s, 5m or 1h"))
+    })?;
+    let millis_per_unit = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(TextError(format!("`{text}` has no known unit: use ms, s, m or h, as in 30s"))),
+    };
+    value
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| TextError(format!("`{text}` is too long a duration")))
+}
+
+/// Formats a duration in the largest unit that divides it: the inverse of [`parse_duration`].
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    for (unit, per) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if millis != 0 && millis.is_multiple_of(per) {
+            return format!("{}{unit}", millis / per);
+        }
+    }
+    format!("{millis}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value's text form reads back as the value.
+    fn round_trips<T: FromStr<Err = TextError> + fmt::Display + PartialEq + fmt::Debug>(values: &[T]) {
+        for value in values {
+            assert_eq!(value.to_string().parse::<T>().as_ref(), Ok(value), "{value}");
+        }
+    }
+
+    #[test]
+    fn names_read_back_as_their_values() {
+        round_trips(&[Severity::Info, Severity::Warning, Severity::Critical]);
+        round_trips(&[AlertState::Firing, AlertState::Resolved]);
+        round_trips(&[Notify::Change, Notify::Every]);
+        round_trips(&[Hold::Readings(1), Hold::Readings(5), Hold::Duration(Duration::from_millis(1500))]);
+        assert_eq!(Hold::Readings(1).to_string(), "1 reading");
+        assert_eq!("3 readings".parse(), Ok(Hold::Readings(3)));
+        assert_eq!("30s".parse(), Ok(Hold::Duration(Duration::from_secs(30))));
+    }
+
+    #[test]
+    fn unknown_words_name_what_is_accepted() {
+        for (error, expected) in [
+            ("loud".parse::<Severity>().unwrap_err(), "unknown severity `loud`: use info, warning or critical"),
+            ("often".parse::<Notify>().unwrap_err(), "unknown notify `often`: use change or every"),
+            ("FIRING".parse::<AlertState>().unwrap_err(), "unknown state `FIRING`: use firing or resolved"),
+            ("0 readings".parse::<Hold>().unwrap_err(), "a count must be at least 1 reading"),
+            (
+                "x readings".parse::<Hold>().unwrap_err(),
+                "`x readings` is not a count: write a whole number, as in \"5 readings\"",
+            ),
+            (
+                "3".parse::<Hold>().unwrap_err(),
+                "`3` has no known unit: use ms, s, m or h, as in 30s; or a count, as in \"5 readings\"",
+            ),
+        ] {
+            assert_eq!(error.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, millis) in [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("0s", 0)] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(millis)), "{text}");
+            assert_eq!(
+                parse_duration(&format_duration(Duration::from_millis(millis))),
+                Ok(Duration::from_millis(millis))
+            );
+        }
+        assert_eq!(format_duration(Duration::from_millis(90_000)), "90s");
+        assert!(parse_duration("30").unwrap_err().to_string().contains("no known unit"));
+        assert!(parse_duration("s").unwrap_err().to_string().contains("not a duration"));
+        assert!(parse_duration("1.5s").unwrap_err().to_string().contains("no known unit"));
+        assert!(parse_duration("99999999999999999h").unwrap_err().to_string().contains("too long"));
+    }
+}

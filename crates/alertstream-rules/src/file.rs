@@ -1,0 +1,238 @@
+//! The walk over a rules file's TOML: each `[[rule]]` table into a [`RuleSpec`], with the file position of every
+//! part kept so that an error, the engine's included, points at the text it is about. Errors are collected as
+//! byte offsets; `diagnostic.rs` turns them into lines and columns.
+
+use std::{collections::HashMap, ops::Range};
+
+use alertstream_engine::{Hold, Notify, RuleField, RuleSet, RuleSetError, RuleSpec, Severity, Timing, parse_duration};
+use toml::{
+    Spanned,
+    de::{DeTable, DeValue},
+};
+
+use crate::diagnostic::file_offset;
+
+/// The keys a `[[rule]]` table may have.
+const RULE_KEYS: [&str; 10] = [
+    "name",
+    "condition",
+    "resolve",
+    "severity",
+    "message",
+    "notify",
+    "for",
+    "keep_firing_for",
+    "absent_for",
+    "sensors",
+];
+
+/// Where each part of a rule stands in the file, to point errors at it.
+struct RuleSpans {
+    table: usize,
+    name: usize,
+    /// The string literals of `condition`, `resolve` and `message`, quotes included.
+    literals: HashMap<RuleField, Range<usize>>,
+    /// Where each key present starts.
+    keys: HashMap<String, usize>,
+}
+
+pub(crate) struct FileParser<'a> {
+    text: &'a str,
+    /// (byte offset in the file, message).
+    pub(crate) errors: Vec<(usize, String)>,
+}
+
+impl<'a> FileParser<'a> {
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        self.errors.push((offset, message.into()));
+    }
+
+    /// A walker over the rules file `text`, with no errors yet.
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self { text, errors: Vec::new() }
+    }
+
+    /// Reads every rule and compiles the rule set; `None` when anything is wrong, every error in `errors`.
+    pub(crate) fn parse(&mut self) -> Option<RuleSet> {
+        let (document, syntax_errors) = DeTable::parse_recoverable(self.text);
+        if !syntax_errors.is_empty() {
+            for e in syntax_errors {
+                let offset = e.span().map_or(0, |s| s.start);
+                self.error(offset, format!("TOML syntax: {}", e.message().trim_end()));
+            }
+            return None;
+        }
+        let mut tables = Vec::new();
+        for (key, value) in document.get_ref() {
+            match (key.get_ref().as_ref(), value.get_ref()) {
+                ("rule", DeValue::Array(items)) => {
+                    for item in items {
+                        match item.get_ref() {
+                            DeValue::Table(table) => tables.push((item.span().start, table)),
+                            _ => {
+                                self.error(item.span().start, "`rule` must be a table: write each rule under [[rule]]")
+                            }
+                        }
+                    }
+                }
+                ("rule", _) => {
+                    self.error(value.span().start, "`rule` must be an array of tables: write each rule under [[rule]]")
+                }
+                (other, _) => self
+                    .error(key.span().start, format!("unknown key `{other}`: a rules file holds only [[rule]] tables")),
+            }
+        }
+        if tables.is_empty() {
+            self.error(0, "no rules: a rules file needs at least one [[rule]] table");
+            return None;
+        }
+        let mut specs = Vec::new();
+        let mut spans = Vec::new();
+        for (start, table) in tables {
+            if let Some((spec, span)) = self.rule(start, table) {
+                specs.push(spec);
+                spans.push(span);
+            }
+        }
+        if specs.is_empty() {
+            return None;
+        }
+        match RuleSet::new(specs) {
+            Ok(rules) => Some(rules),
+            Err(errors) => {
+                for error in errors {
+                    self.rule_set_error(error, &spans);
+                }
+                None
+            }
+        }
+    }
+
+    fn rule_set_error(&mut self, error: RuleSetError, spans: &[RuleSpans]) {
+        let message = error.to_string();
+        match error {
+            RuleSetError::Empty => self.error(0, message),
+            RuleSetError::DuplicateName { rule, .. }
+            | RuleSetError::ReservedName { rule, .. }
+            | RuleSetError::EmptyName { rule } => self.error(spans[rule].name, message),
+            RuleSetError::MissingCondition { rule } => self.error(spans[rule].table, message),
+            RuleSetError::AbsentWith { rule, key } => {
+                self.error(spans[rule].keys.get(key).copied().unwrap_or(spans[rule].table), message)
+            }
+            RuleSetError::Field { rule, field, error } => {
+                let Some(literal) = spans[rule].literals.get(&field).cloned() else {
+                    return self.error(spans[rule].table, message);
+                };
+                let offset = file_offset(&self.text[literal.clone()], error.span.start)
+                    .map_or(literal.start, |o| literal.start + o);
+                let label = match field {
+                    RuleField::Condition => "in condition: ",
+                    RuleField::Resolve => "in resolve: ",
+                    RuleField::Message => "",
+                };
+                self.error(offset, format!("{label}{message}"));
+            }
+        }
+    }
+
+    /// Reads one `[[rule]]` table; `None` when its name is missing (errors recorded). A rule with other errors is
+    /// still compiled, so the errors of its conditions are reported too; the file fails either way.
+    fn rule(&mut self, table_start: usize, table: &DeTable<'_>) -> Option<(RuleSpec, RuleSpans)> {
+        let mut keys = HashMap::new();
+        for (key, _) in table {
+            let key_name: &str = key.get_ref();
+            keys.insert(key_name.to_owned(), key.span().start);
+            if !RULE_KEYS.contains(&key_name) {
+                self.error(
+                    key.span().start,
+                    format!("unknown key `{key_name}` in rule; expected one of: {}", RULE_KEYS.join(", ")),
+                );
+            }
+        }
+        let name = self.string(table, "name", table_start, true);
+        let condition = self.string(table, "condition", table_start, false);
+        let resolve = self.string(table, "resolve", table_start, false);
+        let message = self.string(table, "message", table_start, false);
+        let severity = self.parsed(table, "severity", |s| s.parse::<Severity>().map_err(|e| e.to_string()));
+        let notify = self.parsed(table, "notify", |s| s.parse::<Notify>().map_err(|e| e.to_string()));
+        let hold = self.parsed(table, "for", |s| s.parse::<Hold>().map_err(|e| format!("bad `for`: {e}")));
+        let keep_firing_for = self
+            .parsed(table, "keep_firing_for", |s| s.parse::<Hold>().map_err(|e| format!("bad `keep_firing_for`: {e}")));
+        let absent_for =
+            self.parsed(table, "absent_for", |s| parse_duration(s).map_err(|e| format!("bad `absent_for`: {e}")));
+        let sensors = self.sensors(table);
+        let name = name?;
+        let mut literals = HashMap::new();
+        for (field, value) in
+            [(RuleField::Condition, &condition), (RuleField::Resolve, &resolve), (RuleField::Message, &message)]
+        {
+            if let Some(value) = value {
+                literals.insert(field, value.span());
+            }
+        }
+        let spans = RuleSpans { table: table_start, name: name.span().start, literals, keys };
+        let spec = RuleSpec {
+            name: name.into_inner(),
+            condition: condition.map(Spanned::into_inner),
+            resolve: resolve.map(Spanned::into_inner),
+            severity: severity.unwrap_or_default(),
+            message: message.map(Spanned::into_inner),
+            timing: Timing { notify: notify.unwrap_or_default(), hold, keep_firing_for },
+            absent_for,
+            sensors,
+        };
+        Some((spec, spans))
+    }
+
+    /// The value of an optional string key, parsed; a bad value is recorded at the value and read as absent.
+    fn parsed<T>(&mut self, table: &DeTable<'_>, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+        let value = self.string(table, key, 0, false)?;
+        match parse(value.get_ref()) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.error(value.span().start, message);
+                None
+            }
+        }
+    }
+
+    /// `sensors`: an array of id patterns.
+    fn sensors(&mut self, table: &DeTable<'_>) -> Vec<String> {
+        let Some(value) = table.get("sensors") else { return Vec::new() };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(value.span().start, "`sensors` must be an array of id patterns, as [\"line-1/*\"]");
+            return Vec::new();
+        };
+        let mut patterns = Vec::new();
+        for item in items {
+            match item.get_ref() {
+                DeValue::String(pattern) if !pattern.is_empty() => patterns.push(pattern.to_string()),
+                _ => self.error(item.span().start, "each entry of `sensors` must be a non-empty string"),
+            }
+        }
+        patterns
+    }
+
+    /// The string value of `key`, recording an error when it is missing but required, or not a string.
+    fn string(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        table_start: usize,
+        required: bool,
+    ) -> Option<Spanned<String>> {
+        let Some(value) = table.get(key) else {
+            if required {
+                self.error(table_start, format!("rule is missing the required key `{key}`"));
+            }
+            return None;
+        };
+        match value.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
+            other => {
+                self.error(value.span().start, format!("`{key}` must be a string, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! alertstream's rules file: TOML → a compiled [`RuleSet`], every error of a file reported as
+//! `FILE:LINE:COL: message`, all of them, not only the first.
+//!
+//! Its own crate, beside the engine, so that `alertstream check`, the server's startup and reload, and a fuzz
+//! target all reach the same loader without building the server. `file.rs` walks the TOML; `diagnostic.rs` turns
+//! byte offsets (a condition's own, mapped through TOML string escapes) into lines and columns.
+
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+mod diagnostic;
+mod file;
+
+use std::path::Path;
+
+use alertstream_engine::RuleSet;
+
+pub use diagnostic::Diagnostic;
+use diagnostic::line_col;
+
+/// Why a rules file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the rules file: {source}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file was read and has one or more errors, all of them listed.
+    #[error("{}", render(path, diagnostics))]
+    Invalid {
+        /// The path as given.
+        path: String,
+        /// Every error found, in file order.
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn render(path: &str, diagnostics: &[Diagnostic]) -> String {
+    let lines: Vec<String> = diagnostics.iter().map(|d| format!("{path}:{d}")).collect();
+    lines.join("\n")
+}
+
+/// Reads and compiles the rules file at `path`.
+///
+/// # Errors
+/// The file cannot be read, or has errors (all of them, as `FILE:LINE:COL: message`).
+pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read { path: shown.clone(), source })?;
+    parse(&shown, &text)
+}
+
+/// Compiles the rules file `text`; `path` is only used in error messages.
+///
+/// # Errors
+/// Every error in the file, in file order.
+pub fn parse(path: &str, text: &str) -> Result<RuleSet, RulesError> {
+    let mut file = file::FileParser::new(text);
+    let result = file.parse();
+    let mut errors = file.errors;
+    match result {
+        Some(rules) if errors.is_empty() => Ok(rules),
+        _ => {
+            errors.sort_by_key(|(offset, _)| *offset);
+            let diagnostics = errors
+                .into_iter()
+                .map(|(offset, message)| {
+                    let (line, col) = line_col(text, offset);
+                    Diagnostic { line, col, message }
+                })
+                .collect();
+            Err(RulesError::Invalid { path: path.to_owned(), diagnostics })
+        }
+    }
+}
+
+/// A one-line summary of a valid rule set, as `alertstream check` prints it.
+pub fn summary(path: &str, rules: &RuleSet) -> String {
+    let names: Vec<&str> = rules.rules().iter().map(|r| r.name()).collect();
+    let count = names.len();
+    let noun = if count == 1 { "rule" } else { "rules" };
+    format!("{path}: OK, {count} {noun}: {}", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use alertstream_engine::{Hold, Notify, RuleSpec, Severity, Timing};
+
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse("r.toml", text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let rules = parse(
+            "r.toml",
+            r#"
+[[rule]]
+name = "hot"
+condition = "t > 30"
+resolve = "t < 28"
+severity = "critical"
+message = "too hot: {t} on {sensor_id}"
+notify = "every"
+for = "30s"
+keep_firing_for = "2 readings"
+sensors = ["line-1/*", "oven"]
+
+[[rule]]
+name = "cold"
+condition = 't < 0'
+for = "5 readings"
+
+[[rule]]
+name = "silent"
+absent_for = "10s"
+"#,
+        )
+        .unwrap();
+        let specs: Vec<&RuleSpec> = rules.rules().iter().map(|r| r.spec()).collect();
+        assert_eq!(
+            *specs[0],
+            RuleSpec {
+                name: "hot".into(),
+                condition: Some("t > 30".into()),
+                resolve: Some("t < 28".into()),
+                severity: Severity::Critical,
+                message: Some("too hot: {t} on {sensor_id}".into()),
+                timing: Timing {
+                    notify: Notify::Every,
+                    hold: Some(Hold::Duration(std::time::Duration::from_secs(30))),
+                    keep_firing_for: Some(Hold::Readings(2)),
+                },
+                absent_for: None,
+                sensors: vec!["line-1/*".into(), "oven".into()],
+            }
+        );
+        assert_eq!((specs[1].severity, specs[1].message.as_deref()), (Severity::Warning, None));
+        assert_eq!(specs[1].timing.hold, Some(Hold::Readings(5)));
+        assert_eq!(specs[2].absent_for, Some(std::time::Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn condition_errors_point_into_the_file() {
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"t >\"\n"),
+            ["r.toml:3:17: in condition: expected a number, a metric or `(`, found end of condition"]
+        );
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"a < b < c\"\n"),
+            ["r.toml:3:20: in condition: comparisons cannot be chained: `<` follows `<`; join them with `and`"]
+        );
+        // An escape before the error shifts the file column by its raw length.
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"\\u0074 = 1\"\n"),
+            ["r.toml:3:21: in condition: `=` is not an operator; compare with `==`"]
+        );
+        // A multi-line string: the error's line and column are the file's.
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"\"\"\ntemperature > 1 and\n  pH >> 2\"\"\"\n"),
+            ["r.toml:5:7: in condition: expected a number, a metric or `(`, found `>`"]
+        );
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = '''t > 1 +'''\n"),
+            ["r.toml:3:23: in condition: expected a number, a metric or `(`, found end of condition"]
+        );
+    }
+}

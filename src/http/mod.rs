@@ -1,0 +1,51 @@
+//! The HTTP/JSON endpoint: `POST /v1/evaluate` with `{"temperature": 8, "pH": 4}`, so the classic per-datapoint
+//! client runs unchanged but for its URL.
+//!
+//! The body is taken as bytes and parsed with serde_json, whatever its content type: axum's `Json` extractor would
+//! answer 415 without a JSON content type (the classic client sends none), 422 on a type error and plain-text 413.
+
+mod json;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde_json::json;
+
+use crate::reload::LiveRules;
+
+pub use json::DEFAULT_SENSOR_ID;
+
+/// The router of the HTTP endpoint over the live `rules`; bodies over `max_body_size` bytes get 413.
+pub fn router(rules: LiveRules, max_body_size: usize) -> Router {
+    Router::new().route("/v1/evaluate", post(evaluate)).layer(DefaultBodyLimit::max(max_body_size)).with_state(rules)
+}
+
+async fn evaluate(State(rules): State<LiveRules>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body is over the message size limit".to_owned());
+        }
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, format!("cannot read the body: {rejection}")),
+    };
+    let reading = match json::reading_from_json(&body) {
+        Ok(reading) => reading,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let rules = Arc::clone(&rules.borrow());
+    match rules.evaluate_stateless(&reading) {
+        Ok(evaluation) => (StatusCode::OK, axum::Json(json::evaluation_to_json(&evaluation))).into_response(),
+        Err(invalid) => error(StatusCode::BAD_REQUEST, invalid.to_string()),
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
