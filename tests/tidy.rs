@@ -67,7 +67,7 @@ fn the_engine_depends_only_on_what_a_pure_synchronous_engine_needs() {
 }
 
 #[test]
-fn the_engine_and_the_rules_loader_read_no_clock_and_print_nothing() {
+fn the_engine_and_the_rules_loader_read_no_clock_print_nothing_and_take_no_lock() {
     // Split so that this file does not match itself.
     let forbidden = [
         ["SystemTime::", "now"],
@@ -77,13 +77,18 @@ fn the_engine_and_the_rules_loader_read_no_clock_and_print_nothing() {
         ["print", "!("],
         ["eprint", "!("],
         ["db", "g!("],
+        ["Mut", "ex"],
+        ["RwL", "ock"],
     ];
     for dir in ["crates/alertstream-engine/src", "crates/alertstream-rules/src"] {
         for (path, text) in sources(dir) {
             let code = code(&text);
             for [a, b] in forbidden {
                 let word = format!("{a}{b}");
-                assert!(!code.contains(&word), "{path} uses `{word}`: the engine takes time as data and logs nothing");
+                assert!(
+                    !code.contains(&word),
+                    "{path} uses `{word}`: the engine takes time as data, logs nothing and holds nothing shared"
+                );
             }
         }
     }
@@ -127,4 +132,14 @@ fn no_unwrap_or_expect_outside_tests() {
         let text = fs::read_to_string(self::root().join(root)).unwrap();
         assert!(text.contains(lint), "{root} lacks `{lint}`");
     }
+}
+
+#[test]
+fn no_unbounded_channel_and_no_task_per_stream() {
+    for (path, text) in sources("src") {
+        assert!(!code(&text).contains("unbounded"), "{path} makes an unbounded channel: bound it and push back");
+    }
+    // A stream is one loop pulled by tonic's encoder: nothing is spawned per stream, so flow control reaches the client.
+    let service = code(&fs::read_to_string(root().join("src/service.rs")).unwrap());
+    assert!(!service.contains("spawn"), "src/service.rs spawns a task: a stream must be pulled, not pushed");
 }

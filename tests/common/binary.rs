@@ -13,6 +13,8 @@ use tonic::transport::Channel;
 /// A running server process; killed on drop if a test fails before it exits.
 pub struct Binary {
     child: Child,
+    /// Whether the child leads a process group of its own (signals then go to the whole group).
+    group: bool,
     pub addr: SocketAddr,
     /// Every log line so far (JSON).
     pub log: Arc<Mutex<Vec<String>>>,
@@ -21,12 +23,19 @@ pub struct Binary {
 impl Binary {
     /// Starts `alertstream serve` on 127.0.0.1:0 with `args` added, and waits until it says where it listens.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_alertstream"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_alertstream"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"]).args(args);
+        Self::spawn(command, false, Duration::from_secs(30))
+    }
+
+    /// Spawns `command`, which serves with a JSON log on stderr, and waits up to `startup` until it says where it
+    /// listens. With `group`, the command leads a process group of its own and signals go to the group (a shell
+    /// and what it starts).
+    pub fn spawn(mut command: Command, group: bool, startup: Duration) -> Self {
+        if group {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let (tx, rx) = mpsc::channel();
         let log = Arc::new(Mutex::new(Vec::new()));
         let stderr = BufReader::new(child.stderr.take().unwrap());
@@ -41,18 +50,31 @@ impl Binary {
                 lines.lock().unwrap().push(line);
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
-        Self { child, addr, log }
+        let addr = rx.recv_timeout(startup).expect("the server logs its address");
+        Self { child, group, addr, log }
     }
 
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
     }
 
-    /// Sends a signal (`TERM`, `HUP`) to the process.
+    /// Sends a signal (`TERM`, `HUP`) to the process (or its group).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
+        assert!(self.send(name), "kill -{name} failed");
+    }
+
+    /// Sends a signal to the process named `exe` in this process's group (the server a shell started), so that the
+    /// shell reports the server's own exit.
+    pub fn signal_member(&self, name: &str, exe: &str) {
+        assert!(self.group, "only a group leader has members");
+        let group = self.child.id().to_string();
+        let status = Command::new("pkill").args([&format!("-{name}"), "-g", &group, "-x", exe]).status().unwrap();
+        assert!(status.success(), "no process `{exe}` in group {group}");
+    }
+
+    fn send(&self, name: &str) -> bool {
+        let target = if self.group { format!("-{}", self.child.id()) } else { self.child.id().to_string() };
+        Command::new("kill").args([&format!("-{name}"), "--", &target]).status().is_ok_and(|s| s.success())
     }
 
     /// Waits (bounded) until a log line contains `needle`.
@@ -86,6 +108,9 @@ impl Binary {
 impl Drop for Binary {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
+            if self.group {
+                self.send("KILL");
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

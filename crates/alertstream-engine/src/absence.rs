@@ -90,3 +90,32 @@ impl RuleSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, time::Duration};
+
+    use super::*;
+    use crate::{reading::Reading, rule::RuleSpec};
+
+    #[test]
+    fn a_stream_keeps_at_most_one_deadline_per_sensor() {
+        let silent =
+            RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+        let quiet = RuleSpec { name: "quiet".into(), absent_for: Some(Duration::from_secs(30)), ..RuleSpec::default() };
+        let rules = RuleSet::new(vec![silent, quiet]).unwrap();
+        let mut stream = StreamState::new(10, Duration::from_secs(60));
+        let mut out = Vec::new();
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        for s in 0..100 {
+            let sensor_id = format!("s{}", s % 3);
+            let reading = Reading { sensor_id, values: HashMap::from([("t".into(), 1.0)]), seq: s, time: at(s) };
+            rules.evaluate(&mut stream, reading, at(s), &mut out);
+            rules.check_absence(&mut stream, at(s), &mut out);
+        }
+        assert!(out.is_empty());
+        assert_eq!(stream.deadlines.heap.len(), 3, "one entry per sensor, however many readings");
+        // Nothing due is left behind: a due entry whose sensor has spoken since was rescheduled.
+        assert!(stream.next_deadline().is_some_and(|next| next > at(99)));
+    }
+}

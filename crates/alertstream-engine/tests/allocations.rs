@@ -1,0 +1,80 @@
+//! The per-reading path allocates nothing a reading does not need: once a sensor is known, a reading that yields
+//! no alert allocates nothing at all (the slot buffer is reused, rules are compiled, the reading is moved in).
+//! Counted with a global allocator, so this file holds this one test.
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    collections::HashMap,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, SystemTime},
+};
+
+use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState};
+
+/// The system allocator, counting allocations.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above, that is from the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn rule(name: &str, condition: &str) -> RuleSpec {
+    RuleSpec { name: name.to_owned(), condition: Some(condition.to_owned()), ..RuleSpec::default() }
+}
+
+fn reading(seq: u64, temperature: f64) -> Reading {
+    Reading {
+        sensor_id: "line-1".to_owned(),
+        values: HashMap::from([("temperature".to_owned(), temperature), ("pH".to_owned(), 5.0)]),
+        seq,
+        time: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
+    }
+}
+
+#[test]
+fn a_reading_of_a_known_sensor_that_yields_no_alert_allocates_nothing() {
+    let rules = RuleSet::new(vec![
+        rule("temp_too_low", "temperature < 10"),
+        rule("ph_too_high", "pH > 5.5"),
+        rule("rising", "delta(temperature) > 100 or avg(temperature, 10) > 1000"),
+    ])
+    .unwrap();
+    let mut stream = StreamState::new(10, Duration::from_secs(60));
+    let mut out = Vec::with_capacity(8);
+    // Warm up: the sensor's state and its windows reach their steady size.
+    for seq in 1..=20 {
+        rules.evaluate(&mut stream, reading(seq, 20.0), SystemTime::UNIX_EPOCH, &mut out);
+    }
+    assert!(out.is_empty());
+    let readings: Vec<Reading> = (21..=1_020).map(|seq| reading(seq, 20.0 + (seq % 7) as f64)).collect();
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for reading in readings {
+        rules.evaluate(&mut stream, reading, SystemTime::UNIX_EPOCH, &mut out);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+
+    assert!(out.is_empty());
+    assert_eq!(allocations, 0, "1,000 readings without an alert allocated {allocations} times");
+}
