@@ -1,12 +1,15 @@
-//! The transport's ceiling: a bare tonic server of the same proto whose `Stream` turns each reading straight into
-//! one alert (the same fields alertstream fills), with no rule engine, no validation and tonic's default settings.
-//! `alertstream-loadgen compare` measures alertstream against it.
+//! The transport's ceiling: a bare tonic server of the same proto whose `Stream` answers each reading with one
+//! contract-sized alert, the one alertstream sends for its default rule `temp_too_low` (rule name, state FIRING,
+//! severity WARNING, message, the reading's seq, time and values), with no rule engine, no validation and tonic's
+//! default settings. `alertstream-loadgen compare` measures alertstream against it.
 //!
 //! Usage: `alertstream-baseline [ADDR]` (default 127.0.0.1:0); prints `listening on ADDR` once it accepts.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 use std::{net::SocketAddr, pin::Pin, time::SystemTime};
 
-use alertstream::pb::{self, alert_service_server::AlertServiceServer};
+use alertstream_bench::pb::{self, alert_service_server::AlertServiceServer};
 use tokio_stream::{Stream, StreamExt as _, wrappers::TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -23,10 +26,10 @@ impl pb::alert_service_server::AlertService for Baseline {
             let reading = reading?;
             Ok(pb::Alert {
                 sensor_id: reading.sensor_id,
-                rule: "baseline".to_owned(),
+                rule: "temp_too_low".to_owned(),
                 state: pb::AlertState::Firing as i32,
                 severity: pb::Severity::Warning as i32,
-                message: "baseline".to_owned(),
+                message: "temp too low".to_owned(),
                 reading_seq: reading.seq,
                 time: Some(reading.time.unwrap_or_else(|| SystemTime::now().into())),
                 values: reading.values,

@@ -1,0 +1,349 @@
+//! The runner behind `alertstream-loadgen compare` (`scripts/bench.sh`): every scenario against alertstream and the
+//! baseline, each run on a freshly started server, interleaved (which server goes first alternates) and repeated,
+//! printed as markdown tables of medians and ratios.
+//!
+//! Server CPU per reading is the primary throughput figure: client and server share the machine's cores, so it is
+//! steadier than readings per second. The load generator's own CPU per reading is printed beside it; where it is
+//! not below the server's, the table says so, as the run then measures the client as much as the server.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use crate::{
+    BoxError, idle,
+    latency::{self, Latency},
+    server::{Server, ServerProcess},
+    throughput::{self, Plan},
+};
+
+/// One scenario's figures from one run; 0 where the scenario does not measure it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    /// Readings per second.
+    rate: f64,
+    /// Server CPU microseconds per reading.
+    server_cpu_us: f64,
+    /// Load generator CPU microseconds per reading.
+    client_cpu_us: f64,
+    latency: Latency,
+    /// Server KiB per idle connection.
+    kib_per_connection: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The median of each figure separately.
+fn median_sample(samples: &[Sample]) -> Sample {
+    let m = |f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+    Sample {
+        rate: m(|s| s.rate),
+        server_cpu_us: m(|s| s.server_cpu_us),
+        client_cpu_us: m(|s| s.client_cpu_us),
+        latency: Latency {
+            p50: m(|s| s.latency.p50),
+            p90: m(|s| s.latency.p90),
+            p99: m(|s| s.latency.p99),
+            p999: m(|s| s.latency.p999),
+            max: m(|s| s.latency.max),
+        },
+        kib_per_connection: m(|s| s.kib_per_connection),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    Throughput(Plan),
+    Latency { rate: u64, seconds: f64 },
+    Idle { connections: usize },
+}
+
+/// Starts `server`, runs `scenario` against it once, and stops it.
+async fn measure(server: Server, scenario: Scenario, rules: Option<&Path>) -> Result<Sample, BoxError> {
+    let running = ServerProcess::start(server, rules)?;
+    let mut sample = Sample::default();
+    match scenario {
+        Scenario::Throughput(plan) => {
+            let t = throughput::run(running.addr(), plan, Some(running.pid())).await?;
+            sample.rate = t.rate();
+            sample.server_cpu_us = t.server_cpu_us().unwrap_or(0.0);
+            sample.client_cpu_us = t.client_cpu_us();
+        }
+        Scenario::Latency { rate, seconds } => sample.latency = latency::run(running.addr(), rate, 8, seconds).await?,
+        Scenario::Idle { connections } => {
+            let rss = || running.rss_kib().ok_or_else(|| format!("cannot read the RSS of {server} from /proc"));
+            let before = rss()?;
+            let held = idle::hold(running.addr(), connections).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            sample.kib_per_connection = (rss()? - before) / connections as f64;
+            drop(held);
+        }
+    }
+    Ok(sample)
+}
+
+/// Runs `scenario` `repeat` times on each of `servers` (the same server twice is the A/A run), alternating which
+/// goes first, and returns the median sample of each. `rules` is given to alertstream only.
+async fn interleaved(
+    servers: [Server; 2],
+    scenario: Scenario,
+    repeat: usize,
+    rules: Option<&Path>,
+) -> Result<[Sample; 2], BoxError> {
+    let mut runs: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..repeat.max(1) {
+        let order = if round.is_multiple_of(2) { [0, 1] } else { [1, 0] };
+        for i in order {
+            let rules = if servers[i] == Server::Alertstream { rules } else { None };
+            runs[i].push(measure(servers[i], scenario, rules).await?);
+        }
+    }
+    Ok([median_sample(&runs[0]), median_sample(&runs[1])])
+}
+
+/// Writes a rules file of `count` rules: the default rule first (every reading fires or resolves it), then rules
+/// that never fire.
+fn rules_file(dir: &Path, count: usize) -> Result<PathBuf, BoxError> {
+    let mut text = String::from("[[rule]]\nname = \"temp_too_low\"\ncondition = \"temperature < 10\"\n\n");
+    for i in 1..count {
+        text += &format!("[[rule]]\nname = \"r{i}\"\ncondition = \"temperature > {}\"\n\n", 1000 + i);
+    }
+    let path = dir.join(format!("rules-{count}.toml"));
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Notes the runs where the load generator used at least as much CPU per reading as the server.
+#[derive(Debug, Default)]
+struct HeavyClient(Vec<String>);
+
+impl HeavyClient {
+    fn check(&mut self, what: impl FnOnce() -> String, sample: &Sample) {
+        if sample.client_cpu_us >= sample.server_cpu_us {
+            self.0.push(format!(
+                "{}: client {:.2} µs/reading, server {:.2}",
+                what(),
+                sample.client_cpu_us,
+                sample.server_cpu_us
+            ));
+        }
+    }
+
+    fn print(self) {
+        if !self.0.is_empty() {
+            println!(
+                "\nNote: in these runs the load generator used at least as much CPU per reading as the server, so \
+                 they measure it as much as the server: {}.",
+                self.0.join("; ")
+            );
+        }
+    }
+}
+
+/// The temporary directory of one `compare` run, removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the tables named in `only` (all when empty: throughput, sensors, rules, latency, idle, aa), each scenario
+/// `repeat` times per server, smaller and shorter when `quick`, and prints them.
+pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxError> {
+    const TABLES: [&str; 6] = ["throughput", "sensors", "rules", "latency", "idle", "aa"];
+    if let Some(unknown) = only.iter().find(|o| !TABLES.contains(&o.as_str())) {
+        return Err(format!("no table {unknown:?}: the tables are {}", TABLES.join(", ")).into());
+    }
+    let wanted = |table: &str| only.is_empty() || only.iter().any(|o| o == table);
+    // Fail before printing anything when a server is missing.
+    if ["throughput", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
+        ServerProcess::locate(Server::Alertstream)?;
+    }
+    if ["throughput", "latency", "idle", "aa"].iter().any(|t| wanted(t)) {
+        ServerProcess::locate(Server::Baseline)?;
+    }
+    // A run must last long enough for CPU times in 10 ms ticks to mean something.
+    let (readings_total, seconds) = if quick { (200_000u64, 2.0) } else { (1_000_000u64, 5.0) };
+    let tmp = TempDir(std::env::temp_dir().join(format!("alertstream-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0)?;
+    let throughput = |streams: usize, sensors: u64| {
+        Scenario::Throughput(Plan {
+            streams,
+            connections: streams.min(8),
+            readings: (readings_total / streams as u64).max(sensors * 2),
+            sensors,
+        })
+    };
+    let pair = [Server::Alertstream, Server::Baseline];
+    let aa = [Server::Baseline, Server::Baseline];
+    let mut heavy = HeavyClient::default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "# alertstream vs baseline: medians of {repeat} runs each, interleaved ({cores} cores, client and server on the same machine)\n"
+    );
+
+    if wanted("throughput") {
+        println!("## Throughput with the default rules (every reading yields one alert)\n");
+        println!(
+            "Server CPU per reading is the primary figure; CPU ratio = alertstream's / the baseline's (below 1: \
+             alertstream is cheaper). Client CPU is the load generator's own over the same span.\n"
+        );
+        println!(
+            "| streams | alertstream readings/s | baseline readings/s | ratio | CPU ratio | alertstream server CPU µs/reading | baseline server CPU µs/reading | client CPU µs/reading vs alertstream | client CPU µs/reading vs baseline |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let stream_counts: &[usize] = if quick { &[1, 64] } else { &[1, 4, 16, 64] };
+        for &streams in stream_counts {
+            let [a, b] = interleaved(pair, throughput(streams, 1), repeat, None).await?;
+            heavy.check(|| format!("alertstream, {streams} streams"), &a);
+            heavy.check(|| format!("baseline, {streams} streams"), &b);
+            println!(
+                "| {streams} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} | {:.2} | {:.2} |",
+                a.rate,
+                b.rate,
+                a.rate / b.rate,
+                a.server_cpu_us / b.server_cpu_us,
+                a.server_cpu_us,
+                b.server_cpu_us,
+                a.client_cpu_us,
+                b.client_cpu_us
+            );
+        }
+    }
+    if wanted("sensors") {
+        println!("\n## Sensors on one stream (alertstream, default rules)\n");
+        println!("| sensors | readings/s | ratio to 1 sensor | server CPU µs/reading | client CPU µs/reading |");
+        println!("|---|---|---|---|---|");
+        let mut one = 0.0;
+        let sensor_counts: &[u64] = if quick { &[1, 100_000] } else { &[1, 1_000, 100_000] };
+        for &sensors in sensor_counts {
+            // Ten readings per sensor at least: a long-lived gateway stream, where a sensor's first reading (which
+            // creates its state) is the exception.
+            let scenario = Scenario::Throughput(Plan {
+                streams: 1,
+                connections: 1,
+                readings: readings_total.max(sensors * 10),
+                sensors,
+            });
+            let [a, _] =
+                interleaved([Server::Alertstream, Server::Alertstream], scenario, repeat.div_ceil(2), None).await?;
+            heavy.check(|| format!("alertstream, {sensors} sensors"), &a);
+            if sensors == 1 {
+                one = a.rate;
+            }
+            println!(
+                "| {sensors} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                a.rate,
+                a.rate / one,
+                a.server_cpu_us,
+                a.client_cpu_us
+            );
+        }
+    }
+    if wanted("rules") {
+        println!("\n## Rules (alertstream, 1 stream; one rule fires per reading, the rest never)\n");
+        println!("| rules | readings/s | ratio to 2 rules | server CPU µs/reading | client CPU µs/reading |");
+        println!("|---|---|---|---|---|");
+        let mut two = 0.0;
+        for count in [2usize, 20, 200] {
+            let rules = rules_file(&tmp.0, count)?;
+            let [a, _] = interleaved(
+                [Server::Alertstream, Server::Alertstream],
+                throughput(1, 1),
+                repeat.div_ceil(2),
+                Some(&rules),
+            )
+            .await?;
+            heavy.check(|| format!("alertstream, {count} rules"), &a);
+            if count == 2 {
+                two = a.rate;
+            }
+            println!(
+                "| {count} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                a.rate,
+                a.rate / two,
+                a.server_cpu_us,
+                a.client_cpu_us
+            );
+        }
+    }
+    if wanted("latency") {
+        println!("\n## Latency, open loop over 8 streams (µs from the intended send time)\n");
+        println!(
+            "| rate/s | alertstream p50 / p90 / p99 / p99.9 / max | baseline p50 / p90 / p99 / p99.9 / max | p99 ratio |"
+        );
+        println!("|---|---|---|---|");
+        for rate in [1_000u64, 10_000, 50_000] {
+            let [a, b] = interleaved(pair, Scenario::Latency { rate, seconds }, repeat, None).await?;
+            let show =
+                |l: Latency| format!("{:.0} / {:.0} / {:.0} / {:.0} / {:.0}", l.p50, l.p90, l.p99, l.p999, l.max);
+            println!("| {rate} | {} | {} | {:.2} |", show(a.latency), show(b.latency), a.latency.p99 / b.latency.p99);
+        }
+    }
+    if wanted("idle") {
+        println!("\n## Memory per idle connection (one open stream each; server RSS growth / connections)\n");
+        println!("| connections | alertstream KiB | baseline KiB | ratio |");
+        println!("|---|---|---|---|");
+        let idle_counts: &[usize] = if quick { &[1_000] } else { &[1_000, 10_000] };
+        for &connections in idle_counts {
+            let [a, b] = interleaved(pair, Scenario::Idle { connections }, repeat, None).await?;
+            println!(
+                "| {connections} | {:.1} | {:.1} | {:.2} |",
+                a.kib_per_connection,
+                b.kib_per_connection,
+                a.kib_per_connection / b.kib_per_connection
+            );
+        }
+    }
+    if wanted("aa") {
+        println!("\n## A/A: the baseline against itself (the noise floor)\n");
+        println!("| scenario | run A | run B | ratio |");
+        println!("|---|---|---|---|");
+        for streams in [1usize, 64] {
+            let [a, b] = interleaved(aa, throughput(streams, 1), repeat, None).await?;
+            heavy.check(|| format!("baseline A/A, {streams} streams"), &a);
+            heavy.check(|| format!("baseline A/A, {streams} streams"), &b);
+            println!(
+                "| throughput, {streams} streams (server CPU µs/reading) | {:.2} | {:.2} | {:.2} |",
+                a.server_cpu_us,
+                b.server_cpu_us,
+                a.server_cpu_us / b.server_cpu_us
+            );
+            println!(
+                "| throughput, {streams} streams (readings/s) | {:.0} | {:.0} | {:.2} |",
+                a.rate,
+                b.rate,
+                a.rate / b.rate
+            );
+        }
+        let [a, b] = interleaved(aa, Scenario::Latency { rate: 10_000, seconds }, repeat, None).await?;
+        println!(
+            "| latency p99 at 10000/s (µs) | {:.0} | {:.0} | {:.2} |",
+            a.latency.p99,
+            b.latency.p99,
+            a.latency.p99 / b.latency.p99
+        );
+        let [a, b] = interleaved(aa, Scenario::Idle { connections: 1_000 }, repeat, None).await?;
+        println!(
+            "| idle, 1000 connections (KiB each) | {:.1} | {:.1} | {:.2} |",
+            a.kib_per_connection,
+            b.kib_per_connection,
+            a.kib_per_connection / b.kib_per_connection
+        );
+    }
+    heavy.print();
+    Ok(())
+}

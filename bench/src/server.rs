@@ -1,0 +1,166 @@
+//! Starting a server process for one measurement, learning its address, and stopping it.
+//!
+//! alertstream runs as `alertstream serve --listen 127.0.0.1:0 --http-listen "" --log-format json`; its address is
+//! the `addr` of its JSON log line whose message is `Serving gRPC.`, and its log keeps being read so that it never
+//! writes into a closed pipe. The baseline prints `listening on ADDR` on stdout. The process is killed when the
+//! [`ServerProcess`] is dropped, on failure as on success.
+
+use std::{
+    fmt,
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use crate::{BoxError, cpu};
+
+/// Which server a measurement runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Server {
+    /// The product, `alertstream serve`.
+    Alertstream,
+    /// The bare-tonic baseline, `alertstream-baseline`.
+    Baseline,
+}
+
+impl Server {
+    /// The binary's file name.
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Self::Alertstream => "alertstream",
+            Self::Baseline => "alertstream-baseline",
+        }
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.binary_name())
+    }
+}
+
+/// A running server, killed on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `server` from beside this executable (see [`locate`](Self::locate)); `rules` is alertstream's rules
+    /// file (its default rules when `None`).
+    pub fn start(server: Server, rules: Option<&Path>) -> Result<Self, BoxError> {
+        Self::start_binary(&Self::locate(server)?, server, rules)
+    }
+
+    /// The path of `server`'s binary beside this executable (see [`sibling_binary`]: the release binaries sit
+    /// together in `target/release`), or an error saying how to build it.
+    pub fn locate(server: Server) -> Result<PathBuf, BoxError> {
+        let binary = sibling_binary(server.binary_name())?;
+        if binary.is_file() {
+            Ok(binary)
+        } else {
+            Err(format!(
+                "{} not found: build the servers beside the load generator with \
+                 `cargo build --release -p alertstream -p alertstream-bench` (scripts/bench.sh does)",
+                binary.display()
+            )
+            .into())
+        }
+    }
+
+    /// Starts `binary`, which is `server`; `rules` as for [`start`](Self::start).
+    pub fn start_binary(binary: &Path, server: Server, rules: Option<&Path>) -> Result<Self, BoxError> {
+        let spawned = |command: &mut Command| {
+            command.spawn().map_err(|e| -> BoxError { format!("cannot start {}: {e}", binary.display()).into() })
+        };
+        match server {
+            Server::Alertstream => {
+                let mut command = Command::new(binary);
+                command.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"]);
+                if let Some(rules) = rules {
+                    command.arg("--rules").arg(rules);
+                }
+                command.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+                let mut process = Self { child: spawned(&mut command)?, addr: SocketAddr::from(([0, 0, 0, 0], 0)) };
+                let stderr = process.child.stderr.take().ok_or("no stderr")?;
+                process.addr = alertstream_addr(stderr)?;
+                Ok(process)
+            }
+            Server::Baseline => {
+                let mut command = Command::new(binary);
+                command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+                let mut process = Self { child: spawned(&mut command)?, addr: SocketAddr::from(([0, 0, 0, 0], 0)) };
+                let mut line = String::new();
+                BufReader::new(process.child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+                let addr = line.trim().strip_prefix("listening on ");
+                process.addr = addr.and_then(|a| a.parse().ok()).ok_or_else(|| {
+                    format!("the baseline did not say where it listens (its first line: {:?})", line.trim())
+                })?;
+                Ok(process)
+            }
+        }
+    }
+
+    /// Its gRPC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU seconds (user + system) it has used.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu::cpu_seconds(self.pid())
+    }
+
+    /// Its resident set size in KiB.
+    pub fn rss_kib(&self) -> Option<f64> {
+        cpu::rss_kib(self.pid())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads alertstream's JSON log until its `Serving gRPC.` line, returns that line's `addr`, and leaves a thread
+/// reading the rest of the log.
+fn alertstream_addr(stderr: std::process::ChildStderr) -> Result<SocketAddr, BoxError> {
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
+            && entry["fields"]["message"] == "Serving gRPC."
+        {
+            addr = entry["fields"]["addr"].as_str().and_then(|a| a.parse().ok());
+            break;
+        }
+        if seen.len() < 20 {
+            seen.push(line);
+        }
+    }
+    // Keep reading its log, so that the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    addr.ok_or_else(|| format!("alertstream did not say where it listens; its log:\n{}", seen.join("\n")).into())
+}
+
+/// The path of a file named `name` in the directory of this executable, or of the directory above it when this
+/// executable is a test in `target/<profile>/deps`: where cargo puts a workspace's binaries.
+pub fn sibling_binary(name: &str) -> Result<PathBuf, BoxError> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().ok_or("this executable has no directory")?;
+    if dir.file_name().is_some_and(|d| d == "deps") {
+        dir = dir.parent().ok_or("deps has no parent")?;
+    }
+    Ok(dir.join(name))
+}
