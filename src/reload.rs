@@ -1,7 +1,8 @@
 //! Hot reload of the rules file: on SIGHUP, and when the file changes (its directory is watched, because editors
-//! and Kubernetes replace a file by renaming another over it). A new rule set goes through `alertstream_rules::load`, the
-//! same path as startup; one that fails validation is rejected with its `file:line:col` errors in the log and the
-//! old rules stay live. A good one is published to every stream, which moves to it between readings.
+//! and Kubernetes replace a file by renaming another over it). A new rule set goes through
+//! `alertstream_rules::load`, the same path as startup; one that fails validation is rejected with its
+//! `file:line:col` errors in the log and the old rules stay live. A good one is published, as [`LiveRules`], to
+//! every stream, which moves to it between readings.
 
 use std::{
     path::{Path, PathBuf},
