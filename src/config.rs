@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use alertstream_engine::RuleSet;
 
+use crate::clock::Clock;
+
 /// The embedded default rules: the two production-line thresholds of the classic example.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
 
@@ -43,6 +45,8 @@ pub struct ServeConfig {
     pub keepalive_interval: Duration,
     /// HTTP/2 keepalive ping timeout.
     pub keepalive_timeout: Duration,
+    /// Where the server's time comes from: the system clock, or a manual one in tests.
+    pub clock: Clock,
 }
 
 impl Default for ServeConfig {
@@ -54,6 +58,7 @@ impl Default for ServeConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            clock: Clock::System,
         }
     }
 }

@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`convert`]: wire types ([`pb`]) ↔ engine types; the only module that names both.
 //! - [`service`]: the tonic `AlertService` implementation and the one error → `Status` mapping.
+//! - [`stream_loop`]: one `Stream` call's loop, a small state machine over what woke it.
+//! - [`clock`]: the server's time, the system's or a manual one for tests.
 //! - [`http`]: the HTTP/JSON `POST /v1/evaluate` endpoint (axum), a sibling of [`service`] over the engine.
 //! - [`server`]: assembles health, reflection, limits, the HTTP endpoint and graceful shutdown.
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
@@ -18,6 +20,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod byte_size;
+pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod http;
@@ -26,6 +29,7 @@ pub mod rule_test;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod stream_loop;
 
 /// The generated wire types and tonic service of `proto/alertstream/v1/alertstream.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -74,6 +74,7 @@ pub fn watch_rules_file(path: PathBuf, live: watch::Sender<Arc<RuleSet>>) -> Res
             };
             let text = std::fs::read_to_string(&path).ok();
             if cause == "file changed" && text == last_text {
+                tracing::debug!(file = %path.display(), "The rules file's directory changed, the file did not: nothing to reload.");
                 continue;
             }
             last_text = text;

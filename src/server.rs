@@ -4,7 +4,7 @@
 //! [`serve`] takes listeners that are already bound, so tests can bind port 0 and know the address before the
 //! server runs.
 
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::{
@@ -18,6 +18,7 @@ use crate::{
     http, pb,
     reload::LiveRules,
     service::{AlertApi, rescue_response},
+    stream_loop::StreamContext,
 };
 
 /// Why the server could not run.
@@ -62,10 +63,16 @@ pub async fn serve(
     config: ServeConfig,
     drain: CancellationToken,
 ) -> Result<(), ServeError> {
-    let expire = CancellationToken::new();
+    let (expire, expired) = watch::channel(false);
     let streams = TaskTracker::new();
-    let api =
-        AlertApi::new(rules.clone(), config.max_sensors_per_stream, config.lateness, expire.clone(), streams.clone());
+    let context = StreamContext {
+        rules: rules.clone(),
+        expire: expired,
+        clock: config.clock.clone(),
+        max_sensors: config.max_sensors_per_stream,
+        lateness: config.lateness,
+    };
+    let api = AlertApi::new(context, streams.clone());
     let alert_service =
         pb::alert_service_server::AlertServiceServer::new(api).max_decoding_message_size(config.max_message_size);
 
@@ -108,7 +115,7 @@ pub async fn serve(
     let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            let router = http::router(rules.clone(), config.max_message_size);
+            let router = http::router(rules.clone(), config.clock.clone(), config.max_message_size);
             let server =
                 axum::serve(listener, router).with_graceful_shutdown(stopped_accepting.clone().cancelled_owned());
             tracing::info!(addr = %addr, "Serving HTTP/JSON.");
@@ -134,7 +141,7 @@ pub async fn serve(
     streams.close();
     if tokio::time::timeout(config.shutdown_grace, streams.wait()).await.is_err() {
         tracing::info!(open_streams = streams.len(), "Grace period over: ending open streams with UNAVAILABLE.");
-        expire.cancel();
+        expire.send_replace(true);
         let _ = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, streams.wait()).await;
     }
     // Every alert stream is done; give the servers a moment to flush their last responses and close connections.

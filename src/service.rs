@@ -1,60 +1,39 @@
 //! The tonic `AlertService` implementation, and the one function that maps errors to `Status`.
 //!
-//! Each `Stream` call is one loop: pull the next reading, evaluate it, yield its alerts, pull the next. Nothing is
-//! spawned and nothing is buffered beyond the alerts of one reading, so a client that stops reading is pushed back
-//! by HTTP/2 flow control. The same loop also watches the *expire* signal of shutdown, a new rule snapshot (taken
-//! up between readings), and the stream's next absence deadline (the one place the wall clock enters: the loop
-//! hands the engine the time as data).
+//! Each `Stream` call is one [`StreamLoop`] (in `stream_loop.rs`): wait for a wake, act on it, yield the alerts it
+//! owes, wait again. `Evaluate` and `ListRules` answer from the current rule snapshot.
 
-use std::{
-    pin::Pin,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{pin::Pin, sync::Arc};
 
-use alertstream_engine::{Alert, RuleSet, StreamState};
-use tokio_stream::{Stream, StreamExt as _};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use alertstream_engine::RuleSet;
+use tokio_stream::Stream;
+use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::{
     convert::{alert_to_pb, evaluation_to_pb, reading_from_pb, rule_to_pb},
     pb,
-    reload::LiveRules,
+    stream_loop::{Next, StreamContext, StreamLoop},
 };
 
-/// The message of the status a stream ends with when the shutdown grace period runs out.
-pub const SHUTTING_DOWN: &str = "server shutting down";
-
-/// The `AlertService` implementation: the live rules and the limits every stream obeys.
+/// The `AlertService` implementation: what every stream needs, and the count of open streams.
 #[derive(Debug, Clone)]
 pub struct AlertApi {
-    /// The live rules: each unary call uses the current snapshot; each stream moves to a new one between readings.
-    rules: LiveRules,
-    /// A stream tracks at most this many sensors.
-    max_sensors_per_stream: usize,
-    /// How far behind its sensor's latest a reading may be and still be applied.
-    lateness: Duration,
-    /// Cancelled when the shutdown grace period ends: every open stream stops reading and ends UNAVAILABLE.
-    expire: CancellationToken,
+    /// The live rules, shutdown's expiry, the clock and the per-stream limits. Each unary call uses the current
+    /// rule snapshot; each stream moves to a new one between readings.
+    context: StreamContext,
     /// Counts open streams, so shutdown knows when the last one has ended.
     streams: TaskTracker,
 }
 
 impl AlertApi {
-    /// An API over `rules`. Each open stream holds a token of `streams` and ends when `expire` is cancelled.
-    pub fn new(
-        rules: LiveRules,
-        max_sensors_per_stream: usize,
-        lateness: Duration,
-        expire: CancellationToken,
-        streams: TaskTracker,
-    ) -> Self {
-        Self { rules, max_sensors_per_stream, lateness, expire, streams }
+    /// An API whose streams run in `context`; each open stream holds a token of `streams`.
+    pub fn new(context: StreamContext, streams: TaskTracker) -> Self {
+        Self { context, streams }
     }
 
     fn current_rules(&self) -> Arc<RuleSet> {
-        Arc::clone(&self.rules.borrow())
+        Arc::clone(&self.context.rules.borrow())
     }
 }
 
@@ -67,72 +46,23 @@ impl pb::alert_service_server::AlertService for AlertApi {
 
     #[tracing::instrument(name = "stream", skip_all, fields(peer = ?request.remote_addr()))]
     async fn stream(&self, request: Request<Streaming<pb::Reading>>) -> Result<Response<AlertStream>, Status> {
-        let mut inbound = request.into_inner();
-        let mut updates = self.rules.clone();
-        let mut rules = Arc::clone(&updates.borrow_and_update());
-        let expired = self.expire.clone().cancelled_owned();
-        let mut state = StreamState::new(self.max_sensors_per_stream, self.lateness);
+        let mut stream = StreamLoop::new(request.into_inner(), self.context.clone());
         let open = self.streams.token();
         tracing::debug!("Stream opened.");
         let alerts = async_stream::stream! {
             // Held for as long as the stream lives: dropped when it ends or when the client goes away.
             let _open = open;
-            let mut owed = Vec::new();
-            // The shutdown and reload futures live across readings: made once (and again after each reload), not
-            // on every pass of the loop, so waiting on them costs nothing per reading.
-            tokio::pin!(expired);
-            let mut watching = true;
-            let mut reloaded = Box::pin(next_rules(updates));
             loop {
-                let absence_due = state.next_deadline();
-                let next = tokio::select! {
-                    biased;
-                    () = &mut expired => {
-                        tracing::debug!(sensor_count = state.sensor_count(), "Stream ended by shutdown.");
-                        yield Err(Status::unavailable(SHUTTING_DOWN));
-                        break;
+                let wake = stream.next_wake().await;
+                let next = stream.handle(wake);
+                for alert in stream.take_owed() {
+                    yield Ok(alert_to_pb(alert));
+                }
+                if let Next::End(status) = next {
+                    if let Some(status) = status {
+                        yield Err(status);
                     }
-                    (updates, changed) = &mut reloaded, if watching => {
-                        match changed {
-                            Some(new_rules) => {
-                                new_rules.adopt(&rules, &mut state, SystemTime::now(), &mut owed);
-                                rules = new_rules;
-                                reloaded = Box::pin(next_rules(updates));
-                                tracing::debug!(rules = rules.rules().len(), "Stream moved to new rules.");
-                            }
-                            // No more can come (the sender is gone): stop asking.
-                            None => watching = false,
-                        }
-                        for alert in owed.drain(..) {
-                            yield Ok(alert_to_pb(alert));
-                        }
-                        continue;
-                    }
-                    () = sleep_until(absence_due), if absence_due.is_some() => {
-                        rules.check_absence(&mut state, SystemTime::now(), &mut owed);
-                        for alert in owed.drain(..) {
-                            yield Ok(alert_to_pb(alert));
-                        }
-                        continue;
-                    }
-                    next = inbound.next() => next,
-                };
-                match next {
-                    Some(Ok(reading)) => {
-                        evaluate_streamed(&rules, &mut state, reading, &mut owed);
-                        for alert in owed.drain(..) {
-                            yield Ok(alert_to_pb(alert));
-                        }
-                    }
-                    Some(Err(status)) => {
-                        tracing::debug!(code = ?status.code(), message = status.message(), "Stream ended by an inbound error.");
-                        yield Err(rescue(status));
-                        break;
-                    }
-                    None => {
-                        tracing::debug!(sensor_count = state.sensor_count(), "Stream half-closed by the client.");
-                        break;
-                    }
+                    break;
                 }
             }
         };
@@ -140,7 +70,7 @@ impl pb::alert_service_server::AlertService for AlertApi {
     }
 
     async fn evaluate(&self, request: Request<pb::Reading>) -> Result<Response<pb::Evaluation>, Status> {
-        let reading = reading_from_pb(request.into_inner(), SystemTime::now())
+        let reading = reading_from_pb(request.into_inner(), self.context.clock.now())
             .map_err(|invalid| Status::invalid_argument(invalid.1.to_string()))?;
         let evaluation = self
             .current_rules()
@@ -152,33 +82,6 @@ impl pb::alert_service_server::AlertService for AlertApi {
     async fn list_rules(&self, _: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
         let rules = self.current_rules().rules().iter().map(rule_to_pb).collect();
         Ok(Response::new(pb::ListRulesResponse { rules }))
-    }
-}
-
-/// Evaluates one streamed reading into `out`; a reading whose wire form is unusable becomes an in-band event.
-fn evaluate_streamed(rules: &RuleSet, state: &mut StreamState, reading: pb::Reading, out: &mut Vec<Alert>) {
-    let now = SystemTime::now();
-    match reading_from_pb(reading, now) {
-        Ok(reading) => rules.evaluate(state, reading, now, out),
-        Err(invalid) => out.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
-    }
-}
-
-/// The next rule snapshot, with the receiver to wait for the one after; `None` once no more can come (the sender
-/// is gone).
-async fn next_rules(mut updates: LiveRules) -> (LiveRules, Option<Arc<RuleSet>>) {
-    let next = match updates.changed().await {
-        Ok(()) => Some(Arc::clone(&updates.borrow_and_update())),
-        Err(_) => None,
-    };
-    (updates, next)
-}
-
-/// Sleeps until `deadline` (wall clock); never completes for `None`.
-async fn sleep_until(deadline: Option<SystemTime>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep(deadline.duration_since(SystemTime::now()).unwrap_or_default()).await,
-        None => std::future::pending().await,
     }
 }
 

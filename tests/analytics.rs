@@ -3,9 +3,13 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use alertstream::{config::ServeConfig, pb};
+use alertstream::{
+    clock::{Clock, ManualClock},
+    config::ServeConfig,
+    pb,
+};
 use common::{TestServer, brief, collect, next_alert as next, open_stream, reading};
 
 #[tokio::test]
@@ -45,24 +49,39 @@ condition = "robust_zscore(t, 50) > 6"
 
 #[tokio::test]
 async fn absence_fires_on_an_idle_stream_and_resolves_on_the_next_reading() {
-    let server = TestServer::with_rules(
-        "[[rule]]\nname = \"silent\"\nabsent_for = \"300ms\"\nmessage = \"{sensor_id} went quiet\"\n",
+    // The server's clock is a manual one: silence is made by advancing it, not by waiting.
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let clock = ManualClock::new(start);
+    let config = ServeConfig { clock: Clock::Manual(clock.clone()), ..ServeConfig::default() };
+    let rules = alertstream_rules::parse(
+        "absence.toml",
+        // `seen` answers every reading, so the test knows the server has taken it before it moves the clock.
+        "[[rule]]\nname = \"silent\"\nabsent_for = \"30s\"\nmessage = \"{sensor_id} went quiet\"\n\n\
+         [[rule]]\nname = \"seen\"\ncondition = \"t > 0\"\nnotify = \"every\"\n",
     )
-    .await;
+    .unwrap();
+    let server = TestServer::with(rules, config).await;
     let (tx, mut alerts) = open_stream(server.channel().await).await;
-    let before = std::time::SystemTime::now();
     tx.send(reading("line-1", 7, &[("t", 1.5)])).await.unwrap();
-    // No reading arrives: the server sends the alert on its own.
+    assert_eq!(brief(&next(&mut alerts).await), "line-1 7 seen FIRING");
+    // 29 s of silence is not enough; 30 s is. The alert carries the server's time when it fired: had it fired at
+    // 29 s, that would show.
+    clock.advance(Duration::from_secs(29));
+    clock.advance(Duration::from_secs(1));
     let fired = next(&mut alerts).await;
     assert_eq!(brief(&fired), "line-1 7 silent FIRING");
     assert_eq!(fired.message, "line-1 went quiet");
     assert_eq!(fired.values, [("t".to_owned(), 1.5)].into());
-    let at = std::time::SystemTime::try_from(fired.time.unwrap()).unwrap();
-    assert!(at.duration_since(before).unwrap() >= Duration::from_millis(300), "server time, after the silence");
+    assert_eq!(SystemTime::try_from(fired.time.unwrap()).unwrap(), start + Duration::from_secs(30));
+    // The next reading ends the silence.
     tx.send(reading("line-1", 8, &[("t", 1.5)])).await.unwrap();
     assert_eq!(brief(&next(&mut alerts).await), "line-1 8 silent RESOLVED");
-    // Watched again: a second silence fires again.
-    assert_eq!(brief(&next(&mut alerts).await), "line-1 8 silent FIRING");
+    assert_eq!(brief(&next(&mut alerts).await), "line-1 8 seen FIRING");
+    // Watched again: a second silence fires again, 30 s after that reading.
+    clock.advance(Duration::from_secs(30));
+    let again = next(&mut alerts).await;
+    assert_eq!(brief(&again), "line-1 8 silent FIRING");
+    assert_eq!(SystemTime::try_from(again.time.unwrap()).unwrap(), start + Duration::from_secs(60));
     // After a half-close nothing more is owed for absence: the stream ends OK.
     drop(tx);
     let (rest, status) = collect(alerts).await;

@@ -2,7 +2,11 @@
 
 mod common;
 
-use alertstream::pb;
+use alertstream::{
+    clock::{Clock, ManualClock},
+    config::{ServeConfig, default_rules},
+    pb,
+};
 use common::{TestServer, brief, reading, stream_all};
 
 #[tokio::test]
@@ -73,18 +77,17 @@ async fn alerts_carry_every_field_of_the_reading_and_rule() {
 
 #[tokio::test]
 async fn a_reading_without_time_or_seq_gets_the_receive_time_and_seq_zero() {
-    let server = TestServer::start().await;
+    let received_at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let clock = Clock::Manual(ManualClock::new(received_at));
+    let server = TestServer::with(default_rules(), ServeConfig { clock, ..ServeConfig::default() }).await;
     let mut client = server.client().await;
     let mut sent = reading("s", 0, &[("temperature", 1.0)]);
     sent.time = None;
-    let before = std::time::SystemTime::now();
     let (alerts, status) = stream_all(&mut client, vec![sent]).await;
     status.unwrap();
-    let after = std::time::SystemTime::now();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].reading_seq, 0);
-    let time = std::time::SystemTime::try_from(alerts[0].time.unwrap()).unwrap();
-    assert!(before <= time && time <= after, "receive time {time:?} within the call");
+    assert_eq!(std::time::SystemTime::try_from(alerts[0].time.unwrap()).unwrap(), received_at);
 }
 
 #[tokio::test]
@@ -200,8 +203,8 @@ for = "30s"
 
 #[tokio::test]
 async fn sensors_beyond_the_stream_limit_get_an_in_band_event() {
-    let config = alertstream::config::ServeConfig { max_sensors_per_stream: 2, ..Default::default() };
-    let server = TestServer::with(alertstream::config::default_rules(), config).await;
+    let config = ServeConfig { max_sensors_per_stream: 2, ..Default::default() };
+    let server = TestServer::with(default_rules(), config).await;
     let mut client = server.client().await;
     let readings = vec![
         reading("a", 1, &[("temperature", 5.0)]),
@@ -226,9 +229,8 @@ async fn sensors_beyond_the_stream_limit_get_an_in_band_event() {
 #[tokio::test]
 async fn a_client_that_goes_away_frees_its_stream() {
     // A long grace period: shutdown would wait it out if the abandoned stream were still open.
-    let config =
-        alertstream::config::ServeConfig { shutdown_grace: std::time::Duration::from_secs(300), ..Default::default() };
-    let mut server = TestServer::with(alertstream::config::default_rules(), config).await;
+    let config = ServeConfig { shutdown_grace: std::time::Duration::from_secs(300), ..Default::default() };
+    let mut server = TestServer::with(default_rules(), config).await;
     let mut client = server.client().await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut alerts = client.stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap().into_inner();

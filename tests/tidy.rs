@@ -96,7 +96,7 @@ fn the_engine_and_the_rules_loader_read_no_clock_print_nothing_and_take_no_lock(
 
 #[test]
 fn wire_types_appear_only_at_the_edge() {
-    let edge = ["src/convert.rs", "src/service.rs", "src/server.rs", "src/lib.rs"];
+    let edge = ["src/convert.rs", "src/service.rs", "src/stream_loop.rs", "src/server.rs", "src/lib.rs"];
     for (path, text) in sources("src") {
         if edge.contains(&path.as_str()) {
             continue;
@@ -142,4 +142,18 @@ fn no_unbounded_channel_and_no_task_per_stream() {
     // A stream is one loop pulled by tonic's encoder: nothing is spawned per stream, so flow control reaches the client.
     let service = code(&fs::read_to_string(root().join("src/service.rs")).unwrap());
     assert!(!service.contains("spawn"), "src/service.rs spawns a task: a stream must be pulled, not pushed");
+}
+
+#[test]
+fn time_comes_from_the_servers_clock() {
+    // One wall-clock read in the product, in the clock itself: tests drive time with a manual clock.
+    for (path, text) in sources("src") {
+        if path == "src/clock.rs" {
+            continue;
+        }
+        let code = code(&text);
+        for word in [["SystemTime::", "now"], ["Instant::", "now"]].map(|[a, b]| format!("{a}{b}")) {
+            assert!(!code.contains(&word), "{path} reads the wall clock (`{word}`): take the time from the Clock");
+        }
+    }
 }

@@ -12,8 +12,9 @@ use crate::convert::{alert_state_name, severity_name, timestamp_text};
 /// The sensor id of a reading whose body names none.
 pub const DEFAULT_SENSOR_ID: &str = "http";
 
-/// Reads a JSON object of metric names to numbers, with an optional string `sensor_id`.
-pub(super) fn reading_from_json(body: &[u8]) -> Result<Reading, String> {
+/// Reads a JSON object of metric names to numbers, with an optional string `sensor_id`; the reading is given
+/// `received_at` as its time.
+pub(super) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<Reading, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let Value::Object(object) = value else {
         return Err(format!(
@@ -34,7 +35,7 @@ pub(super) fn reading_from_json(body: &[u8]) -> Result<Reading, String> {
             (_, other) => return Err(format!("metric `{key}` must be a JSON number, not {}", json_type(&other))),
         }
     }
-    Ok(Reading { sensor_id, values, seq: 0, time: SystemTime::now() })
+    Ok(Reading { sensor_id, values, seq: 0, time: received_at })
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -75,6 +76,10 @@ mod tests {
 
     use super::*;
 
+    fn reading_from_json_now(body: &[u8]) -> Result<Reading, String> {
+        reading_from_json(body, SystemTime::UNIX_EPOCH)
+    }
+
     #[test]
     fn an_evaluation_is_proto3_json() {
         let alert = Alert {
@@ -99,10 +104,10 @@ mod tests {
 
     #[test]
     fn bodies_become_readings_or_name_the_problem() {
-        let reading = reading_from_json(br#"{"temperature": 8, "pH": 4.5, "sensor_id": "line-1"}"#).unwrap();
+        let reading = reading_from_json_now(br#"{"temperature": 8, "pH": 4.5, "sensor_id": "line-1"}"#).unwrap();
         assert_eq!(reading.sensor_id, "line-1");
         assert_eq!(reading.values, HashMap::from([("temperature".into(), 8.0), ("pH".into(), 4.5)]));
-        assert_eq!(reading_from_json(br#"{"t": 1}"#).unwrap().sensor_id, "http");
+        assert_eq!(reading_from_json_now(br#"{"t": 1}"#).unwrap().sensor_id, "http");
         for (body, expected) in [
             (&b"{"[..], "malformed JSON: EOF while parsing an object at line 1 column 1"),
             (
@@ -113,7 +118,7 @@ mod tests {
             (br#"{"t": null}"#, "metric `t` must be a JSON number, not null"),
             (br#"{"sensor_id": 3, "t": 1}"#, "`sensor_id` must be a string, not a number"),
         ] {
-            assert_eq!(reading_from_json(body).unwrap_err(), expected);
+            assert_eq!(reading_from_json_now(body).unwrap_err(), expected);
         }
     }
 }

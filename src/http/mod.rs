@@ -18,16 +18,28 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::reload::LiveRules;
+use crate::{clock::Clock, reload::LiveRules};
 
 pub use json::DEFAULT_SENSOR_ID;
 
-/// The router of the HTTP endpoint over the live `rules`; bodies over `max_body_size` bytes get 413.
-pub fn router(rules: LiveRules, max_body_size: usize) -> Router {
-    Router::new().route("/v1/evaluate", post(evaluate)).layer(DefaultBodyLimit::max(max_body_size)).with_state(rules)
+/// What the endpoint answers from.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    rules: LiveRules,
+    /// A reading's receive time.
+    clock: Clock,
 }
 
-async fn evaluate(State(rules): State<LiveRules>, body: Result<Bytes, BytesRejection>) -> Response {
+/// The router of the HTTP endpoint over the live `rules`, with receive times from `clock`; bodies over
+/// `max_body_size` bytes get 413.
+pub fn router(rules: LiveRules, clock: Clock, max_body_size: usize) -> Router {
+    Router::new()
+        .route("/v1/evaluate", post(evaluate))
+        .layer(DefaultBodyLimit::max(max_body_size))
+        .with_state(Endpoint { rules, clock })
+}
+
+async fn evaluate(State(endpoint): State<Endpoint>, body: Result<Bytes, BytesRejection>) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -35,11 +47,11 @@ async fn evaluate(State(rules): State<LiveRules>, body: Result<Bytes, BytesRejec
         }
         Err(rejection) => return error(StatusCode::BAD_REQUEST, format!("cannot read the body: {rejection}")),
     };
-    let reading = match json::reading_from_json(&body) {
+    let reading = match json::reading_from_json(&body, endpoint.clock.now()) {
         Ok(reading) => reading,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    let rules = Arc::clone(&rules.borrow());
+    let rules = Arc::clone(&endpoint.rules.borrow());
     match rules.evaluate_stateless(&reading) {
         Ok(evaluation) => (StatusCode::OK, axum::Json(json::evaluation_to_json(&evaluation))).into_response(),
         Err(invalid) => error(StatusCode::BAD_REQUEST, invalid.to_string()),

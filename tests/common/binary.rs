@@ -25,6 +25,8 @@ impl Binary {
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_alertstream"));
         command.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"]).args(args);
+        // The reloader says at debug level when a change needs no reload: tests wait for that instead of sleeping.
+        command.env("RUST_LOG", "info,alertstream::reload=debug");
         Self::spawn(command, false, Duration::from_secs(30))
     }
 

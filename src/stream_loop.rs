@@ -1,0 +1,234 @@
+//! One `Stream` call's loop, as a small state machine: [`StreamLoop::next_wake`] decides what woke the stream
+//! ([`Wake`]), [`StreamLoop::handle`] does what it calls for and leaves the alerts it owes in one buffer, and the
+//! response stream yields them, then asks for the next wake. Nothing is spawned and nothing is buffered beyond the
+//! alerts of one wake, so a client that stops reading is pushed back by HTTP/2 flow control.
+//!
+//! No shared lock per reading: new rules and shutdown's expiry are each seen through one atomic load per pass (the
+//! version of their `watch` channel); the futures that wake an idle stream for them are made once per change and
+//! polled only while the stream has nothing to read. The absence timer is one `Sleep` per stream, reset only when
+//! the stream's next deadline changes. Time comes from the server's [`Clock`].
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use alertstream_engine::{Alert, RuleSet, StreamState};
+use tokio::sync::watch;
+use tokio_stream::Stream;
+use tonic::{Status, Streaming};
+
+use crate::{
+    clock::{Alarm, Armed, Clock},
+    convert::reading_from_pb,
+    pb,
+    reload::LiveRules,
+};
+
+/// The message of the status a stream ends with when the shutdown grace period runs out.
+pub const SHUTTING_DOWN: &str = "server shutting down";
+
+/// Turns `true` when the shutdown grace period ends: every open stream stops reading and ends UNAVAILABLE.
+pub type Expiry = watch::Receiver<bool>;
+
+/// What a stream needs from the server besides its readings.
+#[derive(Debug, Clone)]
+pub struct StreamContext {
+    /// The live rules; the stream moves to a new snapshot between readings.
+    pub rules: LiveRules,
+    /// Shutdown's second phase.
+    pub expire: Expiry,
+    /// Where time comes from.
+    pub clock: Clock,
+    /// A stream tracks at most this many sensors.
+    pub max_sensors: usize,
+    /// How far behind its sensor's latest a reading may be and still be applied.
+    pub lateness: Duration,
+}
+
+/// What woke a stream.
+#[derive(Debug)]
+pub enum Wake {
+    /// The client sent a reading.
+    Reading(pb::Reading),
+    /// The client half-closed: every alert is delivered, then the stream ends OK.
+    HalfClosed,
+    /// The inbound stream failed (a message over the size limit, one that does not decode).
+    InboundError(Status),
+    /// New rules were published.
+    Reload(Arc<RuleSet>),
+    /// An absence deadline may have come.
+    AbsenceDue,
+    /// The shutdown grace period ended.
+    Shutdown,
+}
+
+/// What the stream does after yielding the alerts a wake owes.
+#[derive(Debug)]
+pub enum Next {
+    /// Wait for the next wake.
+    Continue,
+    /// End the stream: OK, or with this status.
+    End(Option<Status>),
+}
+
+/// One stream's state between wakes.
+pub struct StreamLoop {
+    inbound: Streaming<pb::Reading>,
+    context: StreamContext,
+    /// The rule snapshot the stream applies.
+    rules: Arc<RuleSet>,
+    state: StreamState,
+    /// The alerts owed by the last wake, yielded before the next.
+    owed: Vec<Alert>,
+    /// Whether new rules can still come (the publisher may go away, as in tests).
+    watching_rules: bool,
+    /// Whether expiry can still come.
+    watching_expiry: bool,
+    /// Wakes an idle stream when new rules are published.
+    rules_changed: Armed,
+    /// Wakes an idle stream when the grace period ends.
+    expired: Armed,
+    /// Wakes an idle stream at its next absence deadline; made when the stream first has one.
+    alarm: Option<Alarm>,
+}
+
+impl StreamLoop {
+    /// A loop over `inbound`, starting on the current rules.
+    pub fn new(inbound: Streaming<pb::Reading>, mut context: StreamContext) -> Self {
+        let rules = Arc::clone(&context.rules.borrow_and_update());
+        let state = StreamState::new(context.max_sensors, context.lateness);
+        Self {
+            rules_changed: Armed::new(changed(&context.rules)),
+            expired: Armed::new(changed(&context.expire)),
+            alarm: None,
+            inbound,
+            rules,
+            state,
+            owed: Vec::new(),
+            watching_rules: true,
+            watching_expiry: true,
+            context,
+        }
+    }
+
+    /// How many sensors the stream tracks.
+    pub fn sensor_count(&self) -> usize {
+        self.state.sensor_count()
+    }
+
+    /// Waits for the next thing the stream must act on.
+    pub async fn next_wake(&mut self) -> Wake {
+        std::future::poll_fn(|cx| self.poll_wake(cx)).await
+    }
+
+    /// Outside signals first (one atomic load each), then the next reading; only a stream with nothing to read
+    /// looks at the clock and arms its wake-ups.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        loop {
+            if self.watching_expiry {
+                match self.context.expire.has_changed() {
+                    Ok(true) if *self.context.expire.borrow_and_update() => return Poll::Ready(Wake::Shutdown),
+                    Ok(_) => {}
+                    Err(_) => self.watching_expiry = false,
+                }
+            }
+            if self.watching_rules {
+                match self.context.rules.has_changed() {
+                    Ok(true) => {
+                        let rules = Arc::clone(&self.context.rules.borrow_and_update());
+                        self.rules_changed = Armed::new(changed(&self.context.rules));
+                        return Poll::Ready(Wake::Reload(rules));
+                    }
+                    Ok(false) => {}
+                    Err(_) => self.watching_rules = false,
+                }
+            }
+            match Pin::new(&mut self.inbound).poll_next(cx) {
+                Poll::Ready(Some(Ok(reading))) => return Poll::Ready(Wake::Reading(reading)),
+                Poll::Ready(Some(Err(status))) => return Poll::Ready(Wake::InboundError(status)),
+                Poll::Ready(None) => return Poll::Ready(Wake::HalfClosed),
+                Poll::Pending => {}
+            }
+            // Nothing to read: wait for whichever comes first.
+            if let Some(deadline) = self.state.next_deadline() {
+                if self.context.clock.now() >= deadline {
+                    return Poll::Ready(Wake::AbsenceDue);
+                }
+                let alarm = self.alarm.get_or_insert_with(|| self.context.clock.alarm());
+                if alarm.poll_until(&self.context.clock, deadline, cx).is_ready() {
+                    continue;
+                }
+            }
+            let mut woken = false;
+            if self.watching_rules && self.rules_changed.poll(cx).is_ready() {
+                // Seen through `has_changed` above; a fresh wait is made there.
+                self.rules_changed = Armed::new(changed(&self.context.rules));
+                woken = true;
+            }
+            if self.watching_expiry && self.expired.poll(cx).is_ready() {
+                self.expired = Armed::new(changed(&self.context.expire));
+                woken = true;
+            }
+            if !woken {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Acts on `wake`: the alerts it owes are left in [`StreamLoop::take_owed`]'s buffer.
+    pub fn handle(&mut self, wake: Wake) -> Next {
+        match wake {
+            Wake::Reading(reading) => {
+                let now = self.context.clock.now();
+                match reading_from_pb(reading, now) {
+                    Ok(reading) => self.rules.evaluate(&mut self.state, reading, now, &mut self.owed),
+                    Err(invalid) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
+                }
+                // A stream that never waits still fires its absence rules on time.
+                if self.state.next_deadline().is_some_and(|deadline| deadline <= now) {
+                    self.rules.check_absence(&mut self.state, now, &mut self.owed);
+                }
+                Next::Continue
+            }
+            Wake::AbsenceDue => {
+                self.rules.check_absence(&mut self.state, self.context.clock.now(), &mut self.owed);
+                Next::Continue
+            }
+            Wake::Reload(rules) => {
+                rules.adopt(&self.rules, &mut self.state, self.context.clock.now(), &mut self.owed);
+                self.rules = rules;
+                tracing::debug!(rules = self.rules.rules().len(), "Stream moved to new rules.");
+                Next::Continue
+            }
+            Wake::HalfClosed => {
+                tracing::debug!(sensor_count = self.sensor_count(), "Stream half-closed by the client.");
+                Next::End(None)
+            }
+            Wake::InboundError(status) => {
+                tracing::debug!(code = ?status.code(), message = status.message(), "Stream ended by an inbound error.");
+                Next::End(Some(crate::service::rescue(status)))
+            }
+            Wake::Shutdown => {
+                tracing::debug!(sensor_count = self.sensor_count(), "Stream ended by shutdown.");
+                Next::End(Some(Status::unavailable(SHUTTING_DOWN)))
+            }
+        }
+    }
+
+    /// The alerts owed so far, in order, to be yielded now.
+    pub fn take_owed(&mut self) -> std::vec::Drain<'_, Alert> {
+        self.owed.drain(..)
+    }
+}
+
+/// A wait for the next change on `receiver` (or for its sender to go away), as a future of its own.
+fn changed<T: Send + Sync + 'static>(receiver: &watch::Receiver<T>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let mut receiver = receiver.clone();
+    Box::pin(async move {
+        let _ = receiver.changed().await;
+    })
+}
