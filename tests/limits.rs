@@ -124,6 +124,7 @@ async fn a_client_that_never_reads_is_pushed_back() {
     let mut last = 0;
     let mut stable_rounds = 0;
     for _ in 0..200 {
+        // A real socket: only time tells that the transport has stopped pulling (bounded polls, no span asserted).
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = pulled.load(Ordering::Relaxed);
         stable_rounds = if now == last { stable_rounds + 1 } else { 0 };

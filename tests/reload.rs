@@ -60,6 +60,7 @@ async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_a
         if server.count_log("Reloaded rules.") > reloads {
             break;
         }
+        // A real process's log: polled, bounded, no span asserted.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(brief(&next_alert(&mut alerts).await), "a 3 cold RESOLVED");

@@ -35,6 +35,7 @@ async fn sigterm_drains_then_a_half_closed_stream_gets_every_alert_and_ok() {
             refused = true;
             break;
         }
+        // A real listener closing in another process: polled, bounded, no span asserted.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(refused, "the server still accepts connections after SIGTERM");

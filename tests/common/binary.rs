@@ -85,6 +85,7 @@ impl Binary {
             if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
                 return line.clone();
             }
+            // A real process's log arrives when it arrives: polled, bounded, no span asserted.
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("no log line with {needle:?} within 10 s");
@@ -101,6 +102,7 @@ impl Binary {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
+            // A real process's exit: polled, bounded, no span asserted.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the server did not exit within 15 s of shutdown");
