@@ -1,8 +1,9 @@
-//! Benchmarks of the rule engine alone (no gRPC): readings per second for the default rules beside a baseline that
-//! only looks up the sensor and the two metrics, for 100 rules, for each window function at window sizes 10, 1,000
-//! and 100,000, and for 1 and 100,000 sensors. Every figure is per reading (criterion's throughput in elements).
+//! Benchmarks of the rule engine alone (no gRPC): readings per second for the default rules (and with an absence
+//! rule added) beside a baseline that only looks up the sensor and the two metrics, for 100 rules, for each window
+//! function at window sizes 10, 1,000 and 100,000, and for 1 and 100,000 sensors. Every figure is per reading
+//! (criterion's throughput in elements).
 //!
-//! Run: `cargo bench --bench engine` (add `-- <filter>` to run some). docs/PERFORMANCE.md has the table.
+//! Run: `cargo bench -p alertstream-engine` (add `-- <filter>` to run some). docs/PERFORMANCE.md has the table.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -125,6 +126,11 @@ fn default_rules(c: &mut Criterion) {
     });
     g.finish();
     bench_stream(c, "default_rules", "engine", &rules, &data[..10], &data);
+    // The same with an absence rule in the set: each reading also keeps the sensor's last values and its deadline.
+    let mut specs: Vec<RuleSpec> = rules.rules().iter().map(|r| r.spec().clone()).collect();
+    specs.push(RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() });
+    let with_absence = RuleSet::new(specs).unwrap();
+    bench_stream(c, "default_rules", "engine_with_absence", &with_absence, &data[..10], &data);
 }
 
 fn hundred_rules(c: &mut Criterion) {
