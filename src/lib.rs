@@ -8,6 +8,7 @@
 //! - [`convert`]: wire types ([`pb`]) ↔ engine types; the only module that names both.
 //! - [`service`]: the tonic `AlertService` implementation and the one error → `Status` mapping.
 //! - [`stream_loop`]: one `Stream` call's loop, a small state machine over what woke it.
+//! - [`stream_codec`]: the `Stream` method's codec: alerts encoded straight from the engine's `Alert`.
 //! - [`clock`]: the server's time, the system's or a manual one for tests.
 //! - [`http`]: the HTTP/JSON `POST /v1/evaluate` endpoint (axum), a sibling of [`service`] over the engine.
 //! - [`server`]: assembles health, reflection, limits, the HTTP endpoint and graceful shutdown.
@@ -29,12 +30,14 @@ pub mod rule_test;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod stream_codec;
 pub mod stream_loop;
 
 /// The generated wire types and tonic service of `proto/alertstream/v1/alertstream.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("alertstream.v1");
+    include!(concat!(env!("OUT_DIR"), "/alertstream.v1.AlertService.rs"));
 
     /// The encoded `FileDescriptorSet` of the alertstream proto and its imports, served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/alertstream_descriptor.bin"));

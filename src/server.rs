@@ -126,7 +126,10 @@ pub async fn serve(
     tracing::info!(rules = rules.borrow().rules().len(), "Ready.");
 
     // A server that ends before shutdown (it can only fail) ends the whole server.
+    // Biased: once drain has begun, the servers end because they stopped accepting, and that is the shutdown
+    // below, not a failure (unbiased, a server that ended first could skip the grace period and the last log line).
     tokio::select! {
+        biased;
         () = drain.cancelled() => {}
         result = &mut grpc => {
             abort(http.as_ref());

@@ -5,13 +5,13 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use alertstream_engine::RuleSet;
+use alertstream_engine::{Alert, RuleSet};
 use tokio_stream::Stream;
 use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::{
-    convert::{alert_to_pb, evaluation_to_pb, reading_from_pb, rule_to_pb},
+    convert::{evaluation_to_pb, reading_from_pb, rule_to_pb},
     pb,
     stream_loop::{Next, StreamContext, StreamLoop},
 };
@@ -38,7 +38,8 @@ impl AlertApi {
 }
 
 /// The response stream of `Stream`.
-type AlertStream = Pin<Box<dyn Stream<Item = Result<pb::Alert, Status>> + Send + 'static>>;
+/// Its items are engine alerts: `stream_codec` encodes them straight into the response.
+type AlertStream = Pin<Box<dyn Stream<Item = Result<Alert, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl pb::alert_service_server::AlertService for AlertApi {
@@ -56,7 +57,7 @@ impl pb::alert_service_server::AlertService for AlertApi {
                 let wake = stream.next_wake().await;
                 let next = stream.handle(wake);
                 for alert in stream.take_owed() {
-                    yield Ok(alert_to_pb(alert));
+                    yield Ok(alert);
                 }
                 if let Next::End(status) = next {
                     if let Some(status) = status {
