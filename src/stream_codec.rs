@@ -151,7 +151,7 @@ mod tests {
         Alert {
             sensor_id: rng.text(),
             rule: Arc::from(rng.text()),
-            state: if rng.next() % 2 == 0 { AlertState::Firing } else { AlertState::Resolved },
+            state: if rng.next().is_multiple_of(2) { AlertState::Firing } else { AlertState::Resolved },
             severity: [Severity::Info, Severity::Warning, Severity::Critical][(rng.next() % 3) as usize],
             message: Arc::from(rng.text()),
             reading_seq: [0, 1, 300, u64::MAX, rng.next()][(rng.next() % 5) as usize],
