@@ -9,17 +9,22 @@ use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, R
 
 use crate::pb;
 
-/// Turns a wire reading into an engine reading. A reading without a time takes `received_at`.
+/// Turns a wire reading into an engine reading. A reading without a time takes the receive time, which
+/// `received_at` is asked for only then.
 ///
 /// # Errors
 /// The reading's time is outside what the system clock can represent: the reading (with the receive time) and
 /// an error that names the `time` field, so the caller can report it in-band.
-pub fn reading_from_pb(reading: pb::Reading, received_at: SystemTime) -> Result<Reading, Box<(Reading, ReadingError)>> {
+pub fn reading_from_pb(
+    reading: pb::Reading,
+    received_at: impl FnOnce() -> SystemTime,
+) -> Result<Reading, Box<(Reading, ReadingError)>> {
     let pb::Reading { sensor_id, values, time, seq } = reading;
     let time = match time.map(SystemTime::try_from).transpose() {
-        Ok(time) => time.unwrap_or(received_at),
+        Ok(Some(time)) => time,
+        Ok(None) => received_at(),
         Err(e) => {
-            let reading = Reading { sensor_id, values, seq, time: received_at };
+            let reading = Reading { sensor_id, values, seq, time: received_at() };
             let error = ReadingError { field: "time".to_owned(), reason: format!("is out of range: {e}") };
             return Err(Box::new((reading, error)));
         }
@@ -105,12 +110,12 @@ mod tests {
     fn a_reading_without_time_takes_the_receive_time() {
         let received_at = SystemTime::UNIX_EPOCH + Duration::from_secs(7);
         let wire = pb::Reading { sensor_id: "s".into(), values: [("t".into(), 1.0)].into(), time: None, seq: 3 };
-        let reading = reading_from_pb(wire, received_at).unwrap();
+        let reading = reading_from_pb(wire, || received_at).unwrap();
         assert_eq!((reading.time, reading.seq, reading.sensor_id.as_str()), (received_at, 3, "s"));
 
         let sent = prost_types::Timestamp { seconds: 100, nanos: 5 };
         let wire = pb::Reading { sensor_id: "s".into(), values: [("t".into(), 1.0)].into(), time: Some(sent), seq: 0 };
-        let reading = reading_from_pb(wire, received_at).unwrap();
+        let reading = reading_from_pb(wire, || unreachable!("the reading has a time")).unwrap();
         assert_eq!(reading.time, SystemTime::UNIX_EPOCH + Duration::new(100, 5));
     }
 

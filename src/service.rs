@@ -71,7 +71,7 @@ impl pb::alert_service_server::AlertService for AlertApi {
     }
 
     async fn evaluate(&self, request: Request<pb::Reading>) -> Result<Response<pb::Evaluation>, Status> {
-        let reading = reading_from_pb(request.into_inner(), self.context.clock.now())
+        let reading = reading_from_pb(request.into_inner(), || self.context.clock.now())
             .map_err(|invalid| Status::invalid_argument(invalid.1.to_string()))?;
         let evaluation = self
             .current_rules()

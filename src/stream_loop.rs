@@ -183,14 +183,24 @@ impl StreamLoop {
     pub fn handle(&mut self, wake: Wake) -> Next {
         match wake {
             Wake::Reading(reading) => {
-                let now = self.context.clock.now();
-                match reading_from_pb(reading, now) {
-                    Ok(reading) => self.rules.evaluate(&mut self.state, reading, now, &mut self.owed),
+                // The server's time is needed by a reading without one, and by absence rules; otherwise the
+                // reading's own time stands in for it and the clock is not read.
+                let clock = &self.context.clock;
+                let mut received_at = None;
+                match reading_from_pb(reading, || *received_at.insert(clock.now())) {
+                    Ok(reading) => {
+                        let now = match received_at {
+                            Some(now) => now,
+                            None if self.rules.watches_absence() => clock.now(),
+                            None => reading.time,
+                        };
+                        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+                        // A stream that never waits still fires its absence rules on time.
+                        if self.state.next_deadline().is_some_and(|deadline| deadline <= now) {
+                            self.rules.check_absence(&mut self.state, now, &mut self.owed);
+                        }
+                    }
                     Err(invalid) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
-                }
-                // A stream that never waits still fires its absence rules on time.
-                if self.state.next_deadline().is_some_and(|deadline| deadline <= now) {
-                    self.rules.check_absence(&mut self.state, now, &mut self.owed);
                 }
                 Next::Continue
             }

@@ -12,7 +12,8 @@ impl RuleSet {
     /// Moves `stream` from rule set `old` to this one, between readings. Rules are identified by name: a rule whose
     /// definition did not change keeps its state and windows; a rule that is removed or changed sends RESOLVED for
     /// each sensor it was firing for (at server time `now`, with the sensor's last reading's seq, and its values
-    /// when the old rule set watched absence, else none) before the new rules apply.
+    /// when the old rule set watched absence, else none) before the new rules apply. A stream whose old rules
+    /// watched no absence kept no time of each sensor's last reading: if the new ones do, silence counts from now.
     pub fn adopt(&self, old: &RuleSet, stream: &mut StreamState, now: SystemTime, out: &mut Vec<Alert>) {
         let carried: Vec<Option<usize>> = self
             .rules
@@ -43,6 +44,9 @@ impl RuleSet {
                         now,
                     ));
                 }
+            }
+            if !old.watches_absence() && self.watches_absence() {
+                sensor.last_seen = now;
             }
             sensor.armed = false;
             stream.deadlines.arm(&self.rules, index, sensor);

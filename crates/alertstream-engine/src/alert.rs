@@ -77,26 +77,25 @@ impl Alert {
         }
     }
 
-    /// An alert of `rule` for a reading of `sensor_id`; `values` may be left empty for the caller to move the
-    /// reading's map into.
+    /// An alert of `rule` about a reading of sensor `sensor_id` with `values`, its message rendered from them. Its
+    /// own `sensor_id` and `values` are left empty for the caller to move (or copy) the reading's into.
     pub(crate) fn of_rule(
         rule: &Rule,
         state: AlertState,
         sensor_id: &str,
         seq: u64,
         time: SystemTime,
-        values: HashMap<String, f64>,
-        message_values: &HashMap<String, f64>,
+        values: &HashMap<String, f64>,
     ) -> Self {
         Self {
-            sensor_id: sensor_id.to_owned(),
+            message: rule.render(sensor_id, values),
+            sensor_id: String::new(),
             rule: Arc::clone(&rule.name),
             state,
             severity: rule.spec().severity,
-            message: rule.render(sensor_id, message_values),
             reading_seq: seq,
             time,
-            values,
+            values: HashMap::new(),
         }
     }
 
@@ -110,6 +109,10 @@ impl Alert {
         last_values: &HashMap<String, f64>,
         now: SystemTime,
     ) -> Self {
-        Self::of_rule(rule, state, sensor_id, last_seq, now, last_values.clone(), last_values)
+        Self {
+            sensor_id: sensor_id.to_owned(),
+            values: last_values.clone(),
+            ..Self::of_rule(rule, state, sensor_id, last_seq, now, last_values)
+        }
     }
 }

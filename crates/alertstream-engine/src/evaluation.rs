@@ -40,15 +40,18 @@ impl RuleSet {
                 continue;
             }
             if condition.evaluate(&inputs, &mut []) == Some(true) {
-                alerts.push(Alert::of_rule(
-                    rule,
-                    AlertState::Firing,
-                    &reading.sensor_id,
-                    reading.seq,
-                    reading.time,
-                    reading.values.clone(),
-                    &reading.values,
-                ));
+                alerts.push(Alert {
+                    sensor_id: reading.sensor_id.clone(),
+                    values: reading.values.clone(),
+                    ..Alert::of_rule(
+                        rule,
+                        AlertState::Firing,
+                        &reading.sensor_id,
+                        reading.seq,
+                        reading.time,
+                        &reading.values,
+                    )
+                });
             }
         }
         let status = if alerts.is_empty() {

@@ -1,7 +1,7 @@
 //! The rule set: the immutable, compiled list of rules every stream shares as a snapshot, and the per-reading path
 //! that applies it to one stream's state: validate, find the sensor, step each rule, collect the alerts.
 
-use std::{collections::HashMap, time::SystemTime};
+use std::time::SystemTime;
 
 use crate::{
     alert::{Alert, AlertState, LATE_READING, RESERVED_NAMES, SENSOR_LIMIT},
@@ -125,6 +125,9 @@ impl RuleSet {
     /// Evaluates one reading of a stream, received at server time `now`: validates it, updates its sensor's state
     /// and appends the alerts it yields to `out`, in rule order.
     ///
+    /// Only absence uses `now` (silence is measured from it): a caller whose rule set watches no absence
+    /// ([`RuleSet::watches_absence`]) may pass any time, such as the reading's own, and spare a clock read.
+    ///
     /// An invalid reading, a new sensor beyond the stream's limit, or a reading too far behind its sensor's latest
     /// changes no state and yields one event alert.
     pub fn evaluate(&self, stream: &mut StreamState, reading: Reading, now: SystemTime, out: &mut Vec<Alert>) {
@@ -188,29 +191,28 @@ impl RuleSet {
                 }
             };
             if let Some(state) = alert_state {
-                // The values are filled in below, moved rather than copied where they can be.
-                out.push(Alert::of_rule(
-                    rule,
-                    state,
-                    &reading.sensor_id,
-                    reading.seq,
-                    reading.time,
-                    HashMap::new(),
-                    &reading.values,
-                ));
+                // The sensor id and values are filled in below, moved rather than copied where they can be.
+                out.push(Alert::of_rule(rule, state, &reading.sensor_id, reading.seq, reading.time, &reading.values));
             }
         }
-        sensor.last_seen = now;
         sensor.last_seq = reading.seq;
         let alerts = &mut out[first..];
+        if let Some((last, rest)) = alerts.split_last_mut() {
+            for alert in rest {
+                alert.sensor_id = reading.sensor_id.clone();
+            }
+            last.sensor_id = reading.sensor_id;
+        }
         if self.watches_absence() {
+            // Absence alerts carry a sensor's last values, and measure its silence from `now`.
             for alert in alerts.iter_mut() {
                 alert.values = reading.values.clone();
             }
             sensor.last_values = reading.values;
+            sensor.last_seen = now;
             stream.deadlines.arm(&self.rules, index, sensor);
         } else if let Some((last, rest)) = alerts.split_last_mut() {
-            // Only absence alerts need a sensor's last values, so the reading's map goes to its last alert.
+            // Without absence no one needs a sensor's last values, so the reading's map goes to its last alert.
             for alert in rest {
                 alert.values = reading.values.clone();
             }

@@ -333,6 +333,37 @@ fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed
 }
 
 #[test]
+fn a_reload_that_adds_absence_counts_silence_from_the_reload() {
+    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() };
+    let old = rules(vec![spec("hot", "t > 30")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    // Without absence rules the server time passed is not kept: here, one far from the reading's own.
+    old.evaluate(&mut stream, reading("s", 1, &[("t", 1.0)]), SystemTime::UNIX_EPOCH, &mut out);
+    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+    let new = rules(vec![spec("hot", "t > 30"), silent]);
+    new.adopt(&old, &mut stream, at(1_000), &mut out);
+    assert_eq!(stream.next_deadline(), Some(at(1_060)), "silence counts from the reload");
+    new.check_absence(&mut stream, at(1_059), &mut out);
+    assert!(out.is_empty());
+    new.check_absence(&mut stream, at(1_060), &mut out);
+    assert_eq!(out.iter().map(|a| (&*a.rule, a.reading_seq, a.time)).collect::<Vec<_>>(), [("silent", 1, at(1_060))]);
+}
+
+#[test]
+fn alerts_of_one_reading_each_carry_its_sensor_and_values() {
+    let set = rules(vec![spec("a", "t > 1"), spec("b", "t > 2"), spec("c", "t > 3")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let r = reading("line-7", 1, &[("t", 5.0), ("u", 1.0)]);
+    set.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    assert_eq!(out.len(), 3);
+    for alert in &out {
+        assert_eq!((alert.sensor_id.as_str(), &alert.values), ("line-7", &r.values), "{}", alert.rule);
+    }
+}
+
+#[test]
 fn stateless_evaluation_skips_rules_that_need_history() {
     let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
     let set = rules(vec![spec("avg", "avg(t, 3) > 1"), silent, spec("plain", "t > 1")]);
