@@ -13,7 +13,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use crate::{
     convert::{evaluation_to_pb, reading_from_pb, rule_to_pb},
     pb,
-    stream_loop::{Next, StreamContext, StreamLoop},
+    stream_loop::{StreamContext, StreamLoop},
 };
 
 /// The `AlertService` implementation: what every stream needs, and the count of open streams.
@@ -47,27 +47,9 @@ impl pb::alert_service_server::AlertService for AlertApi {
 
     #[tracing::instrument(name = "stream", skip_all, fields(peer = ?request.remote_addr()))]
     async fn stream(&self, request: Request<Streaming<pb::Reading>>) -> Result<Response<AlertStream>, Status> {
-        let mut stream = StreamLoop::new(request.into_inner(), self.context.clone());
-        let open = self.streams.token();
+        let stream = StreamLoop::new(request.into_inner(), self.context.clone(), self.streams.token());
         tracing::debug!("Stream opened.");
-        let alerts = async_stream::stream! {
-            // Held for as long as the stream lives: dropped when it ends or when the client goes away.
-            let _open = open;
-            loop {
-                let wake = stream.next_wake().await;
-                let next = stream.handle(wake);
-                for alert in stream.take_owed() {
-                    yield Ok(alert);
-                }
-                if let Next::End(status) = next {
-                    if let Some(status) = status {
-                        yield Err(status);
-                    }
-                    break;
-                }
-            }
-        };
-        Ok(Response::new(Box::pin(alerts)))
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn evaluate(&self, request: Request<pb::Reading>) -> Result<Response<pb::Evaluation>, Status> {

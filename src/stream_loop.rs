@@ -1,7 +1,7 @@
-//! One `Stream` call's loop, as a small state machine: [`StreamLoop::next_wake`] decides what woke the stream
-//! ([`Wake`]), [`StreamLoop::handle`] does what it calls for and leaves the alerts it owes in one buffer, and the
-//! response stream yields them, then asks for the next wake. Nothing is spawned and nothing is buffered beyond the
-//! alerts of one wake, so a client that stops reading is pushed back by HTTP/2 flow control.
+//! One `Stream` call's loop, as a small state machine that is itself the response stream: `poll_wake` decides what
+//! woke the stream ([`Wake`]), [`StreamLoop::handle`] does what it calls for and leaves the alerts it owes in one
+//! buffer, and `poll_next` yields them, then asks for the next wake. Nothing is spawned and nothing is buffered
+//! beyond the alerts of one wake, so a client that stops reading is pushed back by HTTP/2 flow control.
 //!
 //! No shared lock per reading: new rules and shutdown's expiry are each seen through one atomic load per pass (the
 //! version of their `watch` channel); the futures that wake an idle stream for them are made once per change and
@@ -19,6 +19,7 @@ use std::{
 use alertstream_engine::{Alert, RuleSet, StreamState};
 use tokio::sync::watch;
 use tokio_stream::Stream;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tonic::{Status, Streaming};
 
 use crate::{
@@ -82,8 +83,14 @@ pub struct StreamLoop {
     /// The rule snapshot the stream applies.
     rules: Arc<RuleSet>,
     state: StreamState,
-    /// The alerts owed by the last wake, yielded before the next.
+    /// The alerts owed by the last wake, last first: yielded (popped) before the next wake.
     owed: Vec<Alert>,
+    /// How the stream ends, once it is to end: after the owed alerts, OK (`None`) or this status.
+    ending: Option<Option<Status>>,
+    /// Whether the stream has ended.
+    ended: bool,
+    /// Held for as long as the stream lives, so shutdown can count open streams.
+    _open: TaskTrackerToken,
     /// Whether new rules can still come (the publisher may go away, as in tests).
     watching_rules: bool,
     /// Whether expiry can still come.
@@ -97,8 +104,8 @@ pub struct StreamLoop {
 }
 
 impl StreamLoop {
-    /// A loop over `inbound`, starting on the current rules.
-    pub fn new(inbound: Streaming<pb::Reading>, mut context: StreamContext) -> Self {
+    /// A loop over `inbound`, starting on the current rules; `open` is held until the stream ends or is dropped.
+    pub fn new(inbound: Streaming<pb::Reading>, mut context: StreamContext, open: TaskTrackerToken) -> Self {
         let rules = Arc::clone(&context.rules.borrow_and_update());
         let state = StreamState::new(context.max_sensors, context.lateness);
         Self {
@@ -109,6 +116,9 @@ impl StreamLoop {
             rules,
             state,
             owed: Vec::new(),
+            ending: None,
+            ended: false,
+            _open: open,
             watching_rules: true,
             watching_expiry: true,
             context,
@@ -118,11 +128,6 @@ impl StreamLoop {
     /// How many sensors the stream tracks.
     pub fn sensor_count(&self) -> usize {
         self.state.sensor_count()
-    }
-
-    /// Waits for the next thing the stream must act on.
-    pub async fn next_wake(&mut self) -> Wake {
-        std::future::poll_fn(|cx| self.poll_wake(cx)).await
     }
 
     /// Outside signals first (one atomic load each), then the next reading; only a stream with nothing to read
@@ -179,7 +184,7 @@ impl StreamLoop {
         }
     }
 
-    /// Acts on `wake`: the alerts it owes are left in [`StreamLoop::take_owed`]'s buffer.
+    /// Acts on `wake`, leaving the alerts it owes to be yielded before the next.
     pub fn handle(&mut self, wake: Wake) -> Next {
         match wake {
             Wake::Reading(reading) => {
@@ -228,10 +233,32 @@ impl StreamLoop {
             }
         }
     }
+}
 
-    /// The alerts owed so far, in order, to be yielded now.
-    pub fn take_owed(&mut self) -> std::vec::Drain<'_, Alert> {
-        self.owed.drain(..)
+/// The response stream: the owed alerts, in order, then the next wake; at the end, its status.
+impl Stream for StreamLoop {
+    type Item = Result<Alert, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(alert) = this.owed.pop() {
+                return Poll::Ready(Some(Ok(alert)));
+            }
+            if let Some(ending) = this.ending.take() {
+                this.ended = true;
+                return Poll::Ready(ending.map(Err));
+            }
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            let wake = std::task::ready!(this.poll_wake(cx));
+            if let Next::End(status) = this.handle(wake) {
+                this.ending = Some(status);
+            }
+            // Owed in order; yielded by popping from the back.
+            this.owed.reverse();
+        }
     }
 }
 
