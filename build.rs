@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             method(
                 "stream",
                 "Stream",
-                "crate::pb::Reading",
+                "crate::stream_codec::InboundReading",
                 "alertstream_engine::Alert",
                 "crate::stream_codec::StreamCodec",
             )

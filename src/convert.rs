@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, format_duration};
 
 use crate::pb;
+use crate::stream_codec::InboundReading;
 
 /// Turns a wire reading into an engine reading. A reading without a time takes the receive time, which
 /// `received_at` is asked for only then.
@@ -20,6 +21,19 @@ pub fn reading_from_pb(
     received_at: impl FnOnce() -> SystemTime,
 ) -> Result<Reading, Box<(Reading, ReadingError)>> {
     let pb::Reading { sensor_id, values, time, seq } = reading;
+    let inbound = InboundReading { sensor_id, values: values.into_iter().collect(), time, seq };
+    reading_from_inbound(inbound, received_at)
+}
+
+/// Turns a streamed reading (its values already the engine's map) into an engine reading, as [`reading_from_pb`].
+///
+/// # Errors
+/// As [`reading_from_pb`].
+pub fn reading_from_inbound(
+    reading: InboundReading,
+    received_at: impl FnOnce() -> SystemTime,
+) -> Result<Reading, Box<(Reading, ReadingError)>> {
+    let InboundReading { sensor_id, values, time, seq } = reading;
     let time = match time.map(SystemTime::try_from).transpose() {
         Ok(Some(time)) => time,
         Ok(None) => received_at(),
@@ -42,7 +56,7 @@ pub fn alert_to_pb(alert: Alert) -> pb::Alert {
         message: alert.message.to_string(),
         reading_seq: alert.reading_seq,
         time: Some(alert.time.into()),
-        values: alert.values,
+        values: alert.values.into_iter().collect(),
     }
 }
 
@@ -130,7 +144,7 @@ mod tests {
             message: Arc::from("too hot"),
             reading_seq: 9,
             time,
-            values: [("t".into(), 31.0)].into(),
+            values: [("t".into(), 31.0)].into_iter().collect(),
         };
         let wire = evaluation_to_pb(Evaluation { status: "too hot".into(), alerts: vec![alert] });
         assert_eq!(wire.status, "too hot");
@@ -144,7 +158,7 @@ mod tests {
                 message: "too hot".into(),
                 reading_seq: 9,
                 time: Some(prost_types::Timestamp { seconds: 1, nanos: 500_000_000 }),
-                values: [("t".into(), 31.0)].into(),
+                values: [("t".into(), 31.0)].into_iter().collect(),
             }
         );
         assert_eq!(timestamp_text(time), "1970-01-01T00:00:01.500Z");

@@ -144,7 +144,7 @@ fn run_test(rules: &RuleSet, lateness: Duration, test: &Test) -> Result<TestOutc
                 readings += 1;
                 let reading = Reading {
                     sensor_id: sensor.clone(),
-                    values: values.clone(),
+                    values: values.iter().map(|(name, value)| (name.clone(), *value)).collect(),
                     seq: input.seq.unwrap_or(readings),
                     time: at,
                 };

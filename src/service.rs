@@ -13,6 +13,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use crate::{
     convert::{evaluation_to_pb, reading_from_pb, rule_to_pb},
     pb,
+    stream_codec::InboundReading,
     stream_loop::{StreamContext, StreamLoop},
 };
 
@@ -46,7 +47,7 @@ impl pb::alert_service_server::AlertService for AlertApi {
     type StreamStream = AlertStream;
 
     #[tracing::instrument(name = "stream", skip_all, fields(peer = ?request.remote_addr()))]
-    async fn stream(&self, request: Request<Streaming<pb::Reading>>) -> Result<Response<AlertStream>, Status> {
+    async fn stream(&self, request: Request<Streaming<InboundReading>>) -> Result<Response<AlertStream>, Status> {
         let stream = StreamLoop::new(request.into_inner(), self.context.clone(), self.streams.token());
         tracing::debug!("Stream opened.");
         Ok(Response::new(Box::pin(stream)))

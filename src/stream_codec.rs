@@ -1,40 +1,120 @@
-//! The `Stream` method's codec. Readings decode as prost decodes them (into `pb::Reading`, errors INTERNAL with
-//! prost's message, as tonic's own codec does). Alerts encode straight from the engine's [`Alert`], field by field
-//! as prost encodes the `pb::Alert` that [`crate::convert::alert_to_pb`] would make of it, without making it: no
-//! copy of the rule name and message into new strings, no second map, no wire message to drop. The bytes are the
-//! contract's (`tests` below check them against prost on many alerts).
+//! The `Stream` method's codec. Readings decode field by field as prost decodes a `pb::Reading` (prost's own
+//! decoding of each field, the same errors, INTERNAL with prost's message as tonic's codec makes it), but into an
+//! [`InboundReading`] whose values are already the engine's map ([`Values`], foldhash), so nothing is hashed twice.
+//! Alerts encode straight from the engine's [`Alert`], field by field as prost encodes the `pb::Alert` that
+//! [`crate::convert::alert_to_pb`] would make of it, without making it: no copy of the rule name and message into
+//! new strings, no second map, no wire message to drop. Both directions are checked against prost below.
 
-use alertstream_engine::Alert;
-use bytes::BufMut;
-use prost::encoding::{self, WireType};
+use alertstream_engine::{Alert, Values};
+use bytes::{Buf, BufMut};
+use prost::{
+    DecodeError,
+    encoding::{self, DecodeContext, WireType},
+};
 use tonic::{
     Status,
-    codec::{Codec, EncodeBuf, Encoder},
-};
-use tonic_prost::ProstDecoder;
-
-use crate::{
-    convert::{alert_state_to_pb, severity_to_pb},
-    pb,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
 };
 
-/// The codec of `AlertService.Stream`: `pb::Reading` in, engine [`Alert`]s out.
+use crate::convert::{alert_state_to_pb, severity_to_pb};
+
+/// The codec of `AlertService.Stream`: [`InboundReading`]s in, engine [`Alert`]s out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StreamCodec;
 
 impl Codec for StreamCodec {
     type Encode = Alert;
-    type Decode = pb::Reading;
+    type Decode = InboundReading;
     type Encoder = AlertEncoder;
-    type Decoder = ProstDecoder<pb::Reading>;
+    type Decoder = ReadingDecoder;
 
     fn encoder(&mut self) -> AlertEncoder {
         AlertEncoder
     }
 
-    fn decoder(&mut self) -> ProstDecoder<pb::Reading> {
-        ProstDecoder::default()
+    fn decoder(&mut self) -> ReadingDecoder {
+        ReadingDecoder
     }
+}
+
+/// An `alertstream.v1.Reading` as it came off the wire: the fields of `pb::Reading`, its values already in the
+/// engine's map. [`crate::convert::reading_from_inbound`] makes it an engine reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InboundReading {
+    /// Field 1.
+    pub sensor_id: String,
+    /// Field 2 (a map: the last entry of a name wins, as in prost).
+    pub values: Values,
+    /// Field 3.
+    pub time: Option<prost_types::Timestamp>,
+    /// Field 4.
+    pub seq: u64,
+}
+
+/// Decodes an [`InboundReading`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadingDecoder;
+
+impl Decoder for ReadingDecoder {
+    type Item = InboundReading;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<InboundReading>, Status> {
+        // As tonic's prost codec maps a decode error.
+        decode_reading(buf).map(Some).map_err(|error| Status::internal(error.to_string()))
+    }
+}
+
+/// Decodes a whole `Reading` message from `buf`, as prost's derived `Message::decode` would: each field with
+/// prost's own merge function, errors naming `Reading.<field>`, unknown fields skipped.
+///
+/// # Errors
+/// The bytes are not a `Reading`.
+pub fn decode_reading(buf: &mut impl Buf) -> Result<InboundReading, DecodeError> {
+    let mut reading = InboundReading::default();
+    let ctx = DecodeContext::default();
+    while buf.has_remaining() {
+        let (tag, wire_type) = encoding::decode_key(buf)?;
+        let (field, merged) = match tag {
+            1 => ("sensor_id", encoding::string::merge(wire_type, &mut reading.sensor_id, buf, ctx.clone())),
+            2 => ("values", merge_value(wire_type, &mut reading.values, buf, ctx.clone())),
+            3 => {
+                let time = reading.time.get_or_insert_with(Default::default);
+                ("time", encoding::message::merge(wire_type, time, buf, ctx.clone()))
+            }
+            4 => ("seq", encoding::uint64::merge(wire_type, &mut reading.seq, buf, ctx.clone())),
+            _ => ("", encoding::skip_field(wire_type, tag, buf, ctx.clone())),
+        };
+        merged.map_err(|mut error| {
+            if !field.is_empty() {
+                error.push("Reading", field);
+            }
+            error
+        })?;
+    }
+    Ok(reading)
+}
+
+/// One entry of the `values` map, as prost's map merge reads it: a length-delimited entry of key (1) and value
+/// (2), either absent meaning its default, inserted over any earlier entry of the same name.
+fn merge_value(
+    wire_type: WireType,
+    values: &mut Values,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
+    let mut entry = (String::new(), 0.0f64);
+    encoding::merge_loop(&mut entry, buf, ctx, |(name, value), buf, ctx| {
+        let (tag, wire_type) = encoding::decode_key(buf)?;
+        match tag {
+            1 => encoding::string::merge(wire_type, name, buf, ctx),
+            2 => encoding::double::merge(wire_type, value, buf, ctx),
+            _ => encoding::skip_field(wire_type, tag, buf, ctx),
+        }
+    })?;
+    values.insert(entry.0, entry.1);
+    Ok(())
 }
 
 /// Encodes an engine [`Alert`] as an `alertstream.v1.Alert`.
@@ -97,7 +177,6 @@ fn put_enum(tag: u32, value: i32, buf: &mut impl BufMut) {
 #[cfg(test)]
 mod tests {
     use std::{
-        collections::HashMap,
         sync::Arc,
         time::{Duration, SystemTime},
     };
@@ -106,6 +185,7 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+    use crate::pb;
 
     /// What prost makes of `alert`: the reference encoding.
     fn prost_bytes(alert: &Alert) -> Vec<u8> {
@@ -147,7 +227,7 @@ mod tests {
                 SystemTime::UNIX_EPOCH + Duration::new(rng.next() % 10_000_000_000, (rng.next() % 1_000_000_000) as u32)
             }
         };
-        let values: HashMap<String, f64> = (0..rng.next() % 4).map(|_| (rng.text(), rng.value())).collect();
+        let values: Values = (0..rng.next() % 4).map(|_| (rng.text(), rng.value())).collect();
         Alert {
             sensor_id: rng.text(),
             rule: Arc::from(rng.text()),
@@ -158,6 +238,64 @@ mod tests {
             time,
             values,
         }
+    }
+
+    fn random_reading(rng: &mut Rng) -> pb::Reading {
+        pb::Reading {
+            sensor_id: rng.text(),
+            values: (0..rng.next() % 5).map(|_| (rng.text(), rng.value())).collect(),
+            time: (!rng.next().is_multiple_of(3)).then(|| prost_types::Timestamp {
+                seconds: (rng.next() % 20_000_000_000) as i64 - 10_000_000_000,
+                nanos: (rng.next() % 2_000_000_000) as i32 - 1_000_000_000,
+            }),
+            seq: [0, 1, u64::MAX, rng.next()][(rng.next() % 4) as usize],
+        }
+    }
+
+    /// What prost's own decoding makes of `bytes`, in the inbound form.
+    fn prost_decode(bytes: &[u8]) -> Result<InboundReading, String> {
+        let reading = pb::Reading::decode(bytes).map_err(|e| e.to_string())?;
+        Ok(InboundReading {
+            sensor_id: reading.sensor_id,
+            values: reading.values.into_iter().collect(),
+            time: reading.time,
+            seq: reading.seq,
+        })
+    }
+
+    #[test]
+    fn readings_decode_as_prost_decodes_them() {
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        for _ in 0..3_000 {
+            let bytes = random_reading(&mut rng).encode_to_vec();
+            let ours = decode_reading(&mut bytes.as_slice()).map_err(|e| e.to_string());
+            assert_eq!(ours, prost_decode(&bytes));
+            // The same bytes damaged: a byte changed, the message cut short, garbage appended. Whatever prost
+            // makes of them, a reading or an error, so do we, with the same message.
+            let mut damaged = bytes.clone();
+            if !damaged.is_empty() {
+                let at = (rng.next() as usize) % damaged.len();
+                damaged[at] = rng.next() as u8;
+                let cut = (rng.next() as usize) % damaged.len();
+                for candidate in [damaged.clone(), bytes[..cut].to_vec(), [&bytes[..], &damaged[at..]].concat()] {
+                    let ours = decode_reading(&mut candidate.as_slice()).map_err(|e| e.to_string());
+                    assert_eq!(ours, prost_decode(&candidate), "{candidate:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_metric_keeps_its_last_value_and_other_messages_are_refused_as_prost_refuses_them() {
+        let mut bytes = pb::Reading { sensor_id: "s".into(), values: [("t".into(), 1.0)].into(), time: None, seq: 0 }
+            .encode_to_vec();
+        bytes.extend(pb::Reading { values: [("t".into(), 2.0)].into(), ..Default::default() }.encode_to_vec());
+        let reading = decode_reading(&mut bytes.as_slice()).unwrap();
+        assert_eq!(reading.values, Values::from_iter([("t".to_owned(), 2.0)]));
+        // Field 2 as a varint, as tests/limits.rs sends it.
+        let wrong = [0x10, 0x07];
+        assert_eq!(decode_reading(&mut wrong.as_slice()).map_err(|e| e.to_string()), prost_decode(&wrong));
+        assert!(decode_reading(&mut wrong.as_slice()).is_err());
     }
 
     #[test]

@@ -24,9 +24,9 @@ use tonic::{Status, Streaming};
 
 use crate::{
     clock::{Alarm, Armed, Clock},
-    convert::reading_from_pb,
-    pb,
+    convert::reading_from_inbound,
     reload::LiveRules,
+    stream_codec::InboundReading,
 };
 
 /// The message of the status a stream ends with when the shutdown grace period runs out.
@@ -54,7 +54,7 @@ pub struct StreamContext {
 #[derive(Debug)]
 pub enum Wake {
     /// The client sent a reading.
-    Reading(pb::Reading),
+    Reading(InboundReading),
     /// The client half-closed: every alert is delivered, then the stream ends OK.
     HalfClosed,
     /// The inbound stream failed (a message over the size limit, one that does not decode).
@@ -78,7 +78,7 @@ pub enum Next {
 
 /// One stream's state between wakes.
 pub struct StreamLoop {
-    inbound: Streaming<pb::Reading>,
+    inbound: Streaming<InboundReading>,
     context: StreamContext,
     /// The rule snapshot the stream applies.
     rules: Arc<RuleSet>,
@@ -105,7 +105,7 @@ pub struct StreamLoop {
 
 impl StreamLoop {
     /// A loop over `inbound`, starting on the current rules; `open` is held until the stream ends or is dropped.
-    pub fn new(inbound: Streaming<pb::Reading>, mut context: StreamContext, open: TaskTrackerToken) -> Self {
+    pub fn new(inbound: Streaming<InboundReading>, mut context: StreamContext, open: TaskTrackerToken) -> Self {
         let rules = Arc::clone(&context.rules.borrow_and_update());
         let state = StreamState::new(context.max_sensors, context.lateness);
         Self {
@@ -192,7 +192,7 @@ impl StreamLoop {
                 // reading's own time stands in for it and the clock is not read.
                 let clock = &self.context.clock;
                 let mut received_at = None;
-                match reading_from_pb(reading, || *received_at.insert(clock.now())) {
+                match reading_from_inbound(reading, || *received_at.insert(clock.now())) {
                     Ok(reading) => {
                         let now = match received_at {
                             Some(now) => now,

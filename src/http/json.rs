@@ -2,9 +2,9 @@
 //! proto3 JSON form of `alertstream.v1.Evaluation` (the proto's own field names, enum values by name, `time` in
 //! RFC 3339, the uint64 `reading_seq` as a string, every field present).
 
-use std::{collections::HashMap, time::SystemTime};
+use std::time::SystemTime;
 
-use alertstream_engine::{Alert, Evaluation, Reading};
+use alertstream_engine::{Alert, Evaluation, Reading, Values};
 use serde_json::{Value, json};
 
 use crate::convert::{alert_state_name, severity_name, timestamp_text};
@@ -23,7 +23,7 @@ pub(super) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<
         ));
     };
     let mut sensor_id = DEFAULT_SENSOR_ID.to_owned();
-    let mut values = HashMap::with_capacity(object.len());
+    let mut values = Values::with_capacity_and_hasher(object.len(), Default::default());
     for (key, value) in object {
         match (key.as_str(), value) {
             ("sensor_id", Value::String(id)) => sensor_id = id,
@@ -90,7 +90,7 @@ mod tests {
             message: Arc::from("too hot"),
             reading_seq: 9,
             time: SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
-            values: [("t".into(), 31.0)].into(),
+            values: [("t".into(), 31.0)].into_iter().collect(),
         };
         let json = evaluation_to_json(&Evaluation { status: "too hot".into(), alerts: vec![alert] });
         assert_eq!(
@@ -106,7 +106,7 @@ mod tests {
     fn bodies_become_readings_or_name_the_problem() {
         let reading = reading_from_json_now(br#"{"temperature": 8, "pH": 4.5, "sensor_id": "line-1"}"#).unwrap();
         assert_eq!(reading.sensor_id, "line-1");
-        assert_eq!(reading.values, HashMap::from([("temperature".into(), 8.0), ("pH".into(), 4.5)]));
+        assert_eq!(reading.values, Values::from_iter([("temperature".into(), 8.0), ("pH".into(), 4.5)]));
         assert_eq!(reading_from_json_now(br#"{"t": 1}"#).unwrap().sensor_id, "http");
         for (body, expected) in [
             (&b"{"[..], "malformed JSON: EOF while parsing an object at line 1 column 1"),

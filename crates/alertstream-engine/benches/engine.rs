@@ -14,7 +14,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState};
+use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState, Values};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Readings per measured batch: the clones of the batch are made outside the measurement.
@@ -34,7 +34,7 @@ fn readings(count: usize, sensors: usize) -> Vec<Reading> {
             let ph = 4.0 + ((x >> 20) % 150) as f64 / 100.0;
             Reading {
                 sensor_id: format!("line-{}", i % sensors),
-                values: HashMap::from([("temperature".to_owned(), temperature), ("pH".to_owned(), ph)]),
+                values: Values::from_iter([("temperature".to_owned(), temperature), ("pH".to_owned(), ph)]),
                 seq: i as u64,
                 time: SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64),
             }

@@ -93,10 +93,13 @@ impl RuleSet {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::HashMap, time::Duration};
+    use std::time::Duration;
 
     use super::*;
-    use crate::{reading::Reading, rule::RuleSpec};
+    use crate::{
+        reading::{Reading, Values},
+        rule::RuleSpec,
+    };
 
     #[test]
     fn a_stream_keeps_at_most_one_deadline_per_sensor() {
@@ -109,7 +112,7 @@ mod tests {
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
         for s in 0..100 {
             let sensor_id = format!("s{}", s % 3);
-            let reading = Reading { sensor_id, values: HashMap::from([("t".into(), 1.0)]), seq: s, time: at(s) };
+            let reading = Reading { sensor_id, values: Values::from_iter([("t".into(), 1.0)]), seq: s, time: at(s) };
             rules.evaluate(&mut stream, reading, at(s), &mut out);
             rules.check_absence(&mut stream, at(s), &mut out);
         }

@@ -1,9 +1,13 @@
 //! Alerts: what a rule firing or resolving for one sensor, or an event such as `invalid_reading`, yields; and the
 //! builders every path of the engine makes them with.
 
-use std::{collections::HashMap, sync::Arc, time::SystemTime};
+use std::{sync::Arc, time::SystemTime};
 
-use crate::{reading::Reading, rule::Rule, validate::ReadingError};
+use crate::{
+    reading::{Reading, Values},
+    rule::Rule,
+    validate::ReadingError,
+};
 
 /// The event reported in-band for a reading that fails validation; it never resolves.
 pub const INVALID_READING: &str = "invalid_reading";
@@ -53,7 +57,7 @@ pub struct Alert {
     /// The time of the reading that caused the alert.
     pub time: SystemTime,
     /// The values of the reading that caused the alert.
-    pub values: HashMap<String, f64>,
+    pub values: Values,
 }
 
 impl Alert {
@@ -85,7 +89,7 @@ impl Alert {
         sensor_id: &str,
         seq: u64,
         time: SystemTime,
-        values: &HashMap<String, f64>,
+        values: &Values,
     ) -> Self {
         Self {
             message: rule.render(sensor_id, values),
@@ -95,7 +99,7 @@ impl Alert {
             severity: rule.spec().severity,
             reading_seq: seq,
             time,
-            values: HashMap::new(),
+            values: Values::default(),
         }
     }
 
@@ -106,7 +110,7 @@ impl Alert {
         state: AlertState,
         sensor_id: &str,
         last_seq: u64,
-        last_values: &HashMap<String, f64>,
+        last_values: &Values,
         now: SystemTime,
     ) -> Self {
         Self {

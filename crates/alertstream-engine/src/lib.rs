@@ -38,7 +38,7 @@ mod window;
 pub use alert::{Alert, AlertState, INVALID_READING, LATE_READING, RESERVED_NAMES, SENSOR_LIMIT, Severity};
 pub use condition_error::ConditionError;
 pub use evaluation::{ALL_GOOD, Evaluation};
-pub use reading::Reading;
+pub use reading::{Reading, Values};
 pub use rule::{Rule, RuleField, RuleSpec};
 pub use rule_set::{RuleSet, RuleSetError};
 pub use state::{Hold, Notify, Timing};

@@ -1,13 +1,14 @@
 //! Rules: a [`RuleSpec`] as written, compiled into a [`Rule`] (its conditions, message template, window functions
 //! and sensor patterns).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     alert::Severity,
     compile::{Condition, MetricTable, compile},
     condition_error::ConditionError,
     glob::SensorPattern,
+    reading::Values,
     rule_set::RuleSetError,
     state::Timing,
     template::Template,
@@ -89,7 +90,7 @@ impl Rule {
     }
 
     /// The message of an alert for sensor `sensor_id` with these values.
-    pub(crate) fn render(&self, sensor_id: &str, values: &HashMap<String, f64>) -> Arc<str> {
+    pub(crate) fn render(&self, sensor_id: &str, values: &Values) -> Arc<str> {
         match &self.message {
             Message::Plain(message) => Arc::clone(message),
             Message::Template(template) => Arc::from(template.render(sensor_id, values)),

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{absence::Deadlines, rule::Rule, rule_set::RuleSet, state::RuleState, window::Window};
+use crate::{absence::Deadlines, reading::Values, rule::Rule, rule_set::RuleSet, state::RuleState, window::Window};
 
 /// The per-sensor state of one stream.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ pub(crate) struct SensorState {
     pub(crate) last_seq: u64,
     /// The values of its last applied reading, which absence alerts (and reload alerts) carry; kept only when the
     /// rule set watches absence.
-    pub(crate) last_values: HashMap<String, f64>,
+    pub(crate) last_values: Values,
     /// Whether it has an entry in the stream's deadlines.
     pub(crate) armed: bool,
 }
@@ -104,7 +104,7 @@ impl StreamState {
             latest: None,
             last_seen: now,
             last_seq: 0,
-            last_values: HashMap::new(),
+            last_values: Values::default(),
             armed: false,
         });
         self.index.insert(id.to_owned(), self.sensors.len() - 1);

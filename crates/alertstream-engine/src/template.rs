@@ -2,7 +2,9 @@
 //!
 //! Numbers print in their shortest form (`8`, not `8.0`). `{{` and `}}` stand for literal braces.
 
-use std::{collections::HashMap, fmt::Write as _, ops::Range};
+use std::{fmt::Write as _, ops::Range};
+
+use crate::reading::Values;
 
 /// The placeholder that names the reading's sensor.
 pub(crate) const SENSOR_ID: &str = "sensor_id";
@@ -92,7 +94,7 @@ impl Template {
     }
 
     /// Fills the placeholders; a metric the values lack prints as `?`.
-    pub(crate) fn render(&self, sensor_id: &str, values: &HashMap<String, f64>) -> String {
+    pub(crate) fn render(&self, sensor_id: &str, values: &Values) -> String {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -120,12 +122,12 @@ mod tests {
 
     #[test]
     fn renders_numbers_in_their_shortest_form() {
-        let values = HashMap::from([("temperature".to_owned(), 8.0), ("pH".to_owned(), 5.55)]);
+        let values = Values::from_iter([("temperature".to_owned(), 8.0), ("pH".to_owned(), 5.55)]);
         let template = parse("temperature {temperature} below 10 on {sensor_id} (pH {pH}) {{ok}}").unwrap();
         assert_eq!(template.render("line-1", &values), "temperature 8 below 10 on line-1 (pH 5.55) {ok}");
         assert_eq!(template.as_plain(), None);
         assert_eq!(parse("plain").unwrap().as_plain(), Some("plain"));
-        assert_eq!(parse("{pH}").unwrap().render("s", &HashMap::new()), "?");
+        assert_eq!(parse("{pH}").unwrap().render("s", &Values::default()), "?");
     }
 
     #[test]

@@ -1,9 +1,6 @@
 //! Tests of the engine facade: whole rule sets over sequences of readings.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use super::*;
 
@@ -301,7 +298,7 @@ fn absence_fires_on_silence_and_resolves_on_the_next_reading() {
             format!("b 4 hot Firing {:?}", reading("b", 4, &[]).time),
         ]
     );
-    assert_eq!(out[0].values, HashMap::from([("t".to_owned(), 1.0)]), "absence alerts carry the last values");
+    assert_eq!(out[0].values, Values::from_iter([("t".to_owned(), 1.0)]), "absence alerts carry the last values");
     assert_eq!(stream.next_deadline(), Some(s(51)), "b is watched again; a is firing");
 }
 

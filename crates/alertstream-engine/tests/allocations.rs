@@ -4,12 +4,11 @@
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    collections::HashMap,
     sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, SystemTime},
 };
 
-use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState};
+use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState, Values};
 
 /// The system allocator, counting allocations.
 struct Counting;
@@ -46,7 +45,7 @@ fn rule(name: &str, condition: &str) -> RuleSpec {
 fn reading(seq: u64, temperature: f64) -> Reading {
     Reading {
         sensor_id: "line-1".to_owned(),
-        values: HashMap::from([("temperature".to_owned(), temperature), ("pH".to_owned(), 5.0)]),
+        values: Values::from_iter([("temperature".to_owned(), temperature), ("pH".to_owned(), 5.0)]),
         seq,
         time: SystemTime::UNIX_EPOCH + Duration::from_secs(seq),
     }
