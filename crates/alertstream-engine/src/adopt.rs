@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use crate::{
     alert::{Alert, AlertState},
+    rule::Rule,
     rule_set::RuleSet,
     stream_state::{SensorRule, StreamState},
 };
@@ -21,6 +22,7 @@ impl RuleSet {
             .map(|new| old.rules.iter().position(|o| o.name == new.name && o.spec() == new.spec()))
             .collect();
         stream.deadlines.clear();
+        stream.labels = self.rules.iter().map(Rule::own_labels).collect();
         for (index, sensor) in stream.sensors.iter_mut().enumerate() {
             let mut previous: Vec<Option<SensorRule>> =
                 std::mem::take(&mut sensor.rules).into_iter().map(Some).collect();

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::SystemTime};
 
 use crate::{
     reading::{Reading, Values},
-    rule::Rule,
+    rule::{Labels, Rule},
     validate::ReadingError,
 };
 
@@ -81,10 +81,12 @@ impl Alert {
         }
     }
 
-    /// An alert of `rule` about a reading of sensor `sensor_id` with `values`, its message rendered from them. Its
-    /// own `sensor_id` and `values` are left empty for the caller to move (or copy) the reading's into.
+    /// An alert of `rule` (named by `labels`) about a reading of sensor `sensor_id` with `values`, its message
+    /// rendered from them. Its own `sensor_id` and `values` are left empty for the caller to move (or copy) the
+    /// reading's into.
     pub(crate) fn of_rule(
         rule: &Rule,
+        labels: &Labels,
         state: AlertState,
         sensor_id: &str,
         seq: u64,
@@ -92,9 +94,9 @@ impl Alert {
         values: &Values,
     ) -> Self {
         Self {
-            message: rule.render(sensor_id, values),
+            message: rule.render(labels, sensor_id, values),
             sensor_id: String::new(),
-            rule: Arc::clone(&rule.name),
+            rule: Arc::clone(&labels.name),
             state,
             severity: rule.spec().severity,
             reading_seq: seq,
@@ -116,7 +118,7 @@ impl Alert {
         Self {
             sensor_id: sensor_id.to_owned(),
             values: last_values.clone(),
-            ..Self::of_rule(rule, state, sensor_id, last_seq, now, last_values)
+            ..Self::of_rule(rule, &rule.labels(), state, sensor_id, last_seq, now, last_values)
         }
     }
 }

@@ -45,6 +45,7 @@ impl RuleSet {
                     values: reading.values.clone(),
                     ..Alert::of_rule(
                         rule,
+                        &rule.labels(),
                         AlertState::Firing,
                         &reading.sensor_id,
                         reading.seq,

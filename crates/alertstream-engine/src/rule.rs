@@ -59,6 +59,13 @@ pub(crate) enum Watch {
     Absence(Duration),
 }
 
+/// What every alert of a rule carries unchanged: its name, and its message unless that is a template.
+#[derive(Debug, Clone)]
+pub(crate) struct Labels {
+    pub(crate) name: Arc<str>,
+    pub(crate) message: Option<Arc<str>>,
+}
+
 /// A rule's message: fixed, or a template filled per alert.
 #[derive(Debug, Clone)]
 pub(crate) enum Message {
@@ -89,11 +96,30 @@ impl Rule {
         &self.name
     }
 
-    /// The message of an alert for sensor `sensor_id` with these values.
-    pub(crate) fn render(&self, sensor_id: &str, values: &Values) -> Arc<str> {
+    /// The rule's labels, shared with every stream.
+    pub(crate) fn labels(&self) -> Labels {
+        Labels { name: Arc::clone(&self.name), message: self.plain_message().map(Arc::clone) }
+    }
+
+    /// Copies of the rule's labels for one stream's own use: counting references to them never touches memory that
+    /// streams on other cores count too (a count shared by every stream bounces between cores on every alert).
+    pub(crate) fn own_labels(&self) -> Labels {
+        Labels { name: Arc::from(&*self.name), message: self.plain_message().map(|m| Arc::from(&**m)) }
+    }
+
+    fn plain_message(&self) -> Option<&Arc<str>> {
         match &self.message {
-            Message::Plain(message) => Arc::clone(message),
-            Message::Template(template) => Arc::from(template.render(sensor_id, values)),
+            Message::Plain(message) => Some(message),
+            Message::Template(_) => None,
+        }
+    }
+
+    /// The message of an alert for sensor `sensor_id` with these values: the plain one of `labels`, or the
+    /// template filled in.
+    pub(crate) fn render(&self, labels: &Labels, sensor_id: &str, values: &Values) -> Arc<str> {
+        match (&self.message, &labels.message) {
+            (Message::Plain(_), Some(message)) | (Message::Plain(message), None) => Arc::clone(message),
+            (Message::Template(template), _) => Arc::from(template.render(sensor_id, values)),
         }
     }
 

@@ -159,10 +159,13 @@ impl RuleSet {
             None => reading.time,
         };
         sensor.latest = Some(latest);
+        if stream.labels.len() != self.rules.len() {
+            stream.labels = self.rules.iter().map(Rule::own_labels).collect();
+        }
         self.fill_slots(&reading, &mut stream.slot_values);
         let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
         let first = out.len();
-        for (rule, sensor_rule) in self.rules.iter().zip(sensor.rules.iter_mut()) {
+        for ((rule, sensor_rule), labels) in self.rules.iter().zip(sensor.rules.iter_mut()).zip(&stream.labels) {
             if !sensor_rule.applies {
                 continue;
             }
@@ -192,7 +195,15 @@ impl RuleSet {
             };
             if let Some(state) = alert_state {
                 // The sensor id and values are filled in below, moved rather than copied where they can be.
-                out.push(Alert::of_rule(rule, state, &reading.sensor_id, reading.seq, reading.time, &reading.values));
+                out.push(Alert::of_rule(
+                    rule,
+                    labels,
+                    state,
+                    &reading.sensor_id,
+                    reading.seq,
+                    reading.time,
+                    &reading.values,
+                ));
             }
         }
         sensor.last_seq = reading.seq;

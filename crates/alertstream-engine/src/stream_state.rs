@@ -7,7 +7,14 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{absence::Deadlines, reading::Values, rule::Rule, rule_set::RuleSet, state::RuleState, window::Window};
+use crate::{
+    absence::Deadlines,
+    reading::Values,
+    rule::{Labels, Rule},
+    rule_set::RuleSet,
+    state::RuleState,
+    window::Window,
+};
 
 /// The per-sensor state of one stream.
 #[derive(Debug)]
@@ -25,6 +32,8 @@ pub struct StreamState {
     pub(crate) slot_values: Vec<Option<f64>>,
     /// When each watched sensor's next absence check is due.
     pub(crate) deadlines: Deadlines,
+    /// The stream's own copies of each rule's labels, in rule order (made on first use and on adoption).
+    pub(crate) labels: Vec<Labels>,
 }
 
 /// One sensor's state.
@@ -76,6 +85,7 @@ impl StreamState {
             lateness,
             slot_values: Vec::new(),
             deadlines: Deadlines::default(),
+            labels: Vec::new(),
         }
     }
 
