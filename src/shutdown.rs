@@ -1,5 +1,5 @@
 //! The two shutdown signals: *drain* (stop accepting, health NOT_SERVING, open streams go on) on SIGTERM or SIGINT,
-//! and *expire* (open streams end UNAVAILABLE), which [`crate::server`] cancels when the grace period runs out.
+//! and *expire* (open streams end UNAVAILABLE), which [`crate::server`] signals when the grace period runs out.
 
 use tokio_util::sync::CancellationToken;
 
