@@ -62,7 +62,7 @@ fn the_walk_is_recursive() {
 
 #[test]
 fn the_engine_depends_only_on_what_a_pure_synchronous_engine_needs() {
-    assert_eq!(dependencies("crates/alertstream-engine/Cargo.toml"), ["foldhash", "thiserror"]);
+    assert_eq!(dependencies("crates/alertstream-engine/Cargo.toml"), ["foldhash", "hashbrown", "thiserror"]);
     assert_eq!(dependencies("crates/alertstream-rules/Cargo.toml"), ["alertstream-engine", "thiserror", "toml"]);
 }
 

@@ -3,9 +3,11 @@
 //! with the stream.
 
 use std::{
-    collections::HashMap,
+    hash::BuildHasher as _,
     time::{Duration, SystemTime},
 };
+
+use hashbrown::HashTable;
 
 use crate::{
     absence::Deadlines,
@@ -19,10 +21,13 @@ use crate::{
 /// The per-sensor state of one stream.
 #[derive(Debug)]
 pub struct StreamState {
-    /// Sensor id → index in `sensors`. foldhash instead of SipHash: the lookup is on every reading (2x faster in
-    /// `benches/engine.rs`); its per-map random seed still defeats precomputed collisions, and ids come only from
-    /// this stream's own client, bounded by `max_sensors`.
-    index: HashMap<String, usize, foldhash::fast::RandomState>,
+    /// Sensor id → index in `sensors`, keyed by the id the sensor itself holds (no second copy of it) and hashed
+    /// once per reading. foldhash instead of SipHash: the lookup is on every reading (2x faster in
+    /// `benches/engine.rs`); its per-stream random seed still defeats precomputed collisions, and ids come only
+    /// from this stream's own client, bounded by `max_sensors`.
+    index: HashTable<usize>,
+    /// The index's hasher.
+    hasher: foldhash::fast::RandomState,
     pub(crate) sensors: Vec<SensorState>,
     /// A reading of a new sensor beyond this many is applied to no rule and yields a `sensor_limit` event.
     pub(crate) max_sensors: usize,
@@ -79,7 +84,8 @@ impl StreamState {
     /// sensor's latest.
     pub fn new(max_sensors: usize, lateness: Duration) -> Self {
         Self {
-            index: HashMap::default(),
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             sensors: Vec::new(),
             max_sensors,
             lateness,
@@ -102,7 +108,9 @@ impl StreamState {
     /// The index of sensor `id`'s state, made for `rules` (first seen at server time `now`) if it is new; `None`
     /// for a new sensor beyond the limit.
     pub(crate) fn sensor_index(&mut self, rules: &RuleSet, id: &str, now: SystemTime) -> Option<usize> {
-        if let Some(&index) = self.index.get(id) {
+        let hash = self.hasher.hash_one(id);
+        let sensors = &self.sensors;
+        if let Some(&index) = self.index.find(hash, |&i| sensors[i].id == id) {
             return Some(index);
         }
         if self.sensors.len() >= self.max_sensors {
@@ -117,7 +125,8 @@ impl StreamState {
             last_values: Values::default(),
             armed: false,
         });
-        self.index.insert(id.to_owned(), self.sensors.len() - 1);
-        Some(self.sensors.len() - 1)
+        let (index, sensors, hasher) = (self.sensors.len() - 1, &self.sensors, &self.hasher);
+        self.index.insert_unique(hash, index, |&i| hasher.hash_one(&sensors[i].id));
+        Some(index)
     }
 }
