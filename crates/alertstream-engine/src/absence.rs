@@ -9,7 +9,7 @@ use crate::{
     alert::{Alert, AlertState},
     rule::{Rule, Watch},
     rule_set::RuleSet,
-    stream_state::{SensorState, StreamState},
+    stream_state::{SensorRule, SensorState, StreamState},
 };
 
 /// When each watched sensor's next absence check is due (server time), earliest first, by sensor index.
@@ -31,13 +31,13 @@ impl Deadlines {
 
     /// Schedules the sensor's next absence check, unless it has one: the earliest moment one of its absence rules
     /// that is not firing could fire.
-    pub(crate) fn arm(&mut self, rules: &[Rule], index: usize, sensor: &mut SensorState) {
+    pub(crate) fn arm(&mut self, rules: &[Rule], index: usize, sensor: &mut SensorState, states: &[SensorRule]) {
         if sensor.armed {
             return;
         }
         let next = rules
             .iter()
-            .zip(&sensor.rules)
+            .zip(states)
             .filter_map(|(rule, sensor_rule)| match rule.watch {
                 Watch::Absence(silence) if sensor_rule.applies && !sensor_rule.state.is_firing() => {
                     // A silence too long to represent never ends.
@@ -69,9 +69,11 @@ impl RuleSet {
     /// their alerts to `out` (they carry the sensor's last reading's seq and values, and `now`).
     pub fn check_absence(&self, stream: &mut StreamState, now: SystemTime, out: &mut Vec<Alert>) {
         while let Some(index) = stream.deadlines.pop_due(now) {
+            let n = stream.rules_per_sensor;
             let sensor = &mut stream.sensors[index];
+            let states = &mut stream.rule_states[index * n..(index + 1) * n];
             sensor.armed = false;
-            for (rule, sensor_rule) in self.rules.iter().zip(sensor.rules.iter_mut()) {
+            for (rule, sensor_rule) in self.rules.iter().zip(states.iter_mut()) {
                 let Watch::Absence(silence) = rule.watch else { continue };
                 let due = sensor.last_seen.checked_add(silence);
                 if sensor_rule.applies && !sensor_rule.state.is_firing() && due.is_some_and(|due| due <= now) {
@@ -86,7 +88,7 @@ impl RuleSet {
                     ));
                 }
             }
-            stream.deadlines.arm(&self.rules, index, sensor);
+            stream.deadlines.arm(&self.rules, index, sensor, states);
         }
     }
 }

@@ -23,20 +23,18 @@ impl RuleSet {
             .collect();
         stream.deadlines.clear();
         stream.labels = self.rules.iter().map(Rule::own_labels).collect();
+        let (old_n, new_n) = (stream.rules_per_sensor, self.rules.len());
+        let mut old_states: Vec<Option<SensorRule>> =
+            std::mem::take(&mut stream.rule_states).into_iter().map(Some).collect();
+        let mut new_states = Vec::with_capacity(stream.sensors.len() * new_n);
         for (index, sensor) in stream.sensors.iter_mut().enumerate() {
-            let mut previous: Vec<Option<SensorRule>> =
-                std::mem::take(&mut sensor.rules).into_iter().map(Some).collect();
-            sensor.rules = self
-                .rules
-                .iter()
-                .zip(&carried)
-                .map(|(rule, from)| {
-                    from.and_then(|i| previous.get_mut(i).and_then(Option::take))
-                        .unwrap_or_else(|| SensorRule::new(rule, &sensor.id))
-                })
-                .collect();
-            for (rule, left) in old.rules.iter().zip(previous) {
-                if left.is_some_and(|l| l.state.is_firing()) {
+            let previous = &mut old_states[index * old_n..(index + 1) * old_n];
+            new_states.extend(self.rules.iter().zip(&carried).map(|(rule, from)| {
+                from.and_then(|i| previous.get_mut(i).and_then(Option::take))
+                    .unwrap_or_else(|| SensorRule::new(rule, &sensor.id))
+            }));
+            for (rule, left) in old.rules.iter().zip(previous.iter()) {
+                if left.as_ref().is_some_and(|l| l.state.is_firing()) {
                     out.push(Alert::of_last_reading(
                         rule,
                         AlertState::Resolved,
@@ -51,7 +49,9 @@ impl RuleSet {
                 sensor.last_seen = now;
             }
             sensor.armed = false;
-            stream.deadlines.arm(&self.rules, index, sensor);
+            stream.deadlines.arm(&self.rules, index, sensor, &new_states[index * new_n..(index + 1) * new_n]);
         }
+        stream.rule_states = new_states;
+        stream.rules_per_sensor = new_n;
     }
 }

@@ -143,7 +143,9 @@ impl RuleSet {
             out.push(Alert::event(SENSOR_LIMIT, message, &reading));
             return;
         };
+        let n = stream.rules_per_sensor;
         let sensor = &mut stream.sensors[index];
+        let states = &mut stream.rule_states[index * n..(index + 1) * n];
         let latest = match sensor.latest {
             Some(latest) if latest.duration_since(reading.time).is_ok_and(|behind| behind > stream.lateness) => {
                 let message = format!(
@@ -165,7 +167,7 @@ impl RuleSet {
         self.fill_slots(&reading, &mut stream.slot_values);
         let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
         let first = out.len();
-        for ((rule, sensor_rule), labels) in self.rules.iter().zip(sensor.rules.iter_mut()).zip(&stream.labels) {
+        for ((rule, sensor_rule), labels) in self.rules.iter().zip(states.iter_mut()).zip(&stream.labels) {
             if !sensor_rule.applies {
                 continue;
             }
@@ -221,7 +223,7 @@ impl RuleSet {
             }
             sensor.last_values = reading.values;
             sensor.last_seen = now;
-            stream.deadlines.arm(&self.rules, index, sensor);
+            stream.deadlines.arm(&self.rules, index, sensor, states);
         } else if let Some((last, rest)) = alerts.split_last_mut() {
             // Without absence no one needs a sensor's last values, so the reading's map goes to its last alert.
             for alert in rest {

@@ -29,6 +29,11 @@ pub struct StreamState {
     /// The index's hasher.
     hasher: foldhash::fast::RandomState,
     pub(crate) sensors: Vec<SensorState>,
+    /// Every sensor's rule states, `rules_per_sensor` of them a sensor, in sensor order: one allocation for the
+    /// stream rather than one per sensor, and a sensor's states next to each other.
+    pub(crate) rule_states: Vec<SensorRule>,
+    /// How many rule states each sensor has (the rule set's rules).
+    pub(crate) rules_per_sensor: usize,
     /// A reading of a new sensor beyond this many is applied to no rule and yields a `sensor_limit` event.
     pub(crate) max_sensors: usize,
     /// A reading older than its sensor's latest by more than this yields a `late_reading` event.
@@ -45,8 +50,6 @@ pub struct StreamState {
 #[derive(Debug)]
 pub(crate) struct SensorState {
     pub(crate) id: String,
-    /// One per rule of the rule set, in rule order.
-    pub(crate) rules: Vec<SensorRule>,
     /// The latest reading time seen (event time).
     pub(crate) latest: Option<SystemTime>,
     /// Server time of its last applied reading: absence is measured from here.
@@ -87,6 +90,8 @@ impl StreamState {
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             sensors: Vec::new(),
+            rule_states: Vec::new(),
+            rules_per_sensor: 0,
             max_sensors,
             lateness,
             slot_values: Vec::new(),
@@ -116,8 +121,11 @@ impl StreamState {
         if self.sensors.len() >= self.max_sensors {
             return None;
         }
+        if self.sensors.is_empty() {
+            self.rules_per_sensor = rules.rules.len();
+        }
+        self.rule_states.extend(rules.rules.iter().map(|rule| SensorRule::new(rule, id)));
         self.sensors.push(SensorState {
-            rules: rules.rules.iter().map(|rule| SensorRule::new(rule, id)).collect(),
             id: id.to_owned(),
             latest: None,
             last_seen: now,
