@@ -114,9 +114,25 @@ pub fn severity_name(severity: Severity) -> &'static str {
     severity_to_pb(severity).as_str_name()
 }
 
+/// One alert with every field set, for the tests of the wire forms (here and in `http::json`): resolved, critical,
+/// seq 9, at 1.5 s after the epoch, one value.
+#[cfg(test)]
+pub(crate) fn sample_alert() -> Alert {
+    Alert {
+        sensor_id: "s".into(),
+        rule: std::sync::Arc::from("hot"),
+        state: AlertState::Resolved,
+        severity: Severity::Critical,
+        message: std::sync::Arc::from("too hot"),
+        reading_seq: 9,
+        time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1500),
+        values: [("t".into(), 31.0)].into_iter().collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
+    use std::time::Duration;
 
     use super::*;
 
@@ -135,17 +151,8 @@ mod tests {
 
     #[test]
     fn an_alert_keeps_every_field() {
-        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(1500);
-        let alert = Alert {
-            sensor_id: "s".into(),
-            rule: Arc::from("hot"),
-            state: AlertState::Resolved,
-            severity: Severity::Critical,
-            message: Arc::from("too hot"),
-            reading_seq: 9,
-            time,
-            values: [("t".into(), 31.0)].into_iter().collect(),
-        };
+        let alert = sample_alert();
+        let time = alert.time;
         let wire = evaluation_to_pb(Evaluation { status: "too hot".into(), alerts: vec![alert] });
         assert_eq!(wire.status, "too hot");
         assert_eq!(

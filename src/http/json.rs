@@ -70,10 +70,6 @@ fn alert_to_json(alert: &Alert) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use alertstream_engine::{AlertState, Severity};
-
     use super::*;
 
     fn reading_from_json_now(body: &[u8]) -> Result<Reading, String> {
@@ -82,16 +78,7 @@ mod tests {
 
     #[test]
     fn an_evaluation_is_proto3_json() {
-        let alert = Alert {
-            sensor_id: "s".into(),
-            rule: Arc::from("hot"),
-            state: AlertState::Resolved,
-            severity: Severity::Critical,
-            message: Arc::from("too hot"),
-            reading_seq: 9,
-            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
-            values: [("t".into(), 31.0)].into_iter().collect(),
-        };
+        let alert = crate::convert::sample_alert();
         let json = evaluation_to_json(&Evaluation { status: "too hot".into(), alerts: vec![alert] });
         assert_eq!(
             json,
