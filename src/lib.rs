@@ -15,6 +15,7 @@
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
 //! - [`reload`]: hot reload of the rules file on SIGHUP and on change, and [`reload::LiveRules`].
 //! - [`rule_test`]: `alertstream test`, rule unit tests written in TOML.
+//! - [`logging`]: logs to stderr that never take the program down (a line that cannot be written is counted).
 //! - [`config`]: the server's settings as plain data, with their defaults and the default rules.
 //! - [`byte_size`]: byte sizes on the command line (`4MiB`).
 
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod http;
+pub mod logging;
 pub mod reload;
 pub mod rule_test;
 pub mod server;

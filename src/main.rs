@@ -2,11 +2,12 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{io::IsTerminal as _, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use alertstream::{
     byte_size::parse_byte_size,
     config::{self, ServeConfig},
+    logging::{self, complain, say},
     reload, rule_test, server, shutdown,
 };
 use alertstream_engine::{RuleSet, parse_duration};
@@ -71,17 +72,26 @@ enum LogFormat {
     Json,
 }
 
+impl From<LogFormat> for logging::LogFormat {
+    fn from(format: LogFormat) -> Self {
+        match format {
+            LogFormat::Human => logging::LogFormat::Human,
+            LogFormat::Json => logging::LogFormat::Json,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
         Command::Test { file } => test(&file),
         Command::Serve(args) => {
-            init_tracing(args.log_format);
+            logging::init(args.log_format.into());
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
                 Err(e) => {
-                    eprintln!("alertstream: cannot start the runtime: {e}");
+                    complain(&format!("alertstream: cannot start the runtime: {e}"));
                     return ExitCode::FAILURE;
                 }
             };
@@ -93,11 +103,11 @@ fn main() -> ExitCode {
 fn check(file: &std::path::Path) -> ExitCode {
     match alertstream_rules::load(file) {
         Ok(rules) => {
-            println!("{}", alertstream_rules::summary(&file.display().to_string(), &rules));
+            say(&alertstream_rules::summary(&file.display().to_string(), &rules));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            complain(&e.to_string());
             ExitCode::FAILURE
         }
     }
@@ -107,18 +117,18 @@ fn test(file: &std::path::Path) -> ExitCode {
     let outcomes = match rule_test::run(file) {
         Ok(outcomes) => outcomes,
         Err(e) => {
-            eprintln!("{e}");
+            complain(&e.to_string());
             return ExitCode::FAILURE;
         }
     };
     let failed = outcomes.iter().filter(|o| o.diff.is_some()).count();
     for outcome in &outcomes {
         match &outcome.diff {
-            None => println!("ok    {}", outcome.name),
-            Some(diff) => println!("FAIL  {}\n    (- expected, + actual)\n{diff}", outcome.name),
+            None => say(&format!("ok    {}", outcome.name)),
+            Some(diff) => say(&format!("FAIL  {}\n    (- expected, + actual)\n{diff}", outcome.name)),
         }
     }
-    println!("{}: {} passed, {failed} failed", file.display(), outcomes.len() - failed);
+    say(&format!("{}: {} passed, {failed} failed", file.display(), outcomes.len() - failed));
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -130,7 +140,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 rules
             }
             Err(e) => {
-                eprintln!("{e}");
+                complain(&e.to_string());
                 tracing::error!(file = %path.display(), "Refusing to start: the rules file has errors.");
                 return ExitCode::FAILURE;
             }
@@ -173,17 +183,4 @@ async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<()
         }
     };
     server::serve(server::Listeners { grpc, http }, rules, config, drain).await.map_err(|e| e.to_string())
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }

@@ -161,7 +161,7 @@ pub async fn serve(
         grpc.abort();
         abort(http.as_ref());
     }
-    tracing::info!("Shut down.");
+    tracing::info!(dropped_log_lines = crate::logging::dropped_lines(), "Shut down.");
     Ok(())
 }
 
