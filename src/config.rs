@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 << 20;
 pub const DEFAULT_MAX_SENSORS_PER_STREAM: usize = 100_000;
 /// A reading older than its sensor's latest by more than this is reported (`late_reading`) and not applied.
 pub const DEFAULT_LATENESS: Duration = Duration::from_secs(60);
+/// A reading stamped further ahead of the server's clock than this is refused (`invalid_reading` naming `time`).
+pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(60);
 /// HTTP/2 keepalive ping interval: finds a peer that vanished without closing.
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a keepalive ping may go unanswered before the connection is closed and its streams freed.
@@ -39,6 +41,8 @@ pub struct ServeConfig {
     pub max_sensors_per_stream: usize,
     /// How far behind its sensor's latest a reading may be and still be applied.
     pub lateness: Duration,
+    /// How far ahead of the server's clock a reading's time may be.
+    pub max_future: Duration,
     /// How long open streams are served after a shutdown signal before they end UNAVAILABLE.
     pub shutdown_grace: Duration,
     /// HTTP/2 keepalive ping interval.
@@ -55,6 +59,7 @@ impl Default for ServeConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_sensors_per_stream: DEFAULT_MAX_SENSORS_PER_STREAM,
             lateness: DEFAULT_LATENESS,
+            max_future: DEFAULT_MAX_FUTURE,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,

@@ -58,6 +58,9 @@ struct ServeArgs {
     /// How far behind its sensor's latest reading a reading may be and still be applied (else: late_reading).
     #[arg(long, env = "ALERTSTREAM_LATENESS", default_value = "60s", value_parser = parse_duration)]
     lateness: Duration,
+    /// How far ahead of the server's clock a reading's time may be (else: invalid_reading naming `time`).
+    #[arg(long, env = "ALERTSTREAM_MAX_FUTURE", default_value = "1m", value_parser = parse_duration)]
+    max_future: Duration,
     /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
     #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
     max_sensors_per_stream: usize,
@@ -154,6 +157,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_message_size: args.max_message_size,
         max_sensors_per_stream: args.max_sensors_per_stream,
         lateness: args.lateness,
+        max_future: args.max_future,
         shutdown_grace: args.shutdown_grace,
         ..ServeConfig::default()
     };

@@ -71,6 +71,7 @@ pub async fn serve(
         clock: config.clock.clone(),
         max_sensors: config.max_sensors_per_stream,
         lateness: config.lateness,
+        max_future: config.max_future,
     };
     let api = AlertApi::new(context, streams.clone());
     let alert_service =

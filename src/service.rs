@@ -5,7 +5,7 @@
 
 use std::{pin::Pin, sync::Arc};
 
-use alertstream_engine::{Alert, RuleSet};
+use alertstream_engine::{Alert, RuleSet, validate_time};
 use tokio_stream::Stream;
 use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -54,8 +54,11 @@ impl pb::alert_service_server::AlertService for AlertApi {
     }
 
     async fn evaluate(&self, request: Request<pb::Reading>) -> Result<Response<pb::Evaluation>, Status> {
-        let reading = reading_from_pb(request.into_inner(), || self.context.clock.now())
+        let now = self.context.clock.now();
+        let reading = reading_from_pb(request.into_inner(), || now)
             .map_err(|invalid| Status::invalid_argument(invalid.1.to_string()))?;
+        validate_time(reading.time, now, self.context.max_future)
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
         let evaluation = self
             .current_rules()
             .evaluate_stateless(&reading)

@@ -13,10 +13,10 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
-use alertstream_engine::{Alert, RuleSet, StreamState};
+use alertstream_engine::{Alert, ReadingError, RuleSet, StreamState, validate_time};
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -48,6 +48,8 @@ pub struct StreamContext {
     pub max_sensors: usize,
     /// How far behind its sensor's latest a reading may be and still be applied.
     pub lateness: Duration,
+    /// How far ahead of the clock a reading's time may be.
+    pub max_future: Duration,
 }
 
 /// What woke a stream.
@@ -91,6 +93,9 @@ pub struct StreamLoop {
     ended: bool,
     /// Held for as long as the stream lives, so shutdown can count open streams.
     _open: TaskTrackerToken,
+    /// A time the clock has reached (its last reading here): a reading stamped no later than this plus
+    /// `max_future` is not from too far ahead, whatever the clock says now, so most readings need no clock read.
+    clock_floor: SystemTime,
     /// Whether new rules can still come (the publisher may go away, as in tests).
     watching_rules: bool,
     /// Whether expiry can still come.
@@ -119,6 +124,7 @@ impl StreamLoop {
             ending: None,
             ended: false,
             _open: open,
+            clock_floor: SystemTime::UNIX_EPOCH,
             watching_rules: true,
             watching_expiry: true,
             context,
@@ -184,6 +190,20 @@ impl StreamLoop {
         }
     }
 
+    /// Refuses a reading time too far ahead of the clock, reading the clock only when the floor cannot vouch for it
+    /// (`received_at`: the clock's time if it was read for this reading).
+    fn check_future(&mut self, time: SystemTime, received_at: Option<SystemTime>) -> Result<(), ReadingError> {
+        let max_future = self.context.max_future;
+        if let Some(now) = received_at {
+            self.clock_floor = self.clock_floor.max(now);
+        }
+        if self.clock_floor.checked_add(max_future).is_some_and(|limit| time <= limit) {
+            return Ok(());
+        }
+        self.clock_floor = self.clock_floor.max(self.context.clock.now());
+        validate_time(time, self.clock_floor, max_future)
+    }
+
     /// Acts on `wake`, leaving the alerts it owes to be yielded before the next.
     pub fn handle(&mut self, wake: Wake) -> Next {
         match wake {
@@ -192,11 +212,18 @@ impl StreamLoop {
                 // reading's own time stands in for it and the clock is not read.
                 let clock = &self.context.clock;
                 let mut received_at = None;
-                match reading_from_inbound(reading, || *received_at.insert(clock.now())) {
+                let reading = reading_from_inbound(reading, || *received_at.insert(clock.now())).and_then(|reading| {
+                    // A reading from too far ahead would blind its sensor: refused like any invalid reading.
+                    match self.check_future(reading.time, received_at) {
+                        Ok(()) => Ok(reading),
+                        Err(error) => Err(Box::new((reading, error))),
+                    }
+                });
+                match reading {
                     Ok(reading) => {
                         let now = match received_at {
                             Some(now) => now,
-                            None if self.rules.watches_absence() => clock.now(),
+                            None if self.rules.watches_absence() => self.context.clock.now(),
                             None => reading.time,
                         };
                         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);

@@ -242,3 +242,38 @@ async fn a_client_that_goes_away_frees_its_stream() {
     let done = tokio::time::timeout(std::time::Duration::from_secs(60), &mut server.handle).await;
     done.expect("shutdown did not wait on the abandoned stream").unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_reading_from_too_far_ahead_is_invalid_and_does_not_blind_its_sensor() {
+    let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let clock = Clock::Manual(ManualClock::new(now));
+    let server = TestServer::with(default_rules(), ServeConfig { clock, ..ServeConfig::default() }).await;
+    let mut client = server.client().await;
+    let at = |seq: u64, seconds: i64, temperature: f64| {
+        let mut r = reading("s", seq, &[("temperature", temperature)]);
+        r.time = Some(prost_types::Timestamp { seconds: 1_700_000_000 + seconds, nanos: 0 });
+        r
+    };
+    let mut year_9999 = reading("s", 4, &[("temperature", 5.0)]);
+    year_9999.time = Some(prost_types::Timestamp { seconds: 253_402_300_799, nanos: 0 });
+    // An hour ahead: refused. 59 s ahead: within the default 1m, applied. Then a reading on time is neither late
+    // nor ignored, and one from the year 9999 is refused too.
+    let readings = vec![at(1, 3_600, 5.0), at(2, 59, 5.0), at(3, 0, 15.0), year_9999];
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    assert_eq!(
+        alerts.iter().map(brief).collect::<Vec<_>>(),
+        [
+            "s 1 invalid_reading FIRING",
+            "s 2 temp_too_low FIRING",
+            "s 3 temp_too_low RESOLVED",
+            "s 4 invalid_reading FIRING"
+        ]
+    );
+    assert_eq!(alerts[0].message, "invalid reading: time is 1h ahead of the server's clock, over the allowed 1m");
+
+    // Evaluate refuses it as INVALID_ARGUMENT.
+    let refused = client.evaluate(at(5, 3_600, 5.0)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("time is 1h ahead"), "{refused:?}");
+}

@@ -1,6 +1,8 @@
 //! Checks a reading before it reaches any rule, and names the field that is wrong.
 
-use crate::reading::Reading;
+use std::time::{Duration, SystemTime};
+
+use crate::{reading::Reading, text::format_duration};
 
 /// The most bytes (UTF-8) a `sensor_id` may have; exactly this many is valid.
 pub const MAX_SENSOR_ID_BYTES: usize = 256;
@@ -67,13 +69,31 @@ fn metric_problem(name: &str, value: f64) -> Option<ReadingError> {
     None
 }
 
+/// Checks that a reading stamped `time` is no further than `max_future` ahead of the server's clock at `now`: a
+/// reading from the future would make every correctly timed reading of its sensor late, for as long as it is ahead.
+///
+/// # Errors
+/// The reading is too far ahead; the error names `time`.
+pub fn validate_time(time: SystemTime, now: SystemTime, max_future: Duration) -> Result<(), ReadingError> {
+    match time.duration_since(now) {
+        Ok(ahead) if ahead > max_future => Err(error(
+            "time",
+            format!(
+                "is {} ahead of the server's clock, over the allowed {}",
+                format_duration(ahead),
+                format_duration(max_future)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn error(field: &str, reason: String) -> ReadingError {
     ReadingError { field: field.to_owned(), reason }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
 
     use super::*;
 
@@ -121,5 +141,16 @@ mod tests {
         ] {
             assert_eq!(validate(&reading).unwrap_err().to_string(), expected);
         }
+    }
+
+    #[test]
+    fn a_reading_from_too_far_ahead_names_its_time() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let minute = Duration::from_secs(60);
+        assert_eq!(validate_time(now + minute, now, minute), Ok(()));
+        assert_eq!(validate_time(now - Duration::from_secs(3600), now, minute), Ok(()));
+        let error = validate_time(now + Duration::from_secs(3600), now, minute).unwrap_err();
+        assert_eq!(error.to_string(), "invalid reading: time is 1h ahead of the server's clock, over the allowed 1m");
+        assert_eq!(error.field, "time");
     }
 }
