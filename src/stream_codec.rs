@@ -95,26 +95,61 @@ pub fn decode_reading(buf: &mut impl Buf) -> Result<InboundReading, DecodeError>
     Ok(reading)
 }
 
-/// One entry of the `values` map, as prost's map merge reads it: a length-delimited entry of key (1) and value
-/// (2), either absent meaning its default, inserted over any earlier entry of the same name.
+/// One entry of the `values` map, as prost's map merge reads it: a nested message of key (1) and value (2), either
+/// absent meaning its default, inserted over any earlier entry of the same name. Read through prost's
+/// `message::merge`, so the wire type check and the recursion limit are prost's own.
 fn merge_value(
     wire_type: WireType,
     values: &mut Values,
     buf: &mut impl Buf,
     ctx: DecodeContext,
 ) -> Result<(), DecodeError> {
-    encoding::check_wire_type(WireType::LengthDelimited, wire_type)?;
-    let mut entry = (String::new(), 0.0f64);
-    encoding::merge_loop(&mut entry, buf, ctx, |(name, value), buf, ctx| {
-        let (tag, wire_type) = encoding::decode_key(buf)?;
+    let mut entry = ValueEntry::default();
+    encoding::message::merge(wire_type, &mut entry, buf, ctx)?;
+    values.insert(entry.name, entry.value);
+    Ok(())
+}
+
+/// A `values` map entry as a message of its own, for [`merge_value`]; decoded only, never sent.
+#[derive(Debug, Default)]
+struct ValueEntry {
+    name: String,
+    value: f64,
+}
+
+impl prost::Message for ValueEntry {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        if !self.name.is_empty() {
+            encoding::string::encode(1, &self.name, buf);
+        }
+        if self.value != 0.0 {
+            encoding::double::encode(2, &self.value, buf);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        // As prost's map entries: no field name is added to an error.
         match tag {
-            1 => encoding::string::merge(wire_type, name, buf, ctx),
-            2 => encoding::double::merge(wire_type, value, buf, ctx),
+            1 => encoding::string::merge(wire_type, &mut self.name, buf, ctx),
+            2 => encoding::double::merge(wire_type, &mut self.value, buf, ctx),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
         }
-    })?;
-    values.insert(entry.0, entry.1);
-    Ok(())
+    }
+
+    fn encoded_len(&self) -> usize {
+        (if self.name.is_empty() { 0 } else { encoding::string::encoded_len(1, &self.name) })
+            + if self.value == 0.0 { 0 } else { encoding::double::encoded_len(2, &self.value) }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 /// Encodes an engine [`Alert`] as an `alertstream.v1.Alert`.
@@ -296,6 +331,20 @@ mod tests {
         let wrong = [0x10, 0x07];
         assert_eq!(decode_reading(&mut wrong.as_slice()).map_err(|e| e.to_string()), prost_decode(&wrong));
         assert!(decode_reading(&mut wrong.as_slice()).is_err());
+    }
+
+    #[test]
+    fn groups_nested_in_a_value_entry_meet_prosts_recursion_limit() {
+        // Field 2 (values), one entry whose unknown field 3 holds `depth` nested groups.
+        for depth in [1usize, 98, 99, 100, 101] {
+            let mut entry = vec![27u8; depth];
+            entry.extend(std::iter::repeat_n(28u8, depth));
+            let mut message = vec![0x12];
+            encoding::encode_varint(entry.len() as u64, &mut message);
+            message.extend(entry);
+            let ours = decode_reading(&mut message.as_slice()).map_err(|e| e.to_string());
+            assert_eq!(ours, prost_decode(&message), "depth {depth}");
+        }
     }
 
     #[test]

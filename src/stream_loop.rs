@@ -140,22 +140,29 @@ impl StreamLoop {
     /// looks at the clock and arms its wake-ups.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         loop {
-            if self.watching_expiry {
-                match self.context.expire.has_changed() {
-                    Ok(true) if *self.context.expire.borrow_and_update() => return Poll::Ready(Wake::Shutdown),
-                    Ok(_) => {}
-                    Err(_) => self.watching_expiry = false,
+            if self.watching_expiry && !matches!(self.context.expire.has_changed(), Ok(false)) {
+                // Changed, or closed: a value sent just before the sender went away still counts.
+                let closed = self.context.expire.has_changed().is_err();
+                let expired = {
+                    let value = self.context.expire.borrow_and_update();
+                    value.has_changed() && *value
+                };
+                self.expired = Armed::new(changed(&self.context.expire));
+                self.watching_expiry = !closed;
+                if expired {
+                    return Poll::Ready(Wake::Shutdown);
                 }
             }
-            if self.watching_rules {
-                match self.context.rules.has_changed() {
-                    Ok(true) => {
-                        let rules = Arc::clone(&self.context.rules.borrow_and_update());
-                        self.rules_changed = Armed::new(changed(&self.context.rules));
-                        return Poll::Ready(Wake::Reload(rules));
-                    }
-                    Ok(false) => {}
-                    Err(_) => self.watching_rules = false,
+            if self.watching_rules && !matches!(self.context.rules.has_changed(), Ok(false)) {
+                let closed = self.context.rules.has_changed().is_err();
+                let (fresh, rules) = {
+                    let value = self.context.rules.borrow_and_update();
+                    (value.has_changed(), Arc::clone(&value))
+                };
+                self.rules_changed = Armed::new(changed(&self.context.rules));
+                self.watching_rules = !closed;
+                if fresh {
+                    return Poll::Ready(Wake::Reload(rules));
                 }
             }
             match Pin::new(&mut self.inbound).poll_next(cx) {
@@ -166,10 +173,12 @@ impl StreamLoop {
             }
             // Nothing to read: wait for whichever comes first.
             if let Some(deadline) = self.state.next_deadline() {
+                // The alarm first: a manual clock's alarm sees every advance after it is made, so one between
+                // the look at the clock and the wait is not missed.
+                let alarm = self.alarm.get_or_insert_with(|| self.context.clock.alarm());
                 if self.context.clock.now() >= deadline {
                     return Poll::Ready(Wake::AbsenceDue);
                 }
-                let alarm = self.alarm.get_or_insert_with(|| self.context.clock.alarm());
                 if alarm.poll_until(&self.context.clock, deadline, cx).is_ready() {
                     continue;
                 }
@@ -219,20 +228,23 @@ impl StreamLoop {
                         Err(error) => Err(Box::new((reading, error))),
                     }
                 });
+                let now = match received_at {
+                    Some(now) => Some(now),
+                    None if self.rules.watches_absence() => Some(self.context.clock.now()),
+                    None => None,
+                };
                 match reading {
                     Ok(reading) => {
-                        let now = match received_at {
-                            Some(now) => now,
-                            None if self.rules.watches_absence() => self.context.clock.now(),
-                            None => reading.time,
-                        };
+                        let now = now.unwrap_or(reading.time);
                         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
-                        // A stream that never waits still fires its absence rules on time.
-                        if self.state.next_deadline().is_some_and(|deadline| deadline <= now) {
-                            self.rules.check_absence(&mut self.state, now, &mut self.owed);
-                        }
                     }
                     Err(invalid) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
+                }
+                // A stream that never waits (refused readings included) still fires its absence rules on time.
+                if let Some(now) = now
+                    && self.state.next_deadline().is_some_and(|deadline| deadline <= now)
+                {
+                    self.rules.check_absence(&mut self.state, now, &mut self.owed);
                 }
                 Next::Continue
             }

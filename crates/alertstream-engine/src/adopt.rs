@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use crate::{
     alert::{Alert, AlertState},
+    reading::Values,
     rule::Rule,
     rule_set::RuleSet,
     stream_state::{SensorRule, StreamState},
@@ -33,6 +34,9 @@ impl RuleSet {
                 from.and_then(|i| previous.get_mut(i).and_then(Option::take))
                     .unwrap_or_else(|| SensorRule::new(rule, &sensor.id))
             }));
+            // Last values are kept only while absence is watched: without it, those at hand may be older than the
+            // sensor's last reading, and the alerts carry none.
+            let last_values = if old.watches_absence() { &sensor.last_values } else { &Values::default() };
             for (rule, left) in old.rules.iter().zip(previous.iter()) {
                 if left.as_ref().is_some_and(|l| l.state.is_firing()) {
                     out.push(Alert::of_last_reading(
@@ -40,10 +44,13 @@ impl RuleSet {
                         AlertState::Resolved,
                         &sensor.id,
                         sensor.last_seq,
-                        &sensor.last_values,
+                        last_values,
                         now,
                     ));
                 }
+            }
+            if !self.watches_absence() {
+                sensor.last_values = Values::default();
             }
             if !old.watches_absence() && self.watches_absence() {
                 sensor.last_seen = now;

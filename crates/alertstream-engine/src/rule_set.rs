@@ -144,6 +144,7 @@ impl RuleSet {
             return;
         };
         let n = stream.rules_per_sensor;
+        debug_assert_eq!(n, self.rules.len(), "a stream moves to another rule set only through `adopt`");
         let sensor = &mut stream.sensors[index];
         let states = &mut stream.rule_states[index * n..(index + 1) * n];
         let latest = match sensor.latest {

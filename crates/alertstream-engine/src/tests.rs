@@ -348,6 +348,26 @@ fn a_reload_that_adds_absence_counts_silence_from_the_reload() {
 }
 
 #[test]
+fn reload_alerts_never_carry_values_older_than_their_reading() {
+    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(600)), ..RuleSpec::default() };
+    let a = rules(vec![silent, spec("hot", "t > 30")]);
+    let b = rules(vec![spec("hot", "t > 30"), spec("warm", "t > 20")]);
+    let c = rules(vec![spec("other", "t > 1000")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let r = reading("s", 1, &[("t", 40.0)]);
+    a.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    b.adopt(&a, &mut stream, r.time, &mut out);
+    let r = reading("s", 2, &[("t", 25.0)]);
+    b.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    out.clear();
+    // `warm` fired on reading 2 under rules that kept no last values: its RESOLVED carries none, not reading 1's.
+    c.adopt(&b, &mut stream, r.time, &mut out);
+    let got: Vec<(&str, u64, usize)> = out.iter().map(|a| (&*a.rule, a.reading_seq, a.values.len())).collect();
+    assert_eq!(got, [("warm", 2, 0)]);
+}
+
+#[test]
 fn alerts_of_one_reading_each_carry_its_sensor_and_values() {
     let set = rules(vec![spec("a", "t > 1"), spec("b", "t > 2"), spec("c", "t > 3")]);
     let mut stream = StreamState::new(10, LATENESS);
