@@ -24,6 +24,14 @@ pub const DEFAULT_MAX_SENSORS_PER_STREAM: usize = 100_000;
 pub const DEFAULT_LATENESS: Duration = Duration::from_secs(60);
 /// A reading stamped further ahead of the server's clock than this is refused (`invalid_reading` naming `time`).
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(60);
+/// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client opens more
+/// only as others close. tonic's own default is unlimited, which bounds nothing per connection.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
+/// Streams the server may reset for a client's protocol errors on one connection before it sends GOAWAY: hyper's
+/// default (RUSTSEC-2024-0003), which tonic replaces with no limit.
+pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// The largest header list a request may send: 16 KiB, hyper's default, set here so that it does not drift.
+pub const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
 /// HTTP/2 keepalive ping interval: finds a peer that vanished without closing.
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a keepalive ping may go unanswered before the connection is closed and its streams freed.
@@ -43,6 +51,8 @@ pub struct ServeConfig {
     pub lateness: Duration,
     /// How far ahead of the server's clock a reading's time may be.
     pub max_future: Duration,
+    /// Streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
     /// How long open streams are served after a shutdown signal before they end UNAVAILABLE.
     pub shutdown_grace: Duration,
     /// HTTP/2 keepalive ping interval.
@@ -60,6 +70,7 @@ impl Default for ServeConfig {
             max_sensors_per_stream: DEFAULT_MAX_SENSORS_PER_STREAM,
             lateness: DEFAULT_LATENESS,
             max_future: DEFAULT_MAX_FUTURE,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,

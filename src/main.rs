@@ -61,6 +61,9 @@ struct ServeArgs {
     /// How far ahead of the server's clock a reading's time may be (else: invalid_reading naming `time`).
     #[arg(long, env = "ALERTSTREAM_MAX_FUTURE", default_value = "1m", value_parser = parse_duration)]
     max_future: Duration,
+    /// Streams one HTTP/2 connection may have open at once; a client opens more as others close.
+    #[arg(long, env = "ALERTSTREAM_MAX_CONCURRENT_STREAMS", default_value_t = config::DEFAULT_MAX_CONCURRENT_STREAMS)]
+    max_concurrent_streams: u32,
     /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
     #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
     max_sensors_per_stream: usize,
@@ -158,6 +161,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_sensors_per_stream: args.max_sensors_per_stream,
         lateness: args.lateness,
         max_future: args.max_future,
+        max_concurrent_streams: args.max_concurrent_streams,
         shutdown_grace: args.shutdown_grace,
         ..ServeConfig::default()
     };

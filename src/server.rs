@@ -14,7 +14,7 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    config::{SHUTDOWN_HARD_DEADLINE, ServeConfig},
+    config::{MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, SHUTDOWN_HARD_DEADLINE, ServeConfig},
     http, pb,
     reload::LiveRules,
     service::{AlertApi, rescue_response},
@@ -104,6 +104,9 @@ pub async fn serve(
     let grpc = Server::builder()
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .max_concurrent_streams(Some(config.max_concurrent_streams))
+        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_SIZE))
         .layer(tower::util::MapResponseLayer::new(rescue_response::<tonic::body::Body>))
         .add_service(alert_service)
         .add_service(health_service)
