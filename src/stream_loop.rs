@@ -96,6 +96,9 @@ pub struct StreamLoop {
     /// A time the clock has reached (its last reading here): a reading stamped no later than this plus
     /// `max_future` is not from too far ahead, whatever the clock says now, so most readings need no clock read.
     clock_floor: SystemTime,
+    /// `clock_floor + max_future`, kept so that a reading costs one comparison (`None` when it cannot be
+    /// represented: every time passes).
+    future_limit: Option<SystemTime>,
     /// Whether new rules can still come (the publisher may go away, as in tests).
     watching_rules: bool,
     /// Whether expiry can still come.
@@ -125,6 +128,7 @@ impl StreamLoop {
             ended: false,
             _open: open,
             clock_floor: SystemTime::UNIX_EPOCH,
+            future_limit: SystemTime::UNIX_EPOCH.checked_add(context.max_future),
             watching_rules: true,
             watching_expiry: true,
             context,
@@ -202,15 +206,21 @@ impl StreamLoop {
     /// Refuses a reading time too far ahead of the clock, reading the clock only when the floor cannot vouch for it
     /// (`received_at`: the clock's time if it was read for this reading).
     fn check_future(&mut self, time: SystemTime, received_at: Option<SystemTime>) -> Result<(), ReadingError> {
-        let max_future = self.context.max_future;
         if let Some(now) = received_at {
-            self.clock_floor = self.clock_floor.max(now);
+            self.raise_clock_floor(now);
         }
-        if self.clock_floor.checked_add(max_future).is_some_and(|limit| time <= limit) {
+        if self.future_limit.is_none_or(|limit| time <= limit) {
             return Ok(());
         }
-        self.clock_floor = self.clock_floor.max(self.context.clock.now());
-        validate_time(time, self.clock_floor, max_future)
+        self.raise_clock_floor(self.context.clock.now());
+        validate_time(time, self.clock_floor, self.context.max_future)
+    }
+
+    fn raise_clock_floor(&mut self, now: SystemTime) {
+        if now > self.clock_floor {
+            self.clock_floor = now;
+            self.future_limit = now.checked_add(self.context.max_future);
+        }
     }
 
     /// Acts on `wake`, leaving the alerts it owes to be yielded before the next.

@@ -148,7 +148,11 @@ impl RuleSet {
         let sensor = &mut stream.sensors[index];
         let states = &mut stream.rule_states[index * n..(index + 1) * n];
         let latest = match sensor.latest {
-            Some(latest) if latest.duration_since(reading.time).is_ok_and(|behind| behind > stream.lateness) => {
+            // Most readings come in order: a comparison, and no arithmetic on times, tells.
+            Some(latest)
+                if reading.time < latest
+                    && latest.duration_since(reading.time).is_ok_and(|behind| behind > stream.lateness) =>
+            {
                 let message = format!(
                     "late reading: {} behind sensor `{}`'s latest, over the allowed lateness of {}; not applied",
                     format_duration(latest.duration_since(reading.time).unwrap_or_default()),
