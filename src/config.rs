@@ -32,6 +32,24 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// The largest header list a request may send: 16 KiB, hyper's default, set here so that it does not drift.
 pub const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
+/// Each stream's HTTP/2 receive window: how much a client may send ahead of what the server has read on it.
+/// With [`connection_window`] it is chosen for h2's budget for small DATA frames (see docs/RELIABILITY.md).
+pub const STREAM_WINDOW: u32 = 256 << 10;
+/// The smallest message (DATA frame payload, gRPC prefix included) that a connection with every stream full may
+/// carry without tripping h2's budget for small DATA frames: a sensor reading is larger.
+pub const SMALLEST_BUDGETED_FRAME: u32 = 20;
+
+/// The connection's HTTP/2 receive window for `max_streams` streams. h2 charges each buffered DATA frame under 256
+/// bytes `256 - len` against half the connection window, and sends GOAWAY when that runs out; with every stream's
+/// window full of frames of [`SMALLEST_BUDGETED_FRAME`] bytes the charge is
+/// `max_streams × STREAM_WINDOW / L × (256 - L)`, so the window is twice that (at most HTTP/2's 2^31 - 1). What the
+/// server buffers stays bounded by the stream windows (`max_streams × STREAM_WINDOW`), not by this number.
+pub fn connection_window(max_streams: u32) -> u32 {
+    let l = u64::from(SMALLEST_BUDGETED_FRAME);
+    let charge = u64::from(max_streams.max(1)) * u64::from(STREAM_WINDOW) / l * (256 - l);
+    u32::try_from(2 * charge).unwrap_or(i32::MAX as u32).min(i32::MAX as u32)
+}
+
 /// HTTP/2 keepalive ping interval: finds a peer that vanished without closing.
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a keepalive ping may go unanswered before the connection is closed and its streams freed.

@@ -14,7 +14,10 @@ use tonic::{
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
-    config::{MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, SHUTDOWN_HARD_DEADLINE, ServeConfig},
+    config::{
+        MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, SHUTDOWN_HARD_DEADLINE, STREAM_WINDOW, ServeConfig,
+        connection_window,
+    },
     http, pb,
     reload::LiveRules,
     service::{AlertApi, rescue_response},
@@ -105,6 +108,8 @@ pub async fn serve(
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .max_concurrent_streams(Some(config.max_concurrent_streams))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(connection_window(config.max_concurrent_streams)))
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_SIZE))
         .layer(tower::util::MapResponseLayer::new(rescue_response::<tonic::body::Body>))

@@ -56,6 +56,12 @@ impl Binary {
         Self { child, group, addr, log }
     }
 
+    /// The process id (to stop and continue it, as a stalled machine would).
+    #[allow(dead_code)] // Not every test binary that includes this module stalls a server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
     }
