@@ -116,7 +116,7 @@ async fn sigterm_under_load_answers_every_reading_sent_before_it() {
                     }
                     return seq;
                 }
-                let temperature = if seq % 2 == 0 { 5.0 } else { 15.0 };
+                let temperature = if seq.is_multiple_of(2) { 5.0 } else { 15.0 };
                 if readings.send(reading(&format!("s{i}"), seq + 1, &[("temperature", temperature)])).await.is_err() {
                     return seq;
                 }
