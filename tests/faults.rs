@@ -40,6 +40,8 @@ async fn a_stalled_server_loses_no_alert_and_keeps_the_connection() {
     probe(&server, &["stall", "--server-pid", &pid, "--readings", "30000", "--stall-seconds", "0.5"]).await;
     probe(&server, &["stall", "--server-pid", &pid, "--streams", "50", "--readings", "1000", "--stall-seconds", "0.5"])
         .await;
+    // A longer stall: everything the client sends meanwhile waits in the windows.
+    probe(&server, &["stall", "--server-pid", &pid, "--readings", "30000", "--stall-seconds", "5"]).await;
 }
 
 #[tokio::test]
