@@ -144,9 +144,11 @@ impl StreamLoop {
     /// looks at the clock and arms its wake-ups.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         loop {
-            if self.watching_expiry && !matches!(self.context.expire.has_changed(), Ok(false)) {
+            if self.watching_expiry
+                && let changed_or_closed @ (Ok(true) | Err(_)) = self.context.expire.has_changed()
+            {
                 // Changed, or closed: a value sent just before the sender went away still counts.
-                let closed = self.context.expire.has_changed().is_err();
+                let closed = changed_or_closed.is_err();
                 let expired = {
                     let value = self.context.expire.borrow_and_update();
                     value.has_changed() && *value
@@ -157,8 +159,10 @@ impl StreamLoop {
                     return Poll::Ready(Wake::Shutdown);
                 }
             }
-            if self.watching_rules && !matches!(self.context.rules.has_changed(), Ok(false)) {
-                let closed = self.context.rules.has_changed().is_err();
+            if self.watching_rules
+                && let changed_or_closed @ (Ok(true) | Err(_)) = self.context.rules.has_changed()
+            {
+                let closed = changed_or_closed.is_err();
                 let (fresh, rules) = {
                     let value = self.context.rules.borrow_and_update();
                     (value.has_changed(), Arc::clone(&value))

@@ -166,9 +166,6 @@ impl RuleSet {
             None => reading.time,
         };
         sensor.latest = Some(latest);
-        if stream.labels.len() != self.rules.len() {
-            stream.labels = self.rules.iter().map(Rule::own_labels).collect();
-        }
         self.fill_slots(&reading, &mut stream.slot_values);
         let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
         let first = out.len();

@@ -42,7 +42,7 @@ pub struct StreamState {
     pub(crate) slot_values: Vec<Option<f64>>,
     /// When each watched sensor's next absence check is due.
     pub(crate) deadlines: Deadlines,
-    /// The stream's own copies of each rule's labels, in rule order (made on first use and on adoption).
+    /// The stream's own copies of each rule's labels, in rule order (made with the first sensor and on adoption).
     pub(crate) labels: Vec<Labels>,
 }
 
@@ -122,7 +122,9 @@ impl StreamState {
             return None;
         }
         if self.sensors.is_empty() {
+            // The first sensor fixes the rule set the stream is on (`adopt` moves it to another).
             self.rules_per_sensor = rules.rules.len();
+            self.labels = rules.rules.iter().map(Rule::own_labels).collect();
         }
         self.rule_states.extend(rules.rules.iter().map(|rule| SensorRule::new(rule, id)));
         self.sensors.push(SensorState {
