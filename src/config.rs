@@ -30,6 +30,9 @@ pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 /// Streams the server may reset for a client's protocol errors on one connection before it sends GOAWAY: hyper's
 /// default (RUSTSEC-2024-0003), which tonic replaces with no limit.
 pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// Streams a client may open and reset before the server has accepted them, on one connection, before the server
+/// sends GOAWAY: h2's default, the defence against rapid reset (CVE-2023-44487), set here so that it does not drift.
+pub const MAX_PENDING_ACCEPT_RESETS: usize = 20;
 /// The largest header list a request may send: 16 KiB, hyper's default, set here so that it does not drift.
 pub const MAX_HEADER_LIST_SIZE: u32 = 16 << 10;
 /// Each stream's HTTP/2 receive window: how much a client may send ahead of what the server has read on it.

@@ -18,10 +18,12 @@
 //! - [`logging`]: logs to stderr that never take the program down (a line that cannot be written is counted).
 //! - [`config`]: the server's settings as plain data, with their defaults and the default rules.
 //! - [`byte_size`]: byte sizes on the command line (`4MiB`).
+//! - [`client`]: connecting to a server as a client, with receive windows that a slow reader cannot trip.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod byte_size;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod convert;

@@ -15,8 +15,8 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
     config::{
-        MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, SHUTDOWN_HARD_DEADLINE, STREAM_WINDOW, ServeConfig,
-        connection_window,
+        MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, MAX_PENDING_ACCEPT_RESETS, SHUTDOWN_HARD_DEADLINE, STREAM_WINDOW,
+        ServeConfig, connection_window,
     },
     http, pb,
     reload::LiveRules,
@@ -111,6 +111,7 @@ pub async fn serve(
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(connection_window(config.max_concurrent_streams)))
         .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_SIZE))
         .layer(tower::util::MapResponseLayer::new(rescue_response::<tonic::body::Body>))
         .add_service(alert_service)

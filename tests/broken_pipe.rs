@@ -59,7 +59,7 @@ async fn closed_stdout_and_stderr_take_nothing_down() {
     }
     drop(stderr);
     drop(child.stdout.take());
-    let channel = Channel::from_shared(format!("http://{}", addr.unwrap())).unwrap().connect().await.unwrap();
+    let channel = alertstream::client::endpoint(format!("http://{}", addr.unwrap())).unwrap().connect().await.unwrap();
     assert_eq!(rule_names(channel.clone()).await, ["first"]);
 
     // Each reload logs a line that cannot be written; the reloader goes on, twice.

@@ -5,7 +5,9 @@
 //! about 2,500 readings, grpc-js on 50 streams of one connection and as a slow reader.
 //!
 //! The probes are `clients/python/fault_probe.py`, in the venv that `scripts/setup-venv.sh` builds, and
-//! `clients/node/fault_probe.js`, with the packages that `scripts/setup-node.sh` installs.
+//! `clients/node/fault_probe.js`, with the packages that `scripts/setup-node.sh` installs. The tonic client's probes
+//! are here: its h2 has the same budget on the receiving side, so a tonic client that reads alerts slowly cut its own
+//! connection before `alertstream::client::endpoint` set its windows.
 
 mod common;
 
@@ -14,8 +16,10 @@ use std::{
     time::Duration,
 };
 
-use common::binary::Binary;
+use alertstream::pb;
+use common::{binary::Binary, open_stream, reading};
 use tokio::process::Command;
+use tonic::transport::Channel;
 
 /// How long one probe may take before the test fails.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -79,5 +83,97 @@ async fn a_client_that_stops_reading_is_pushed_back_not_cut_off() {
     let server = Binary::start(&[]);
     for client in Client::ALL {
         probe(client, &server, &["slow-reader", "--readings", "100000", "--pause-seconds", "3"]).await;
+    }
+}
+
+/// Streams `readings` readings on each of `streams` streams of `channel` (one alert each), one reading per stream
+/// every `pace`, the first stream calling `midway` after 1,000 readings; reads the alerts only after every reading is
+/// sent when `read_late`, else as they come. Fails the test unless every stream gets every alert, in order.
+async fn tonic_probe(
+    channel: Channel,
+    streams: usize,
+    readings: u64,
+    pace: Duration,
+    read_late: bool,
+    midway: impl FnOnce() + Send + 'static,
+) {
+    let mut midway = Some(midway);
+    let (mut senders, mut inbounds) = (Vec::new(), Vec::new());
+    for index in 0..streams {
+        let (tx, alerts) = open_stream(channel.clone()).await;
+        let mut midway = if index == 0 { midway.take() } else { None };
+        senders.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(pace);
+            for seq in 1..=readings {
+                tick.tick().await;
+                let temperature = if seq % 2 == 1 { 5.0 } else { 15.0 };
+                if tx.send(reading(&format!("s{index}"), seq, &[("temperature", temperature)])).await.is_err() {
+                    return;
+                }
+                if seq == 1_000.min(readings)
+                    && let Some(call) = midway.take()
+                {
+                    call();
+                }
+            }
+        }));
+        inbounds.push(alerts);
+    }
+    if read_late {
+        for sender in senders.drain(..) {
+            sender.await.unwrap();
+        }
+    }
+    let readers: Vec<_> =
+        inbounds.into_iter().enumerate().map(|(index, alerts)| tokio::spawn(drain(index, alerts, readings))).collect();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+}
+
+/// Reads every alert of stream `index`, checking that they come in order and end with the last reading's.
+async fn drain(index: usize, mut alerts: tonic::Streaming<pb::Alert>, readings: u64) {
+    let mut last = 0;
+    loop {
+        match tokio::time::timeout(PROBE_TIMEOUT, alerts.message()).await.expect("the stream makes progress") {
+            Ok(Some(alert)) => {
+                assert_eq!(alert.reading_seq, last + 1, "stream {index}: alerts out of order");
+                last = alert.reading_seq;
+            }
+            Ok(None) => break,
+            Err(status) => panic!("stream {index}: {status:?} after {last} alerts"),
+        }
+    }
+    assert_eq!(last, readings, "stream {index}: every alert arrives");
+}
+
+#[tokio::test]
+async fn a_stalled_server_loses_no_alert_for_a_tonic_client() {
+    let server = Binary::start(&[]);
+    for streams in [1, 50] {
+        let pid = server.pid();
+        let stall = move || {
+            tokio::spawn(async move {
+                let kill = |signal: &str| Command::new("kill").args([signal, &pid.to_string()]).status();
+                assert!(kill("-STOP").await.unwrap().success());
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                assert!(kill("-CONT").await.unwrap().success());
+            });
+        };
+        tonic_probe(server.channel().await, streams, 3_000, Duration::from_micros(200), false, stall).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tonic_client_that_stops_reading_does_not_cut_its_own_connection() {
+    let server = Binary::start(&[]);
+    // One reading per stream per millisecond, so that the server sends about one alert (70 bytes) per DATA frame;
+    // the client reads none of them until it has sent everything. With tonic's default client windows the
+    // 8-stream case cut its own connection (GOAWAY too_many_data_frames after about 13,000 alerts).
+    for (streams, readings) in [(1, 4_000), (8, 4_000), (50, 1_000)] {
+        tonic_probe(server.channel().await, streams, readings, Duration::from_millis(1), true, || {}).await;
     }
 }

@@ -1,11 +1,12 @@
 //! The HTTP/2 limits the server sets on purpose rather than inherit from tonic: concurrent streams per connection
-//! (tonic's default is unlimited) and the header list size.
+//! (tonic's default is unlimited), the header list size, streams reset by the client before they are accepted (rapid
+//! reset) and streams the server must reset for a client's protocol errors (tonic's default is unlimited).
 
 mod common;
 
 use std::time::Duration;
 
-use alertstream::config::{ServeConfig, default_rules};
+use alertstream::config::{MAX_LOCAL_ERROR_RESETS, MAX_PENDING_ACCEPT_RESETS, ServeConfig, default_rules};
 use bytes::Bytes;
 use common::{TestServer, reading};
 use tokio::net::TcpStream;
@@ -66,4 +67,72 @@ async fn a_request_with_headers_over_16_kib_is_refused_and_the_connection_goes_o
         .unwrap()
         .into_inner();
     assert_eq!(after.status, "pH too high");
+}
+
+/// A Stream request's headers, as a gRPC client sends them.
+fn stream_request() -> http::Request<()> {
+    http::Request::post("/alertstream.v1.AlertService/Stream")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_rapid_reset_loop_gets_goaway_and_other_connections_go_on() {
+    let server = TestServer::start().await;
+    let mut bystander = server.client().await;
+    let tcp = TcpStream::connect(server.grpc_addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    // HEADERS then RST_STREAM, over and over, without waiting for anything (CVE-2023-44487).
+    let mut client = client.ready().await.unwrap();
+    let mut sent = 0;
+    for _ in 0..10_000 {
+        let Ok((_response, mut body)) = client.send_request(stream_request(), false) else { break };
+        body.send_reset(h2::Reason::CANCEL);
+        sent += 1;
+        client = match client.ready().await {
+            Ok(client) => client,
+            Err(_) => break,
+        };
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(30), connection).await.expect("the server ends it").unwrap();
+    let error = ended.expect_err("the connection ends with an error");
+    assert_eq!(error.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{error:?} after {sent} resets");
+    assert!(error.is_go_away() && error.is_remote(), "{error:?}");
+    assert!(sent > MAX_PENDING_ACCEPT_RESETS, "GOAWAY after {sent} resets");
+    // Another connection is unaffected.
+    let evaluation = bystander.evaluate(reading("s", 1, &[("temperature", 8.0)])).await.unwrap().into_inner();
+    assert_eq!(evaluation.status, "temp too low");
+}
+
+#[tokio::test]
+async fn streams_the_server_must_reset_for_protocol_errors_are_capped_per_connection() {
+    let server = TestServer::start().await;
+    let tcp = TcpStream::connect(server.grpc_addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    let connection = tokio::spawn(connection);
+    // Each request announces 100 bytes and sends 5: the server resets the stream with PROTOCOL_ERROR.
+    let mut client = client.ready().await.unwrap();
+    let mut sent = 0;
+    for _ in 0..5_000 {
+        let mut request = stream_request();
+        request.headers_mut().insert("content-length", http::HeaderValue::from_static("100"));
+        let Ok((response, mut body)) = client.send_request(request, false) else { break };
+        if body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true).is_err() {
+            break;
+        }
+        sent += 1;
+        let _ = response.await;
+        client = match client.ready().await {
+            Ok(client) => client,
+            Err(_) => break,
+        };
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(30), connection).await.expect("the server ends it").unwrap();
+    let error = ended.expect_err("the connection ends with an error");
+    assert_eq!(error.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{error:?} after {sent} requests");
+    // The request that made the 1,025th reset is the one the server answered with GOAWAY.
+    assert_eq!(sent, MAX_LOCAL_ERROR_RESETS + 1);
 }

@@ -5,11 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use tokio_stream::Stream;
-use tonic::{
-    Request, Streaming,
-    codegen::http::uri::PathAndQuery,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Request, Streaming, codegen::http::uri::PathAndQuery, transport::Channel};
 
 use crate::{
     BoxError,
@@ -19,9 +15,10 @@ use crate::{
 /// The `Stream` method's path.
 const STREAM: &str = "/alertstream.v1.AlertService/Stream";
 
-/// Opens one HTTP/2 connection to `target`, with TCP_NODELAY and tonic's defaults otherwise.
+/// Opens one HTTP/2 connection to `target` with the product's client endpoint (`alertstream::client::endpoint`:
+/// receive windows that a slow reader cannot trip, TCP_NODELAY).
 pub async fn connect(target: SocketAddr) -> Result<Channel, BoxError> {
-    Ok(Endpoint::from_shared(format!("http://{target}"))?.tcp_nodelay(true).connect().await?)
+    Ok(alertstream::client::endpoint(format!("http://{target}"))?.connect().await?)
 }
 
 /// Calls `Stream` on `channel`, sending `readings` (each an encoded `Reading`); the alerts come back as their

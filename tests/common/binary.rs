@@ -63,7 +63,7 @@ impl Binary {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
+        alertstream::client::endpoint(format!("http://{}", self.addr)).unwrap().connect().await.unwrap()
     }
 
     /// Sends a signal (`TERM`, `HUP`) to the process (or its group).

@@ -50,7 +50,7 @@ impl TestServer {
 
     /// A new connection to the server.
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc_addr)).unwrap().connect().await.unwrap()
+        alertstream::client::endpoint(format!("http://{}", self.grpc_addr)).unwrap().connect().await.unwrap()
     }
 
     /// A client on a new connection.
