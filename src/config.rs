@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use alertstream_engine::RuleSet;
 
-use crate::clock::Clock;
+use crate::{auth::LiveTokens, clock::Clock, tls::LiveTls};
 
 /// The embedded default rules: the two production-line thresholds of the classic example.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
@@ -62,7 +62,7 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const SHUTDOWN_HARD_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What `serve` needs besides its listeners and rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// Inbound messages (and HTTP bodies) over this many bytes are refused with RESOURCE_EXHAUSTED (HTTP 413).
     pub max_message_size: usize,
@@ -82,6 +82,18 @@ pub struct ServeConfig {
     pub keepalive_timeout: Duration,
     /// Where the server's time comes from: the system clock, or a manual one in tests.
     pub clock: Clock,
+    /// TLS and bearer tokens; none by default.
+    pub security: Security,
+}
+
+/// Who may connect and call: TLS (with mutual TLS when its configuration asks for client certificates) and bearer
+/// tokens, each live, so that a reload rotates them without a restart.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// TLS on both listeners; `None` serves plaintext.
+    pub tls: Option<LiveTls>,
+    /// The bearer tokens every `alertstream.v1` call and protected HTTP route needs; `None` lets everyone in.
+    pub tokens: Option<LiveTokens>,
 }
 
 impl Default for ServeConfig {
@@ -96,6 +108,7 @@ impl Default for ServeConfig {
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             clock: Clock::System,
+            security: Security::default(),
         }
     }
 }

@@ -13,6 +13,10 @@
 //! - [`http`]: the HTTP/JSON `POST /v1/evaluate` endpoint (axum), a sibling of [`service`] over the engine.
 //! - [`server`]: assembles health, reflection, limits, the HTTP endpoint and graceful shutdown.
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
+//! - [`accept`]: accepting connections, with the TLS handshake when TLS is on, for both listeners.
+//! - [`tls`]: the rustls configurations from PEM files (mutual TLS with a client CA), reloaded live.
+//! - [`auth`]: bearer tokens, compared in constant time, and the gRPC check ([`http::auth`] is the HTTP one).
+//! - [`file_watch`]: SIGHUP and file-change watching, for every file a running server reloads.
 //! - [`reload`]: hot reload of the rules file on SIGHUP and on change, and [`reload::LiveRules`].
 //! - [`rule_test`]: `alertstream test`, rule unit tests written in TOML.
 //! - [`logging`]: logs to stderr that never take the program down (a line that cannot be written is counted).
@@ -22,11 +26,14 @@
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod accept;
+pub mod auth;
 pub mod byte_size;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod convert;
+pub mod file_watch;
 pub mod http;
 pub mod logging;
 pub mod reload;
@@ -36,6 +43,7 @@ pub mod service;
 pub mod shutdown;
 pub mod stream_codec;
 pub mod stream_loop;
+pub mod tls;
 
 /// The generated wire types and tonic service of `proto/alertstream/v1/alertstream.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -5,10 +5,13 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use alertstream::{
+    auth::{self, TokenSet},
     byte_size::parse_byte_size,
-    config::{self, ServeConfig},
+    config::{self, Security, ServeConfig},
+    file_watch,
     logging::{self, complain, say},
     reload, rule_test, server, shutdown,
+    tls::{self, TlsFiles},
 };
 use alertstream_engine::{RuleSet, parse_duration};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (with the embedded default rules unless --rules is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a rules file: a one-line summary, or every error as FILE:LINE:COL: message.
     Check {
         /// The rules file (TOML).
@@ -67,6 +70,19 @@ struct ServeArgs {
     /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
     #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
     max_sensors_per_stream: usize,
+    /// Serve both listeners over TLS with this certificate chain (PEM); needs --tls-key. Reloaded when it changes.
+    #[arg(long, env = "ALERTSTREAM_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM); needs --tls-cert.
+    #[arg(long, env = "ALERTSTREAM_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: refuse clients without a certificate chaining to these CA certificates (PEM); needs --tls-cert.
+    #[arg(long, env = "ALERTSTREAM_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Require `authorization: Bearer TOKEN` on every alertstream.v1 call and HTTP route, TOKEN one of this file's
+    /// lines (blank lines and # comments ignored). Health and reflection stay open. Reloaded when it changes.
+    #[arg(long, env = "ALERTSTREAM_AUTH_TOKEN_FILE")]
+    auth_token_file: Option<PathBuf>,
     /// Log format on stderr; the level comes from RUST_LOG (default info).
     #[arg(long, env = "ALERTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -101,7 +117,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(serve(args))
+            runtime.block_on(serve(*args))
         }
     }
 }
@@ -156,7 +172,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
             config::default_rules()
         }
     };
+    let security = match security(&args) {
+        Ok(security) => security,
+        Err(e) => {
+            complain(&e);
+            tracing::error!("Refusing to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = ServeConfig {
+        security,
         max_message_size: args.max_message_size,
         max_sensors_per_stream: args.max_sensors_per_stream,
         lateness: args.lateness,
@@ -172,6 +197,30 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the TLS files and the token file and watches them, so that they rotate without a restart.
+fn security(args: &ServeArgs) -> Result<Security, String> {
+    let mut security = Security::default();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let files = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() };
+        let configs = tls::load(&files).map_err(|e| e.to_string())?;
+        let (live, tls) = tokio::sync::watch::channel(Arc::new(configs));
+        file_watch::watch_files(files.paths(), move |cause| tls::reload(&files, &live, cause.as_str()))
+            .map_err(|e| e.to_string())?;
+        tracing::info!(mutual = args.tls_client_ca.is_some(), "TLS is on.");
+        security.tls = Some(tls);
+    }
+    if let Some(path) = &args.auth_token_file {
+        let token_set = TokenSet::load(path).map_err(|e| e.to_string())?;
+        tracing::info!(file = %path.display(), tokens = token_set.len(), "Bearer tokens are required.");
+        let (live, tokens) = tokio::sync::watch::channel(Arc::new(token_set));
+        let file = path.clone();
+        file_watch::watch_files(vec![path.clone()], move |cause| auth::reload(&file, &live, cause.as_str()))
+            .map_err(|e| e.to_string())?;
+        security.tokens = Some(tokens);
+    }
+    Ok(security)
 }
 
 async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<(), String> {

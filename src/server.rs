@@ -5,15 +5,13 @@
 //! server runs.
 
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::{
-    server::NamedService,
-    transport::{Server, server::TcpIncoming},
-};
+use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
+    accept::{self, ConnListener, Protocol},
+    auth::GrpcAuth,
     config::{
         MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, MAX_PENDING_ACCEPT_RESETS, SHUTDOWN_HARD_DEADLINE, STREAM_WINDOW,
         ServeConfig, connection_window,
@@ -44,7 +42,7 @@ pub enum ServeError {
 /// The listeners `serve` accepts connections on.
 #[derive(Debug)]
 pub struct Listeners {
-    /// gRPC (HTTP/2, plaintext).
+    /// gRPC (HTTP/2; TLS when the configuration has it).
     pub grpc: TcpListener,
     /// HTTP/JSON; `None` turns the endpoint off.
     pub http: Option<TcpListener>,
@@ -77,8 +75,11 @@ pub async fn serve(
         max_future: config.max_future,
     };
     let api = AlertApi::new(context, streams.clone());
-    let alert_service =
-        pb::alert_service_server::AlertServiceServer::new(api).max_decoding_message_size(config.max_message_size);
+    // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
+    let alert_service = InterceptedService::new(
+        pb::alert_service_server::AlertServiceServer::new(api).max_decoding_message_size(config.max_message_size),
+        GrpcAuth::new(config.security.tokens.clone()),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -87,9 +88,6 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let grpc_addr = listeners.grpc.local_addr()?;
-    // serve_with_incoming ignores the builder's tcp_nodelay: set it on the incoming stream, or every small alert
-    // waits on Nagle's algorithm.
-    let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
     // On drain, health turns NOT_SERVING first; then the listeners close and GOAWAY goes out.
     let stopped_accepting = CancellationToken::new();
     tokio::spawn({
@@ -102,8 +100,10 @@ pub async fn serve(
         }
     });
     // tonic's own shutdown signal never fires: its accept loop ends when `incoming` ends, which then drops the
-    // listener (tonic would otherwise hold it until every connection closed) and sends GOAWAY to every connection.
-    let incoming = close_on(incoming, stopped_accepting.clone());
+    // listener (tonic would otherwise hold it until every connection closed, and a listener left open goes on
+    // completing TCP handshakes nobody will serve) and sends GOAWAY to every connection.
+    let tls = config.security.tls.clone();
+    let incoming = accept::connections(listeners.grpc, tls.clone(), Protocol::Grpc, stopped_accepting.clone());
     let grpc = Server::builder()
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
@@ -120,15 +120,17 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, std::future::pending::<()>());
     let mut grpc: JoinHandle<Result<(), ServeError>> = tokio::spawn(async move { Ok(grpc.await?) });
-    tracing::info!(addr = %grpc_addr, "Serving gRPC.");
+    tracing::info!(addr = %grpc_addr, tls = tls.is_some(), "Serving gRPC.");
 
     let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
         Some(listener) => {
             let addr = listener.local_addr()?;
-            let router = http::router(rules.clone(), config.clock.clone(), config.max_message_size);
-            let server =
-                axum::serve(listener, router).with_graceful_shutdown(stopped_accepting.clone().cancelled_owned());
-            tracing::info!(addr = %addr, "Serving HTTP/JSON.");
+            let auth = http::auth::HttpAuth { tokens: config.security.tokens.clone(), tls: tls.is_some() };
+            let router = http::router(rules.clone(), config.clock.clone(), config.max_message_size, auth);
+            let connections = accept::connections(listener, tls.clone(), Protocol::Http, stopped_accepting.clone());
+            let server = axum::serve(ConnListener::new(connections, addr), router)
+                .with_graceful_shutdown(stopped_accepting.clone().cancelled_owned());
+            tracing::info!(addr = %addr, tls = tls.is_some(), "Serving HTTP/JSON.");
             Some(tokio::spawn(async move { Ok(server.await?) }))
         }
         None => None,
@@ -173,28 +175,6 @@ pub async fn serve(
     }
     tracing::info!(dropped_log_lines = crate::logging::dropped_lines(), "Shut down.");
     Ok(())
-}
-
-/// Ends `incoming` when `stop` is cancelled, dropping (and so closing) the listener: tonic keeps its incoming stream
-/// alive until every connection has closed, and a listener left open goes on completing TCP handshakes that nobody
-/// will serve. Closed, it refuses them, so clients go elsewhere at once.
-fn close_on<S>(incoming: S, stop: CancellationToken) -> impl Stream<Item = S::Item> + Send + 'static
-where
-    S: Stream + Send + Unpin + 'static,
-    S::Item: Send,
-{
-    async_stream::stream! {
-        let mut incoming = incoming;
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                next = incoming.next() => match next {
-                    Some(io) => yield io,
-                    None => break,
-                },
-            }
-        }
-    }
 }
 
 /// The result of a server task that may not exist; pending forever when it does not.

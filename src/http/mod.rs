@@ -4,6 +4,7 @@
 //! The body is taken as bytes and parsed with serde_json, whatever its content type: axum's `Json` extractor would
 //! answer 415 without a JSON content type (the classic client sends none), 422 on a type error and plain-text 413.
 
+pub mod auth;
 mod json;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, State, rejection::BytesRejection},
     http::StatusCode,
+    middleware,
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -31,10 +33,12 @@ struct Endpoint {
 }
 
 /// The router of the HTTP endpoint over the live `rules`, with receive times from `clock`; bodies over
-/// `max_body_size` bytes get 413.
-pub fn router(rules: LiveRules, clock: Clock, max_body_size: usize) -> Router {
+/// `max_body_size` bytes get 413. Every route needs a bearer token when `auth` has tokens ([`auth::require_token`]);
+/// an open route would be merged in after the `route_layer`.
+pub fn router(rules: LiveRules, clock: Clock, max_body_size: usize, auth: auth::HttpAuth) -> Router {
     Router::new()
         .route("/v1/evaluate", post(evaluate))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require_token))
         .layer(DefaultBodyLimit::max(max_body_size))
         .with_state(Endpoint { rules, clock })
 }

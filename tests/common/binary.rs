@@ -24,9 +24,12 @@ impl Binary {
     /// Starts `alertstream serve` on 127.0.0.1:0 with `args` added, and waits until it says where it listens.
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_alertstream"));
-        command.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"]).args(args);
-        // The reloader says at debug level when a change needs no reload: tests wait for that instead of sleeping.
-        command.env("RUST_LOG", "info,alertstream::reload=debug");
+        command.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]).args(args);
+        if !args.contains(&"--http-listen") {
+            command.args(["--http-listen", ""]);
+        }
+        // The file watch says at debug level when a change needs no reload: tests wait for that instead of sleeping.
+        command.env("RUST_LOG", "info,alertstream::file_watch=debug");
         Self::spawn(command, false, Duration::from_secs(30))
     }
 
@@ -95,6 +98,14 @@ impl Binary {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("no log line with {needle:?} within 10 s");
+    }
+
+    /// Where the HTTP endpoint listens (start the server with `--http-listen 127.0.0.1:0`).
+    #[allow(dead_code)] // Not every test binary that includes this module serves HTTP.
+    pub async fn http_addr(&self) -> SocketAddr {
+        let line = self.wait_for_log("Serving HTTP/JSON.").await;
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        entry["fields"]["addr"].as_str().unwrap().parse().unwrap()
     }
 
     /// How many log lines contain `needle`.
