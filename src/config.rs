@@ -27,6 +27,8 @@ pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(60);
 /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client opens more
 /// only as others close. tonic's own default is unlimited, which bounds nothing per connection.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
+/// Streams the whole server may have open at once; beyond it a new stream gets RESOURCE_EXHAUSTED at once.
+pub const DEFAULT_MAX_STREAMS: usize = 10_000;
 /// Streams the server may reset for a client's protocol errors on one connection before it sends GOAWAY: hyper's
 /// default (RUSTSEC-2024-0003), which tonic replaces with no limit.
 pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;
@@ -74,6 +76,8 @@ pub struct ServeConfig {
     pub max_future: Duration,
     /// Streams one connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// Streams the server may have open at once, over every connection.
+    pub max_streams: usize,
     /// How long open streams are served after a shutdown signal before they end UNAVAILABLE.
     pub shutdown_grace: Duration,
     /// HTTP/2 keepalive ping interval.
@@ -104,6 +108,7 @@ impl Default for ServeConfig {
             lateness: DEFAULT_LATENESS,
             max_future: DEFAULT_MAX_FUTURE,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_streams: DEFAULT_MAX_STREAMS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,

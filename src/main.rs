@@ -67,6 +67,9 @@ struct ServeArgs {
     /// Streams one HTTP/2 connection may have open at once; a client opens more as others close.
     #[arg(long, env = "ALERTSTREAM_MAX_CONCURRENT_STREAMS", default_value_t = config::DEFAULT_MAX_CONCURRENT_STREAMS)]
     max_concurrent_streams: u32,
+    /// Streams the server serves at once, over every connection; a stream beyond it gets RESOURCE_EXHAUSTED at once.
+    #[arg(long, env = "ALERTSTREAM_MAX_STREAMS", default_value_t = config::DEFAULT_MAX_STREAMS)]
+    max_streams: usize,
     /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
     #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
     max_sensors_per_stream: usize,
@@ -187,6 +190,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         lateness: args.lateness,
         max_future: args.max_future,
         max_concurrent_streams: args.max_concurrent_streams,
+        max_streams: args.max_streams,
         shutdown_grace: args.shutdown_grace,
         ..ServeConfig::default()
     };

@@ -74,7 +74,7 @@ pub async fn serve(
         lateness: config.lateness,
         max_future: config.max_future,
     };
-    let api = AlertApi::new(context, streams.clone());
+    let api = AlertApi::new(context, streams.clone(), config.max_streams);
     // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
     let alert_service = InterceptedService::new(
         pb::alert_service_server::AlertServiceServer::new(api).max_decoding_message_size(config.max_message_size),

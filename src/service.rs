@@ -6,6 +6,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use alertstream_engine::{Alert, RuleSet, validate_time};
+use tokio::sync::Semaphore;
 use tokio_stream::Stream;
 use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -25,12 +26,17 @@ pub struct AlertApi {
     context: StreamContext,
     /// Counts open streams, so shutdown knows when the last one has ended.
     streams: TaskTracker,
+    /// One permit per stream the server may have open at once (`--max-streams`).
+    admissions: Arc<Semaphore>,
+    /// The number of permits, for the refusal's message.
+    max_streams: usize,
 }
 
 impl AlertApi {
-    /// An API whose streams run in `context`; each open stream holds a token of `streams`.
-    pub fn new(context: StreamContext, streams: TaskTracker) -> Self {
-        Self { context, streams }
+    /// An API whose streams run in `context`; each open stream holds a token of `streams`, and at most
+    /// `max_streams` are open at once.
+    pub fn new(context: StreamContext, streams: TaskTracker, max_streams: usize) -> Self {
+        Self { context, streams, admissions: Arc::new(Semaphore::new(max_streams)), max_streams }
     }
 
     fn current_rules(&self) -> Arc<RuleSet> {
@@ -48,7 +54,15 @@ impl pb::alert_service_server::AlertService for AlertApi {
 
     #[tracing::instrument(name = "stream", skip_all, fields(peer = ?request.remote_addr()))]
     async fn stream(&self, request: Request<Streaming<InboundReading>>) -> Result<Response<AlertStream>, Status> {
-        let stream = StreamLoop::new(request.into_inner(), self.context.clone(), self.streams.token());
+        // Over the cap a stream is refused at once, rather than every stream slowing down.
+        let Ok(admission) = Arc::clone(&self.admissions).try_acquire_owned() else {
+            tracing::debug!(max_streams = self.max_streams, "Stream refused: the server has its most open streams.");
+            return Err(Status::resource_exhausted(format!(
+                "too many open streams: this server serves at most {} at once; retry later or elsewhere",
+                self.max_streams
+            )));
+        };
+        let stream = StreamLoop::new(request.into_inner(), self.context.clone(), self.streams.token(), admission);
         tracing::debug!("Stream opened.");
         Ok(Response::new(Box::pin(stream)))
     }

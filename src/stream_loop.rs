@@ -17,6 +17,7 @@ use std::{
 };
 
 use alertstream_engine::{Alert, ReadingError, RuleSet, StreamState, validate_time};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -93,6 +94,9 @@ pub struct StreamLoop {
     ended: bool,
     /// Held for as long as the stream lives, so shutdown can count open streams.
     _open: TaskTrackerToken,
+    /// The stream's place under the server's cap on open streams (`--max-streams`), given back as the stream ends,
+    /// before its status goes out, so a client that saw the end can open another at once.
+    admission: Option<OwnedSemaphorePermit>,
     /// A time the clock has reached (its last reading here): a reading stamped no later than this plus
     /// `max_future` is not from too far ahead, whatever the clock says now, so most readings need no clock read.
     clock_floor: SystemTime,
@@ -112,8 +116,14 @@ pub struct StreamLoop {
 }
 
 impl StreamLoop {
-    /// A loop over `inbound`, starting on the current rules; `open` is held until the stream ends or is dropped.
-    pub fn new(inbound: Streaming<InboundReading>, mut context: StreamContext, open: TaskTrackerToken) -> Self {
+    /// A loop over `inbound`, starting on the current rules; `open` is held until the stream ends or is dropped, and
+    /// `admission` until it ends.
+    pub fn new(
+        inbound: Streaming<InboundReading>,
+        mut context: StreamContext,
+        open: TaskTrackerToken,
+        admission: OwnedSemaphorePermit,
+    ) -> Self {
         let rules = Arc::clone(&context.rules.borrow_and_update());
         let state = StreamState::new(context.max_sensors, context.lateness);
         Self {
@@ -127,6 +137,7 @@ impl StreamLoop {
             ending: None,
             ended: false,
             _open: open,
+            admission: Some(admission),
             clock_floor: SystemTime::UNIX_EPOCH,
             future_limit: SystemTime::UNIX_EPOCH.checked_add(context.max_future),
             watching_rules: true,
@@ -300,6 +311,7 @@ impl Stream for StreamLoop {
             }
             if let Some(ending) = this.ending.take() {
                 this.ended = true;
+                this.admission = None;
                 return Poll::Ready(ending.map(Err));
             }
             if this.ended {

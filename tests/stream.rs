@@ -277,3 +277,41 @@ async fn a_reading_from_too_far_ahead_is_invalid_and_does_not_blind_its_sensor()
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert!(refused.message().contains("time is 1h ahead"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn beyond_max_streams_a_stream_is_refused_at_once_and_the_others_go_on() {
+    let config = ServeConfig { max_streams: 2, ..ServeConfig::default() };
+    let server = TestServer::with(default_rules(), config).await;
+    // Two streams on two connections, each answered.
+    let (first, mut first_alerts) = common::open_stream(server.channel().await).await;
+    let (second, mut second_alerts) = common::open_stream(server.channel().await).await;
+    for (tx, alerts) in [(&first, &mut first_alerts), (&second, &mut second_alerts)] {
+        tx.send(reading("s", 1, &[("temperature", 8.0)])).await.unwrap();
+        assert_eq!(brief(&common::next_alert(alerts).await), "s 1 temp_too_low FIRING");
+    }
+    // A third is refused, twice, each time on a new connection.
+    for channel in [server.channel().await, server.channel().await] {
+        let refused = server_stream(channel).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+        assert!(refused.message().contains("at most 2"), "{refused:?}");
+    }
+    // The open streams are untouched.
+    second.send(reading("s", 2, &[("temperature", 12.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut second_alerts).await), "s 2 temp_too_low RESOLVED");
+    // One ends; its place is free as soon as its client has seen the end.
+    drop(first);
+    let (rest, status) = common::collect(first_alerts).await;
+    assert!(rest.is_empty() && status.is_ok(), "{rest:?} {status:?}");
+    let (third, mut third_alerts) = common::open_stream(server.channel().await).await;
+    third.send(reading("t", 1, &[("temperature", 8.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut third_alerts).await), "t 1 temp_too_low FIRING");
+}
+
+/// Opens a stream and sends nothing yet; the server's answer to the opening.
+async fn server_stream(channel: tonic::transport::Channel) -> Result<tonic::Streaming<pb::Alert>, tonic::Status> {
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::Reading>(1);
+    let response = pb::alert_service_client::AlertServiceClient::new(channel)
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?;
+    Ok(response.into_inner())
+}
