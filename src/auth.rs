@@ -1,7 +1,7 @@
 //! Bearer tokens (`--auth-token-file`): the set a server accepts, compared in constant time, and the gRPC check.
 //!
-//! The file holds one token a line; blank lines and lines starting with `#` are ignored. A token is never logged:
-//! [`TokenSet`]'s `Debug` shows only how many there are.
+//! The file holds one token a line (RFC 6750 `b64token` characters); blank lines and lines starting with `#` are
+//! ignored. A token is never logged: [`TokenSet`]'s `Debug` shows only how many there are.
 
 use std::{fmt, path::Path, sync::Arc};
 
@@ -68,8 +68,8 @@ impl TokenSet {
             if token.is_empty() || token.starts_with('#') {
                 continue;
             }
-            if !token.bytes().all(|b| b.is_ascii_graphic()) {
-                let message = "a token is printable ASCII without spaces (it travels in a header)";
+            if !is_b64token(token) {
+                let message = "a bearer token is letters, digits and - . _ ~ + /, then optionally = (RFC 6750)";
                 return Err(TokenFileError::Line { path: path.to_owned(), line: index + 1, message });
             }
             tokens.push(token.as_bytes().into());
@@ -99,6 +99,14 @@ impl TokenSet {
         }
         found.into()
     }
+
+    /// [`TokenSet::accepts`] as a verdict.
+    ///
+    /// # Errors
+    /// [`Refusal::Invalid`] when `presented` is not one of the tokens.
+    pub fn verify(&self, presented: &[u8]) -> Result<(), Refusal> {
+        if self.accepts(presented) { Ok(()) } else { Err(Refusal::Invalid) }
+    }
 }
 
 impl fmt::Debug for TokenSet {
@@ -117,6 +125,12 @@ pub fn reload(path: &Path, live: &watch::Sender<Arc<TokenSet>>, cause: &str) {
         }
         Err(error) => tracing::error!(cause, %error, "Rejected the token file; the old tokens stay live."),
     }
+}
+
+/// Whether `token` has the form of RFC 6750's `b64token`, which is also safe in a cookie and a query string.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty() && body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
 /// The token of an `authorization: Bearer TOKEN` header value (the scheme in any case), or `None`.
@@ -149,8 +163,7 @@ impl Refusal {
 /// # Errors
 /// The refusal, when there is no bearer token or it is not in the set.
 pub fn check(tokens: &TokenSet, authorization: Option<&[u8]>) -> Result<(), Refusal> {
-    let token = authorization.and_then(bearer).ok_or(Refusal::Missing)?;
-    if tokens.accepts(token) { Ok(()) } else { Err(Refusal::Invalid) }
+    tokens.verify(authorization.and_then(bearer).ok_or(Refusal::Missing)?)
 }
 
 /// The gRPC check of the alert service's calls: with tokens configured, a call without a valid bearer token gets
@@ -195,6 +208,8 @@ mod tests {
         assert!(matches!(TokenSet::parse("t", "# only a comment\n\n"), Err(TokenFileError::Empty { .. })));
         let error = TokenSet::parse("t", "ok\nsecret word\n").unwrap_err();
         assert!(matches!(error, TokenFileError::Line { line: 2, .. }));
+        assert!(matches!(TokenSet::parse("t", "semi;colon"), Err(TokenFileError::Line { line: 1, .. })));
+        assert_eq!(TokenSet::parse("t", "a-b.c_d~e+f/g==").unwrap().len(), 1);
         assert!(!error.to_string().contains("secret"), "{error}");
         assert!(!format!("{:?}", TokenSet::parse("t", "secret").unwrap()).contains("secret"));
     }

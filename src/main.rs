@@ -209,20 +209,20 @@ fn security(args: &ServeArgs) -> Result<Security, String> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let files = TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() };
         let configs = tls::load(&files).map_err(|e| e.to_string())?;
-        let (live, tls) = tokio::sync::watch::channel(Arc::new(configs));
-        file_watch::watch_files(files.paths(), move |cause| tls::reload(&files, &live, cause.as_str()))
+        let (publisher, live_tls) = tokio::sync::watch::channel(Arc::new(configs));
+        file_watch::watch_files(files.paths(), move |cause| tls::reload(&files, &publisher, cause.as_str()))
             .map_err(|e| e.to_string())?;
         tracing::info!(mutual = args.tls_client_ca.is_some(), "TLS is on.");
-        security.tls = Some(tls);
+        security.tls = Some(live_tls);
     }
     if let Some(path) = &args.auth_token_file {
         let token_set = TokenSet::load(path).map_err(|e| e.to_string())?;
         tracing::info!(file = %path.display(), tokens = token_set.len(), "Bearer tokens are required.");
-        let (live, tokens) = tokio::sync::watch::channel(Arc::new(token_set));
+        let (publisher, live_tokens) = tokio::sync::watch::channel(Arc::new(token_set));
         let file = path.clone();
-        file_watch::watch_files(vec![path.clone()], move |cause| auth::reload(&file, &live, cause.as_str()))
+        file_watch::watch_files(vec![path.clone()], move |cause| auth::reload(&file, &publisher, cause.as_str()))
             .map_err(|e| e.to_string())?;
-        security.tokens = Some(tokens);
+        security.tokens = Some(live_tokens);
     }
     Ok(security)
 }

@@ -41,13 +41,7 @@ pub async fn require_token(State(auth): State<HttpAuth>, request: Request, next:
         let tokens = tokens.borrow();
         match &presented {
             Presented::Header(value) => auth::check(&tokens, Some(value.as_bytes())),
-            Presented::Cookie(token) | Presented::Query(token) => {
-                if tokens.accepts(token.as_bytes()) {
-                    Ok(())
-                } else {
-                    Err(Refusal::Invalid)
-                }
-            }
+            Presented::Cookie(token) | Presented::Query(token) => tokens.verify(token.as_bytes()),
             Presented::Nothing => Err(Refusal::Missing),
         }
     };
