@@ -4,9 +4,9 @@
 //! in its HTTP/2 receive windows. h2 charges every buffered DATA frame under 256 bytes against half the connection
 //! window and cuts the connection (GOAWAY `too_many_data_frames`) when that runs out, and the server sends one alert
 //! (about 70 bytes) per DATA frame when readings arrive one at a time: with tonic's default windows (2 MiB per
-//! stream, 5 MiB per connection) a client that pauses cuts its own connection with about 13,500 alerts unread. [`endpoint`]
-//! sets the client's windows by the same arithmetic as the server's ([`config::connection_window`]), so a paused
-//! client is only pushed back by flow control.
+//! stream, 5 MiB per connection) a client that pauses cuts its own connection with about 13,500 alerts unread.
+//! [`endpoint`] sets the client's windows by the same arithmetic as the server's ([`config::connection_window`]), so
+//! a paused client is only pushed back by flow control.
 
 use bytes::Bytes;
 use tonic::transport::Endpoint;
