@@ -51,6 +51,21 @@ impl Clock {
         }
     }
 
+    /// Completes when this clock reaches `deadline`.
+    pub async fn sleep_until(&self, deadline: SystemTime) {
+        // The alarm first, as in the stream loop: an advance between the look at the clock and the wait is seen.
+        let mut alarm = self.alarm();
+        std::future::poll_fn(|cx| {
+            loop {
+                if self.now() >= deadline {
+                    return Poll::Ready(());
+                }
+                std::task::ready!(alarm.poll_until(self, deadline, cx));
+            }
+        })
+        .await;
+    }
+
     /// An alarm on this clock, for one waiter.
     pub(crate) fn alarm(&self) -> Alarm {
         match self {

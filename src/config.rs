@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use alertstream_engine::RuleSet;
 
-use crate::{auth::LiveTokens, clock::Clock, tls::LiveTls};
+use crate::{auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, tls::LiveTls};
 
 /// The embedded default rules: the two production-line thresholds of the classic example.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
@@ -29,6 +29,11 @@ pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 200;
 /// Streams the whole server may have open at once; beyond it a new stream gets RESOURCE_EXHAUSTED at once.
 pub const DEFAULT_MAX_STREAMS: usize = 10_000;
+/// How long after its maximum age (`--max-connection-age`, off by default) a connection is closed, whatever is
+/// still open on it: grpc-go's and grpc-java's customary grace.
+pub const DEFAULT_MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(10);
+/// Connections the gRPC listener serves at once; RPCs on one beyond it get RESOURCE_EXHAUSTED, then GOAWAY.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Streams the server may reset for a client's protocol errors on one connection before it sends GOAWAY: hyper's
 /// default (RUSTSEC-2024-0003), which tonic replaces with no limit.
 pub const MAX_LOCAL_ERROR_RESETS: usize = 1024;
@@ -78,6 +83,10 @@ pub struct ServeConfig {
     pub max_concurrent_streams: u32,
     /// Streams the server may have open at once, over every connection.
     pub max_streams: usize,
+    /// Connection age, its grace, and the cap on connections.
+    pub connections: ConnectionPolicy,
+    /// Readings a second one stream may send; 0 is no limit.
+    pub max_readings_per_second: u32,
     /// How long open streams are served after a shutdown signal before they end UNAVAILABLE.
     pub shutdown_grace: Duration,
     /// HTTP/2 keepalive ping interval.
@@ -109,6 +118,12 @@ impl Default for ServeConfig {
             max_future: DEFAULT_MAX_FUTURE,
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             max_streams: DEFAULT_MAX_STREAMS,
+            connections: ConnectionPolicy {
+                max_age: None,
+                max_age_grace: DEFAULT_MAX_CONNECTION_AGE_GRACE,
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+            },
+            max_readings_per_second: 0,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,

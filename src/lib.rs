@@ -14,6 +14,10 @@
 //! - [`server`]: assembles health, reflection, limits, the HTTP endpoint and graceful shutdown.
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
 //! - [`accept`]: accepting connections, with the TLS handshake when TLS is on, for both listeners.
+//! - [`connections`]: serving gRPC connections, with maximum age and grace, and the cap on connections.
+//! - [`farewell`]: why the server ends a stream (shutdown, connection age), one channel per connection.
+//! - [`deadline`]: the client's `grpc-timeout`, which the stream loop honours.
+//! - [`rate_limit`]: `--max-readings-per-second`, one stream's token bucket on the server's clock.
 //! - [`tls`]: the rustls configurations from PEM files (mutual TLS with a client CA), reloaded live.
 //! - [`auth`]: bearer tokens, compared in constant time, and the gRPC check ([`http::auth`] is the HTTP one).
 //! - [`file_watch`]: SIGHUP and file-change watching, for every file a running server reloads.
@@ -32,10 +36,14 @@ pub mod byte_size;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod convert;
+pub mod deadline;
+pub mod farewell;
 pub mod file_watch;
 pub mod http;
 pub mod logging;
+pub mod rate_limit;
 pub mod reload;
 pub mod rule_test;
 pub mod server;

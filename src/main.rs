@@ -8,6 +8,7 @@ use alertstream::{
     auth::{self, TokenSet},
     byte_size::parse_byte_size,
     config::{self, Security, ServeConfig},
+    connections::ConnectionPolicy,
     file_watch,
     logging::{self, complain, say},
     reload, rule_test, server, shutdown,
@@ -70,6 +71,19 @@ struct ServeArgs {
     /// Streams the server serves at once, over every connection; a stream beyond it gets RESOURCE_EXHAUSTED at once.
     #[arg(long, env = "ALERTSTREAM_MAX_STREAMS", default_value_t = config::DEFAULT_MAX_STREAMS)]
     max_streams: usize,
+    /// Connections the gRPC listener serves at once; RPCs on one beyond it get RESOURCE_EXHAUSTED, then GOAWAY.
+    #[arg(long, env = "ALERTSTREAM_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// After this age (±10 % jitter) a connection is sent GOAWAY and its streams end UNAVAILABLE after their
+    /// alerts, so clients reconnect and rebalance (30m, 1h). Off unless given.
+    #[arg(long, env = "ALERTSTREAM_MAX_CONNECTION_AGE", value_parser = parse_duration)]
+    max_connection_age: Option<Duration>,
+    /// How long after its maximum age a connection is closed, whatever is still open on it.
+    #[arg(long, env = "ALERTSTREAM_MAX_CONNECTION_AGE_GRACE", default_value = "10s", value_parser = parse_duration)]
+    max_connection_age_grace: Duration,
+    /// Readings a second one stream may send; one over it is not applied and yields a rate_limited alert. 0 is off.
+    #[arg(long, env = "ALERTSTREAM_MAX_READINGS_PER_SECOND", default_value_t = 0)]
+    max_readings_per_second: u32,
     /// Sensors one stream tracks at most; a reading of a new sensor beyond this yields a sensor_limit alert.
     #[arg(long, env = "ALERTSTREAM_MAX_SENSORS_PER_STREAM", default_value_t = config::DEFAULT_MAX_SENSORS_PER_STREAM)]
     max_sensors_per_stream: usize,
@@ -191,6 +205,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         max_future: args.max_future,
         max_concurrent_streams: args.max_concurrent_streams,
         max_streams: args.max_streams,
+        connections: ConnectionPolicy {
+            max_age: args.max_connection_age,
+            max_age_grace: args.max_connection_age_grace,
+            max_connections: args.max_connections,
+        },
+        max_readings_per_second: args.max_readings_per_second,
         shutdown_grace: args.shutdown_grace,
         ..ServeConfig::default()
     };

@@ -1,12 +1,18 @@
 //! Assembles the server: the alert service with its limits, health, reflection (v1 and v1alpha), the HTTP/JSON
-//! endpoint, HTTP/2 keepalive, and the two-phase graceful shutdown.
+//! endpoint, HTTP/2 settings and keepalive, the connection policies, and the two-phase graceful shutdown.
 //!
 //! [`serve`] takes listeners that are already bound, so tests can bind port 0 and know the address before the
 //! server runs.
 
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::{Routes, interceptor::InterceptedService},
+};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::{
@@ -16,6 +22,8 @@ use crate::{
         MAX_HEADER_LIST_SIZE, MAX_LOCAL_ERROR_RESETS, MAX_PENDING_ACCEPT_RESETS, SHUTDOWN_HARD_DEADLINE, STREAM_WINDOW,
         ServeConfig, connection_window,
     },
+    connections::GrpcConnections,
+    farewell::Farewell,
     http, pb,
     reload::LiveRules,
     service::{AlertApi, rescue_response},
@@ -28,9 +36,6 @@ pub enum ServeError {
     /// The reflection service could not be built from the embedded descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    /// The gRPC server failed.
-    #[error("gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
@@ -64,15 +69,16 @@ pub async fn serve(
     config: ServeConfig,
     drain: CancellationToken,
 ) -> Result<(), ServeError> {
-    let (expire, expired) = watch::channel(false);
+    let (shutdown, farewells) = watch::channel(None);
     let streams = TaskTracker::new();
     let context = StreamContext {
         rules: rules.clone(),
-        expire: expired,
+        farewells: farewells.clone(),
         clock: config.clock.clone(),
         max_sensors: config.max_sensors_per_stream,
         lateness: config.lateness,
         max_future: config.max_future,
+        max_readings_per_second: config.max_readings_per_second,
     };
     let api = AlertApi::new(context, streams.clone(), config.max_streams);
     // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
@@ -99,27 +105,30 @@ pub async fn serve(
             stopped_accepting.cancel();
         }
     });
-    // tonic's own shutdown signal never fires: its accept loop ends when `incoming` ends, which then drops the
-    // listener (tonic would otherwise hold it until every connection closed, and a listener left open goes on
+    // The accept loop ends when the server stops accepting, which drops the listener (a listener left open goes on
     // completing TCP handshakes nobody will serve) and sends GOAWAY to every connection.
     let tls = config.security.tls.clone();
     let incoming = accept::connections(listeners.grpc, tls.clone(), Protocol::Grpc, stopped_accepting.clone());
-    let grpc = Server::builder()
-        .http2_keepalive_interval(Some(config.keepalive_interval))
-        .http2_keepalive_timeout(Some(config.keepalive_timeout))
-        .max_concurrent_streams(Some(config.max_concurrent_streams))
-        .initial_stream_window_size(Some(STREAM_WINDOW))
-        .initial_connection_window_size(Some(connection_window(config.max_concurrent_streams)))
-        .http2_max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
-        .http2_max_header_list_size(Some(MAX_HEADER_LIST_SIZE))
-        .layer(tower::util::MapResponseLayer::new(rescue_response::<tonic::body::Body>))
-        .add_service(alert_service)
+    let routes = Routes::new(alert_service)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming, std::future::pending::<()>());
-    let mut grpc: JoinHandle<Result<(), ServeError>> = tokio::spawn(async move { Ok(grpc.await?) });
+        .prepare();
+    let routes = tower::ServiceBuilder::new().map_response(rescue_response::<Body>).service(routes);
+    // Closes every connection still open when shutdown gives up waiting.
+    let terminate = CancellationToken::new();
+    let connections = GrpcConnections::new(
+        routes,
+        http2_settings(&config),
+        config.connections,
+        config.clock.clone(),
+        farewells,
+        terminate.clone(),
+    );
+    let mut grpc: JoinHandle<Result<(), ServeError>> = tokio::spawn(async move {
+        connections.serve(incoming).await;
+        Ok(())
+    });
     tracing::info!(addr = %grpc_addr, tls = tls.is_some(), "Serving gRPC.");
 
     let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
@@ -156,7 +165,7 @@ pub async fn serve(
     streams.close();
     if tokio::time::timeout(config.shutdown_grace, streams.wait()).await.is_err() {
         tracing::info!(open_streams = streams.len(), "Grace period over: ending open streams with UNAVAILABLE.");
-        expire.send_replace(true);
+        shutdown.send_replace(Some(Farewell::Shutdown));
         let _ = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, streams.wait()).await;
     }
     // Every alert stream is done; give the servers a moment to flush their last responses and close connections.
@@ -170,11 +179,28 @@ pub async fn serve(
     .is_ok();
     if !finished {
         tracing::warn!("Connections still open after shutdown (health watchers or idle clients): closing them.");
+        terminate.cancel();
         grpc.abort();
         abort(http.as_ref());
     }
     tracing::info!(dropped_log_lines = crate::logging::dropped_lines(), "Shut down.");
     Ok(())
+}
+
+/// The HTTP/2 settings of every gRPC connection: keepalive, stream caps, windows and the reset and header limits.
+fn http2_settings(config: &ServeConfig) -> http2::Builder<TokioExecutor> {
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(config.keepalive_interval)
+        .keep_alive_timeout(config.keepalive_timeout)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(connection_window(config.max_concurrent_streams))
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE);
+    http2
 }
 
 /// The result of a server task that may not exist; pending forever when it does not.

@@ -13,9 +13,11 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::{
     convert::{evaluation_to_pb, reading_from_pb, rule_to_pb},
+    deadline::requested_timeout,
+    farewell::ConnectionFarewells,
     pb,
     stream_codec::InboundReading,
-    stream_loop::{StreamContext, StreamLoop},
+    stream_loop::{StreamContext, StreamLimits, StreamLoop},
 };
 
 /// The `AlertService` implementation: what every stream needs, and the count of open streams.
@@ -62,7 +64,16 @@ impl pb::alert_service_server::AlertService for AlertApi {
                 self.max_streams
             )));
         };
-        let stream = StreamLoop::new(request.into_inner(), self.context.clone(), self.streams.token(), admission);
+        let mut context = self.context.clone();
+        // The connection's farewells carry its maximum age as well as the server's shutdown.
+        if let Some(ConnectionFarewells(farewells)) = request.extensions().get::<ConnectionFarewells>() {
+            context.farewells = farewells.clone();
+        }
+        let limits = StreamLimits {
+            deadline: requested_timeout(request.metadata())
+                .and_then(|timeout| self.context.clock.now().checked_add(timeout)),
+        };
+        let stream = StreamLoop::new(request.into_inner(), context, limits, self.streams.token(), admission);
         tracing::debug!("Stream opened.");
         Ok(Response::new(Box::pin(stream)))
     }

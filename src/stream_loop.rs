@@ -3,10 +3,12 @@
 //! buffer, and `poll_next` yields them, then asks for the next wake. Nothing is spawned and nothing is buffered
 //! beyond the alerts of one wake, so a client that stops reading is pushed back by HTTP/2 flow control.
 //!
-//! No shared lock per reading: new rules and shutdown's expiry are each seen through one atomic load per pass (the
-//! version of their `watch` channel); the futures that wake an idle stream for them are made once per change and
-//! polled only while the stream has nothing to read. The absence timer is one `Sleep` per stream, reset only when
-//! the stream's next deadline changes. Time comes from the server's [`Clock`].
+//! No shared lock per reading: new rules and the server's [`Farewell`]s (shutdown, connection age) are each seen
+//! through one atomic load per pass (the version of their `watch` channel); the futures that wake an idle stream for
+//! them are made once per change and polled only while the stream has nothing to read. One timer per stream, reset
+//! only when the time it waits for changes, wakes it for its next absence deadline and for the client's deadline
+//! (`grpc-timeout`). Time comes from the server's [`Clock`]; the clock is read per reading only when a reading has
+//! no time, an absence rule is armed, or a deadline or rate limit (`--max-readings-per-second`) needs it.
 
 use std::{
     future::Future,
@@ -17,8 +19,7 @@ use std::{
 };
 
 use alertstream_engine::{Alert, ReadingError, RuleSet, StreamState, validate_time};
-use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::Stream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tonic::{Status, Streaming};
@@ -26,23 +27,20 @@ use tonic::{Status, Streaming};
 use crate::{
     clock::{Alarm, Armed, Clock},
     convert::reading_from_inbound,
+    farewell::{Farewell, Farewells},
+    rate_limit::RateLimit,
     reload::LiveRules,
     stream_codec::InboundReading,
 };
-
-/// The message of the status a stream ends with when the shutdown grace period runs out.
-pub const SHUTTING_DOWN: &str = "server shutting down";
-
-/// Turns `true` when the shutdown grace period ends: every open stream stops reading and ends UNAVAILABLE.
-pub type Expiry = watch::Receiver<bool>;
 
 /// What a stream needs from the server besides its readings.
 #[derive(Debug, Clone)]
 pub struct StreamContext {
     /// The live rules; the stream moves to a new snapshot between readings.
     pub rules: LiveRules,
-    /// Shutdown's second phase.
-    pub expire: Expiry,
+    /// When the server ends the stream: the server's shutdown, or (as the service sets it) its connection's
+    /// farewells, which carry both shutdown and the connection's maximum age.
+    pub farewells: Farewells,
     /// Where time comes from.
     pub clock: Clock,
     /// A stream tracks at most this many sensors.
@@ -51,6 +49,16 @@ pub struct StreamContext {
     pub lateness: Duration,
     /// How far ahead of the clock a reading's time may be.
     pub max_future: Duration,
+    /// Readings a second a stream may send (`--max-readings-per-second`); 0 is no limit.
+    pub max_readings_per_second: u32,
+}
+
+/// What limits one stream besides the server's settings.
+#[derive(Debug, Default)]
+pub struct StreamLimits {
+    /// The client's deadline (from `grpc-timeout`), on the server's clock: at it, the stream ends
+    /// DEADLINE_EXCEEDED after the alerts it owes.
+    pub deadline: Option<SystemTime>,
 }
 
 /// What woke a stream.
@@ -64,10 +72,10 @@ pub enum Wake {
     InboundError(Status),
     /// New rules were published.
     Reload(Arc<RuleSet>),
-    /// An absence deadline may have come.
-    AbsenceDue,
-    /// The shutdown grace period ended.
-    Shutdown,
+    /// An absence deadline or the client's deadline may have come.
+    TimerDue,
+    /// The server ends the stream.
+    Farewell(Farewell),
 }
 
 /// What the stream does after yielding the alerts a wake owes.
@@ -105,14 +113,18 @@ pub struct StreamLoop {
     future_limit: Option<SystemTime>,
     /// Whether new rules can still come (the publisher may go away, as in tests).
     watching_rules: bool,
-    /// Whether expiry can still come.
-    watching_expiry: bool,
+    /// Whether a farewell can still come.
+    watching_farewells: bool,
     /// Wakes an idle stream when new rules are published.
     rules_changed: Armed,
-    /// Wakes an idle stream when the grace period ends.
-    expired: Armed,
-    /// Wakes an idle stream at its next absence deadline; made when the stream first has one.
+    /// Wakes an idle stream when the server ends it.
+    farewell_sent: Armed,
+    /// Wakes an idle stream at its next absence deadline or its deadline; made when the stream first has one.
     alarm: Option<Alarm>,
+    /// The client's deadline.
+    deadline: Option<SystemTime>,
+    /// `--max-readings-per-second`, when on.
+    rate_limit: Option<RateLimit>,
 }
 
 impl StreamLoop {
@@ -121,6 +133,7 @@ impl StreamLoop {
     pub fn new(
         inbound: Streaming<InboundReading>,
         mut context: StreamContext,
+        limits: StreamLimits,
         open: TaskTrackerToken,
         admission: OwnedSemaphorePermit,
     ) -> Self {
@@ -128,8 +141,10 @@ impl StreamLoop {
         let state = StreamState::new(context.max_sensors, context.lateness);
         Self {
             rules_changed: Armed::new(changed(&context.rules)),
-            expired: Armed::new(changed(&context.expire)),
+            farewell_sent: Armed::new(changed(&context.farewells)),
             alarm: None,
+            deadline: limits.deadline,
+            rate_limit: RateLimit::per_second(context.max_readings_per_second),
             inbound,
             rules,
             state,
@@ -141,7 +156,7 @@ impl StreamLoop {
             clock_floor: SystemTime::UNIX_EPOCH,
             future_limit: SystemTime::UNIX_EPOCH.checked_add(context.max_future),
             watching_rules: true,
-            watching_expiry: true,
+            watching_farewells: true,
             context,
         }
     }
@@ -155,19 +170,19 @@ impl StreamLoop {
     /// looks at the clock and arms its wake-ups.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         loop {
-            if self.watching_expiry
-                && let changed_or_closed @ (Ok(true) | Err(_)) = self.context.expire.has_changed()
+            if self.watching_farewells
+                && let changed_or_closed @ (Ok(true) | Err(_)) = self.context.farewells.has_changed()
             {
                 // Changed, or closed: a value sent just before the sender went away still counts.
                 let closed = changed_or_closed.is_err();
-                let expired = {
-                    let value = self.context.expire.borrow_and_update();
-                    value.has_changed() && *value
+                let farewell = {
+                    let value = self.context.farewells.borrow_and_update();
+                    if value.has_changed() { *value } else { None }
                 };
-                self.expired = Armed::new(changed(&self.context.expire));
-                self.watching_expiry = !closed;
-                if expired {
-                    return Poll::Ready(Wake::Shutdown);
+                self.farewell_sent = Armed::new(changed(&self.context.farewells));
+                self.watching_farewells = !closed;
+                if let Some(farewell) = farewell {
+                    return Poll::Ready(Wake::Farewell(farewell));
                 }
             }
             if self.watching_rules
@@ -191,14 +206,18 @@ impl StreamLoop {
                 Poll::Pending => {}
             }
             // Nothing to read: wait for whichever comes first.
-            if let Some(deadline) = self.state.next_deadline() {
+            let due = match (self.state.next_deadline(), self.deadline) {
+                (Some(absence), Some(deadline)) => Some(absence.min(deadline)),
+                (absence, deadline) => absence.or(deadline),
+            };
+            if let Some(due) = due {
                 // The alarm first: a manual clock's alarm sees every advance after it is made, so one between
                 // the look at the clock and the wait is not missed.
                 let alarm = self.alarm.get_or_insert_with(|| self.context.clock.alarm());
-                if self.context.clock.now() >= deadline {
-                    return Poll::Ready(Wake::AbsenceDue);
+                if self.context.clock.now() >= due {
+                    return Poll::Ready(Wake::TimerDue);
                 }
-                if alarm.poll_until(&self.context.clock, deadline, cx).is_ready() {
+                if alarm.poll_until(&self.context.clock, due, cx).is_ready() {
                     continue;
                 }
             }
@@ -208,8 +227,8 @@ impl StreamLoop {
                 self.rules_changed = Armed::new(changed(&self.context.rules));
                 woken = true;
             }
-            if self.watching_expiry && self.expired.poll(cx).is_ready() {
-                self.expired = Armed::new(changed(&self.context.expire));
+            if self.watching_farewells && self.farewell_sent.poll(cx).is_ready() {
+                self.farewell_sent = Armed::new(changed(&self.context.farewells));
                 woken = true;
             }
             if !woken {
@@ -241,40 +260,13 @@ impl StreamLoop {
     /// Acts on `wake`, leaving the alerts it owes to be yielded before the next.
     pub fn handle(&mut self, wake: Wake) -> Next {
         match wake {
-            Wake::Reading(reading) => {
-                // The server's time is needed by a reading without one, and by absence rules; otherwise the
-                // reading's own time stands in for it and the clock is not read.
-                let clock = &self.context.clock;
-                let mut received_at = None;
-                let reading = reading_from_inbound(reading, || *received_at.insert(clock.now())).and_then(|reading| {
-                    // A reading from too far ahead would blind its sensor: refused like any invalid reading.
-                    match self.check_future(reading.time, received_at) {
-                        Ok(()) => Ok(reading),
-                        Err(error) => Err(Box::new((reading, error))),
-                    }
-                });
-                let now = match received_at {
-                    Some(now) => Some(now),
-                    None if self.rules.watches_absence() => Some(self.context.clock.now()),
-                    None => None,
-                };
-                match reading {
-                    Ok(reading) => {
-                        let now = now.unwrap_or(reading.time);
-                        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
-                    }
-                    Err(invalid) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
+            Wake::Reading(reading) => self.on_reading(reading),
+            Wake::TimerDue => {
+                let now = self.context.clock.now();
+                if self.deadline.is_some_and(|deadline| now >= deadline) {
+                    return self.deadline_exceeded();
                 }
-                // A stream that never waits (refused readings included) still fires its absence rules on time.
-                if let Some(now) = now
-                    && self.state.next_deadline().is_some_and(|deadline| deadline <= now)
-                {
-                    self.rules.check_absence(&mut self.state, now, &mut self.owed);
-                }
-                Next::Continue
-            }
-            Wake::AbsenceDue => {
-                self.rules.check_absence(&mut self.state, self.context.clock.now(), &mut self.owed);
+                self.rules.check_absence(&mut self.state, now, &mut self.owed);
                 Next::Continue
             }
             Wake::Reload(rules) => {
@@ -291,11 +283,67 @@ impl StreamLoop {
                 tracing::debug!(code = ?status.code(), message = status.message(), "Stream ended by an inbound error.");
                 Next::End(Some(crate::service::rescue(status)))
             }
-            Wake::Shutdown => {
-                tracing::debug!(sensor_count = self.sensor_count(), "Stream ended by shutdown.");
-                Next::End(Some(Status::unavailable(SHUTTING_DOWN)))
+            Wake::Farewell(farewell) => {
+                tracing::debug!(sensor_count = self.sensor_count(), ?farewell, "Stream ended by the server.");
+                Next::End(Some(farewell.status()))
             }
         }
+    }
+
+    /// Applies one reading, or refuses it (invalid, over the rate), or ends the stream if its deadline has passed.
+    fn on_reading(&mut self, reading: InboundReading) -> Next {
+        // The server's time is needed by a reading without one, by absence rules, a deadline and a rate limit;
+        // otherwise the reading's own time stands in for it and the clock is not read.
+        let clock = &self.context.clock;
+        let mut received_at = (self.deadline.is_some() || self.rate_limit.is_some()).then(|| clock.now());
+        if let (Some(deadline), Some(now)) = (self.deadline, received_at)
+            && now >= deadline
+        {
+            // Too late for the client to want its alerts: not applied.
+            return self.deadline_exceeded();
+        }
+        let reading = reading_from_inbound(reading, || *received_at.get_or_insert_with(|| clock.now()));
+        if let (Some(limit), Some(now)) = (self.rate_limit.as_mut(), received_at)
+            && !limit.admit(now)
+        {
+            let reading = match &reading {
+                Ok(reading) => reading,
+                Err(invalid) => &invalid.0,
+            };
+            self.owed.push(Alert::rate_limited(reading, limit.rate()));
+            return Next::Continue;
+        }
+        let reading = reading.and_then(|reading| {
+            // A reading from too far ahead would blind its sensor: refused like any invalid reading.
+            match self.check_future(reading.time, received_at) {
+                Ok(()) => Ok(reading),
+                Err(error) => Err(Box::new((reading, error))),
+            }
+        });
+        let now = match received_at {
+            Some(now) => Some(now),
+            None if self.rules.watches_absence() => Some(self.context.clock.now()),
+            None => None,
+        };
+        match reading {
+            Ok(reading) => {
+                let now = now.unwrap_or(reading.time);
+                self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+            }
+            Err(invalid) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
+        }
+        // A stream that never waits (refused readings included) still fires its absence rules on time.
+        if let Some(now) = now
+            && self.state.next_deadline().is_some_and(|deadline| deadline <= now)
+        {
+            self.rules.check_absence(&mut self.state, now, &mut self.owed);
+        }
+        Next::Continue
+    }
+
+    fn deadline_exceeded(&self) -> Next {
+        tracing::debug!(sensor_count = self.sensor_count(), "Stream ended by the client's deadline.");
+        Next::End(Some(Status::deadline_exceeded("the client's deadline (grpc-timeout) passed")))
     }
 }
 

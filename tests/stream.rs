@@ -315,3 +315,75 @@ async fn server_stream(channel: tonic::transport::Channel) -> Result<tonic::Stre
         .await?;
     Ok(response.into_inner())
 }
+
+#[tokio::test]
+async fn readings_over_the_streams_rate_are_not_applied_and_yield_rate_limited_events() {
+    let manual = ManualClock::new(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000));
+    let config =
+        ServeConfig { clock: Clock::Manual(manual.clone()), max_readings_per_second: 3, ..ServeConfig::default() };
+    let server = TestServer::with(default_rules(), config).await;
+    let channel = server.channel().await;
+    let (readings, mut alerts) = common::open_stream(channel.clone()).await;
+    // Five readings at one instant: the first three are applied (one alert each), the other two are not.
+    for (seq, temperature) in [(1, 5.0), (2, 20.0), (3, 5.0), (4, 20.0), (5, 20.0)] {
+        readings.send(reading("s", seq, &[("temperature", temperature)])).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(common::next_alert(&mut alerts).await);
+    }
+    assert_eq!(
+        seen.iter().map(brief).collect::<Vec<_>>(),
+        [
+            "s 1 temp_too_low FIRING",
+            "s 2 temp_too_low RESOLVED",
+            "s 3 temp_too_low FIRING",
+            "s 4 rate_limited FIRING",
+            "s 5 rate_limited FIRING"
+        ]
+    );
+    assert_eq!(seen[3].severity, pb::Severity::Warning as i32);
+    assert!(seen[3].message.contains("at most 3 readings a second"), "{}", seen[3].message);
+    // Another stream has its own rate.
+    let (other, other_alerts) = common::open_stream(channel).await;
+    other.send(reading("t", 1, &[("temperature", 5.0)])).await.unwrap();
+    drop(other);
+    let (other_seen, status) = common::collect(other_alerts).await;
+    assert_eq!(other_seen.iter().map(brief).collect::<Vec<_>>(), ["t 1 temp_too_low FIRING"], "{status:?}");
+    // A third of a second on the server's clock frees one reading: seq 4 was never applied, so 6 resolves.
+    manual.advance(std::time::Duration::from_millis(334));
+    readings.send(reading("s", 6, &[("temperature", 20.0)])).await.unwrap();
+    readings.send(reading("s", 7, &[("temperature", 5.0)])).await.unwrap();
+    drop(readings);
+    let (rest, status) = common::collect(alerts).await;
+    assert!(status.is_ok(), "{status:?}");
+    assert_eq!(rest.iter().map(brief).collect::<Vec<_>>(), ["s 6 temp_too_low RESOLVED", "s 7 rate_limited FIRING"]);
+}
+
+#[tokio::test]
+async fn a_stream_ends_deadline_exceeded_at_the_clients_deadline_and_frees_its_place() {
+    let manual = ManualClock::new(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000));
+    let config = ServeConfig { clock: Clock::Manual(manual.clone()), max_streams: 1, ..ServeConfig::default() };
+    let server = TestServer::with(default_rules(), config).await;
+    let (readings, rx) = tokio::sync::mpsc::channel(4);
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request.set_timeout(std::time::Duration::from_secs(30));
+    let mut client = server.client().await;
+    let mut alerts = client.stream(request).await.unwrap().into_inner();
+    readings.send(reading("s", 1, &[("temperature", 5.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut alerts).await), "s 1 temp_too_low FIRING");
+    // Before the deadline, the stream goes on.
+    manual.advance(std::time::Duration::from_secs(29));
+    readings.send(reading("s", 2, &[("temperature", 20.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut alerts).await), "s 2 temp_too_low RESOLVED");
+    // At the deadline (the client still has it open), the server ends it.
+    manual.advance(std::time::Duration::from_secs(1));
+    let (rest, status) = common::collect(alerts).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(status.unwrap_err().code(), tonic::Code::DeadlineExceeded);
+    // Its place under --max-streams is free: a new stream is served.
+    let (again, mut again_alerts) = common::open_stream(server.channel().await).await;
+    again.send(reading("t", 1, &[("temperature", 5.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut again_alerts).await), "t 1 temp_too_low FIRING");
+    drop(readings);
+}

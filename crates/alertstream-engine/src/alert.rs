@@ -15,8 +15,10 @@ pub const INVALID_READING: &str = "invalid_reading";
 pub const SENSOR_LIMIT: &str = "sensor_limit";
 /// The event reported in-band for a reading older than its sensor's latest by more than the allowed lateness.
 pub const LATE_READING: &str = "late_reading";
+/// The event reported in-band for a reading over its stream's rate limit (`--max-readings-per-second`).
+pub const RATE_LIMITED: &str = "rate_limited";
 /// Names that are events, not rules: a rules file may not use them.
-pub const RESERVED_NAMES: [&str; 3] = [INVALID_READING, SENSOR_LIMIT, LATE_READING];
+pub const RESERVED_NAMES: [&str; 4] = [INVALID_READING, SENSOR_LIMIT, LATE_READING, RATE_LIMITED];
 
 /// How serious an alert is. Its text form (`info`, `warning`, `critical`) is in `text.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,6 +67,13 @@ impl Alert {
     /// become a [`Reading`] at all (the caller found the error).
     pub fn invalid_reading(reading: &Reading, error: &ReadingError) -> Self {
         Self::event(INVALID_READING, error.to_string(), reading)
+    }
+
+    /// The in-band `rate_limited` event for a reading that was not applied because its stream sent more than
+    /// `per_second` readings a second.
+    pub fn rate_limited(reading: &Reading, per_second: u32) -> Self {
+        let message = format!("reading not applied: this stream may send at most {per_second} readings a second");
+        Self::event(RATE_LIMITED, message, reading)
     }
 
     /// An event (FIRING, WARNING, never resolved) about `reading`.

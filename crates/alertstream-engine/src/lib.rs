@@ -35,7 +35,9 @@ mod text;
 mod validate;
 mod window;
 
-pub use alert::{Alert, AlertState, INVALID_READING, LATE_READING, RESERVED_NAMES, SENSOR_LIMIT, Severity};
+pub use alert::{
+    Alert, AlertState, INVALID_READING, LATE_READING, RATE_LIMITED, RESERVED_NAMES, SENSOR_LIMIT, Severity,
+};
 pub use condition_error::ConditionError;
 pub use evaluation::{ALL_GOOD, Evaluation};
 pub use reading::{Reading, Values};
