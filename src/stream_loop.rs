@@ -303,34 +303,27 @@ impl StreamLoop {
             return self.deadline_exceeded();
         }
         let reading = reading_from_inbound(reading, || *received_at.get_or_insert_with(|| clock.now()));
-        if let (Some(limit), Some(now)) = (self.rate_limit.as_mut(), received_at)
-            && !limit.admit(now)
-        {
-            let reading = match &reading {
-                Ok(reading) => reading,
-                Err(invalid) => &invalid.0,
-            };
-            self.owed.push(Alert::rate_limited(reading, limit.rate()));
-            return Next::Continue;
-        }
-        let reading = reading.and_then(|reading| {
-            // A reading from too far ahead would blind its sensor: refused like any invalid reading.
-            match self.check_future(reading.time, received_at) {
-                Ok(()) => Ok(reading),
-                Err(error) => Err(Box::new((reading, error))),
-            }
-        });
+        let over_rate = match (self.rate_limit.as_mut(), received_at) {
+            (Some(limit), Some(now)) => (!limit.admit(now)).then(|| limit.rate()),
+            _ => None,
+        };
         let now = match received_at {
             Some(now) => Some(now),
             None if self.rules.watches_absence() => Some(self.context.clock.now()),
             None => None,
         };
-        match reading {
-            Ok(reading) => {
-                let now = now.unwrap_or(reading.time);
-                self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
-            }
-            Err(invalid) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
+        match (reading, over_rate) {
+            (Ok(reading), Some(rate)) => self.owed.push(Alert::rate_limited(&reading, rate)),
+            (Err(invalid), Some(rate)) => self.owed.push(Alert::rate_limited(&invalid.0, rate)),
+            (Err(invalid), None) => self.owed.push(Alert::invalid_reading(&invalid.0, &invalid.1)),
+            (Ok(reading), None) => match self.check_future(reading.time, received_at) {
+                Ok(()) => {
+                    let now = now.unwrap_or(reading.time);
+                    self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+                }
+                // A reading from too far ahead would blind its sensor: refused like any invalid reading.
+                Err(error) => self.owed.push(Alert::invalid_reading(&reading, &error)),
+            },
         }
         // A stream that never waits (refused readings included) still fires its absence rules on time.
         if let Some(now) = now
