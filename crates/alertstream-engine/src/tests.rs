@@ -182,6 +182,17 @@ fn rule_set_errors_are_all_reported() {
     assert_eq!(RuleSet::new(vec![]).unwrap_err(), [RuleSetError::Empty]);
 }
 
+#[test]
+fn every_event_name_is_reserved() {
+    for name in ["invalid_reading", "sensor_limit", "late_reading", "rate_limited"] {
+        let errors = RuleSet::new(vec![spec(name, "x > 1")]).unwrap_err();
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [format!("`{name}` is reserved for an event and cannot name a rule")]
+        );
+    }
+}
+
 fn rules(specs: Vec<RuleSpec>) -> RuleSet {
     RuleSet::new(specs).unwrap()
 }
