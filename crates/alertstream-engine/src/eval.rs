@@ -39,7 +39,7 @@ impl BoolExpr {
     fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<bool> {
         match self {
             BoolExpr::Compare(op, lhs, rhs) => {
-                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                let (lhs, rhs) = (lhs.value(inputs, windows), rhs.value(inputs, windows));
                 let (lhs, rhs) = (lhs?, rhs?);
                 Some(match op {
                     CompareOp::Lt => lhs < rhs,
@@ -64,13 +64,24 @@ impl BoolExpr {
 }
 
 impl NumExpr {
+    /// The expression's value: a constant or a metric (most operands) inline, anything else through
+    /// [`NumExpr::evaluate`]. Saves a call per operand in conditions such as `temperature < 10`.
+    #[inline(always)]
+    fn value(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<f64> {
+        match self {
+            NumExpr::Const(n) => Some(*n),
+            NumExpr::Metric(slot) => inputs.values[*slot],
+            _ => self.evaluate(inputs, windows),
+        }
+    }
+
     fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<f64> {
         match self {
             NumExpr::Const(n) => Some(*n),
             NumExpr::Metric(slot) => inputs.values[*slot],
             NumExpr::Neg(operand) => operand.evaluate(inputs, windows).map(|v| -v),
             NumExpr::Arith(op, lhs, rhs) => {
-                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                let (lhs, rhs) = (lhs.value(inputs, windows), rhs.value(inputs, windows));
                 let (lhs, rhs) = (lhs?, rhs?);
                 Some(match op {
                     ArithOp::Add => lhs + rhs,
@@ -80,7 +91,7 @@ impl NumExpr {
                 })
             }
             NumExpr::Window { slot, function, arg } => {
-                let value = arg.evaluate(inputs, windows)?;
+                let value = arg.value(inputs, windows)?;
                 windows[*slot].update(function, inputs.time, inputs.latest, value)
             }
         }

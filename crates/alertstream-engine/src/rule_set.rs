@@ -181,8 +181,11 @@ impl RuleSet {
                 }
                 Watch::Absence(_) => None,
                 Watch::Condition { condition, resolve } => {
-                    if !condition.has_inputs(inputs.values)
-                        || resolve.as_ref().is_some_and(|r| !r.has_inputs(inputs.values))
+                    // A rule with windows is skipped whole when a metric is missing, so that no window learns from
+                    // a reading the rule was not applied to; without windows, evaluation itself says `None`.
+                    if (condition.stateful || resolve.as_ref().is_some_and(|r| r.stateful))
+                        && (!condition.has_inputs(inputs.values)
+                            || resolve.as_ref().is_some_and(|r| !r.has_inputs(inputs.values)))
                     {
                         continue;
                     }

@@ -74,6 +74,17 @@ fn a_missing_metric_leaves_the_rule_state_as_it_was() {
 }
 
 #[test]
+fn a_reading_that_lacks_a_metric_of_a_rule_with_windows_feeds_none_of_its_windows() {
+    let set = RuleSet::new(vec![spec("hot", "avg(temperature, 2) > 30 and pH > 0")]).unwrap();
+    let readings = [
+        reading("a", 1, &[("temperature", 40.0), ("pH", 1.0)]), // avg 40: FIRING
+        reading("a", 2, &[("temperature", 0.0)]),               // no pH: the rule, and its window, skip it
+        reading("a", 3, &[("temperature", 40.0), ("pH", 1.0)]), // avg (40, 40), not (0, 40): still firing
+    ];
+    assert_eq!(run(&set, 10, &readings), ["a 1 hot FIRING"]);
+}
+
+#[test]
 fn an_invalid_reading_is_an_event_and_changes_no_state() {
     let readings = [
         reading("a", 1, &[("temperature", 8.0)]),
