@@ -50,4 +50,6 @@ pub use validate::{MAX_METRIC_NAME_BYTES, MAX_SENSOR_ID_BYTES, ReadingError, val
 pub use window::{ANOMALY_WARM_UP, MAX_WINDOW_READINGS};
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

@@ -220,3 +220,164 @@ fn duration_windows_are_bounded() {
     }
     assert_eq!(last, Some(MAX_WINDOW_READINGS as f64));
 }
+
+/// Property tests: every window function against a naive recomputation over everything seen so far, on random
+/// readings whose times are distinct and sometimes out of order.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Readings one to three seconds apart, each maybe swapped with the one before it, so some arrive late.
+    fn readings(values: impl Strategy<Value = f64>) -> impl Strategy<Value = Vec<(u64, f64)>> {
+        prop::collection::vec((1u64..3_000, values, any::<bool>()), 1..120).prop_map(|steps| {
+            let mut t = 0;
+            let mut readings: Vec<(u64, f64)> = steps
+                .iter()
+                .map(|&(gap, value, _)| {
+                    t += gap;
+                    (t, value)
+                })
+                .collect();
+            for (i, &(_, _, swap)) in steps.iter().enumerate().skip(1) {
+                if swap {
+                    readings.swap(i - 1, i);
+                }
+            }
+            readings
+        })
+    }
+
+    /// Values with ties: quarters between -5 and 5.
+    fn tied() -> impl Strategy<Value = f64> {
+        (-20i32..=20).prop_map(|q| f64::from(q) / 4.0)
+    }
+
+    /// The readings seen before `i` and `i` itself, in time order (a stable sort: ties keep their arrival order).
+    fn by_time(readings: &[(u64, f64)], upto: usize) -> Vec<(u64, f64)> {
+        let mut seen = readings[..=upto].to_vec();
+        seen.sort_by_key(|&(t, _)| t);
+        seen
+    }
+
+    fn near(a: Option<f64>, b: Option<f64>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) if a == b || (a.is_nan() && b.is_nan()) => true,
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * (1.0 + a.abs().max(b.abs())),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    fn check(
+        function: WindowFn,
+        readings: &[(u64, f64)],
+        naive: impl Fn(usize) -> Option<f64>,
+    ) -> Result<(), TestCaseError> {
+        for (i, got) in run(function, readings).into_iter().enumerate() {
+            let expected = naive(i);
+            prop_assert!(near(got, expected), "{:?}, reading {}: got {:?}, expected {:?}", function, i, got, expected);
+        }
+        Ok(())
+    }
+
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    }
+
+    proptest! {
+        #[test]
+        fn aggregates_over_readings_hold_the_latest_n_by_time(readings in readings(tied()), n in 1usize..40) {
+            for aggregate in AGGREGATES {
+                check(WindowFn::Aggregate(aggregate, Span::Readings(n)), &readings, |i| {
+                    let seen = by_time(&readings, i);
+                    let window: Vec<f64> = seen[seen.len().saturating_sub(n)..].iter().map(|&(_, v)| v).collect();
+                    reference(aggregate, &window)
+                })?;
+            }
+        }
+
+        #[test]
+        fn aggregates_over_a_duration_hold_what_is_within_it_of_the_latest(
+            readings in readings(tied()),
+            span_ms in 1u64..20_000,
+        ) {
+            for aggregate in AGGREGATES {
+                check(WindowFn::Aggregate(aggregate, Span::Time(Duration::from_millis(span_ms))), &readings, |i| {
+                    let seen = by_time(&readings, i);
+                    let latest = seen.last().map_or(0, |&(t, _)| t);
+                    let window: Vec<f64> =
+                        seen.iter().filter(|&&(t, _)| t + span_ms > latest).map(|&(_, v)| v).collect();
+                    reference(aggregate, &window)
+                })?;
+            }
+        }
+
+        #[test]
+        fn rate_is_the_change_from_the_oldest_to_the_newest_within_the_duration(
+            readings in readings(tied()),
+            span_ms in 1u64..20_000,
+        ) {
+            check(WindowFn::Rate(Duration::from_millis(span_ms)), &readings, |i| {
+                let seen = by_time(&readings, i);
+                let latest = seen.last().map_or(0, |&(t, _)| t);
+                let window: Vec<&(u64, f64)> = seen.iter().filter(|&&(t, _)| t + span_ms > latest).collect();
+                let (&&(t0, v0), &&(t1, v1)) = (window.first()?, window.last()?);
+                (t1 > t0).then(|| (v1 - v0) / ((t1 - t0) as f64 / 1000.0))
+            })?;
+        }
+
+        #[test]
+        fn zscore_scores_each_reading_against_the_history_before_it(
+            readings in readings(-50.0..50.0f64),
+            n in prop::option::of(1usize..40),
+        ) {
+            check(WindowFn::ZScore(n), &readings, |i| {
+                let before = if i == 0 { Vec::new() } else { by_time(&readings, i - 1) };
+                let history: Vec<f64> =
+                    before[n.map_or(0, |n| before.len().saturating_sub(n))..].iter().map(|&(_, v)| v).collect();
+                (history.len() >= ANOMALY_WARM_UP).then(|| {
+                    let count = history.len() as f64;
+                    let mean = history.iter().sum::<f64>() / count;
+                    let stddev = (history.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
+                    (readings[i].1 - mean) / stddev
+                })
+            })?;
+        }
+
+        #[test]
+        fn robust_zscore_scores_against_the_median_and_mad_of_the_n_before(
+            readings in readings(tied()),
+            n in 1usize..40,
+        ) {
+            check(WindowFn::RobustZScore(n), &readings, |i| {
+                let before = if i == 0 { Vec::new() } else { by_time(&readings, i - 1) };
+                let history: Vec<f64> = before[before.len().saturating_sub(n)..].iter().map(|&(_, v)| v).collect();
+                (history.len() >= ANOMALY_WARM_UP).then(|| {
+                    let m = median(history.clone());
+                    let mad = median(history.iter().map(|v| (v - m).abs()).collect());
+                    let sigma = if mad > 0.0 {
+                        MAD_TO_SIGMA * mad
+                    } else {
+                        MEAN_AD_TO_SIGMA * history.iter().map(|v| (v - m).abs()).sum::<f64>() / history.len() as f64
+                    };
+                    (readings[i].1 - m) / sigma
+                })
+            })?;
+        }
+
+        #[test]
+        fn delta_and_ewma_follow_the_readings_in_order(
+            values in prop::collection::vec(-50.0..50.0f64, 1..100),
+            alpha in 0.01..1.0f64,
+        ) {
+            let readings: Vec<(u64, f64)> = values.iter().enumerate().map(|(i, &v)| (i as u64 * 1000, v)).collect();
+            check(WindowFn::Delta, &readings, |i| (i > 0).then(|| values[i] - values[i - 1]))?;
+            check(WindowFn::Ewma(alpha), &readings, |i| {
+                Some(values[1..=i].iter().fold(values[0], |state, &v| alpha * v + (1.0 - alpha) * state))
+            })?;
+        }
+    }
+}
