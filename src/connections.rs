@@ -10,13 +10,16 @@
 //! A connection beyond `--max-connections` is not left waiting in the accept queue: its RPCs are answered
 //! RESOURCE_EXHAUSTED, and after the first one (or [`REFUSAL_LINGER`] without any) it is sent GOAWAY.
 //!
+//! A connection whose HTTP/2 preface has not arrived within [`PREFACE_TIMEOUT`] is closed (hyper would wait for
+//! it forever).
+//!
 //! Timers of the policies run on the server's [`Clock`], so tests move them without sleeping.
 
 use std::{
     convert::Infallible,
     io,
     pin::pin,
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, SystemTime},
 };
 
@@ -36,6 +39,7 @@ use crate::{
     accept::Conn,
     clock::Clock,
     farewell::{ConnectionFarewells, Farewell, Farewells},
+    preface::{PREFACE_TIMEOUT, PrefaceWatch},
 };
 
 /// How long a connection beyond `--max-connections` waits for an RPC to refuse before it is sent GOAWAY anyway,
@@ -139,10 +143,13 @@ where
             request
         }
     });
+    let (conn, preface_arrived) = PrefaceWatch::new(conn);
     let mut connection = pin!(shared.http2.serve_connection(TokioIo::new(conn), TowerToHyperService::new(routes)));
     // Declared after the connection, so dropped before it: the place is free by the time the socket closes.
     let _admission = admission;
     let clock = &shared.clock;
+    let preface_due = Some(clock.now() + PREFACE_TIMEOUT);
+    let mut awaiting_preface = true;
     let aged_at = shared.policy.max_age.map(|age| clock.now() + jittered(age));
     let mut close_at: Option<SystemTime> = None;
     let mut sent_goaway = false;
@@ -155,6 +162,13 @@ where
                     tracing::debug!(peer = ?peer.remote_addr(), %error, "Connection ended with an error.");
                 }
                 return;
+            }
+            () = sleep_until(clock, preface_due), if awaiting_preface => {
+                if !preface_arrived.load(Ordering::Acquire) {
+                    tracing::debug!(peer = ?peer.remote_addr(), "No HTTP/2 preface in time: closing the connection.");
+                    return;
+                }
+                awaiting_preface = false;
             }
             () = shared.draining.cancelled(), if !sent_goaway => {
                 connection.as_mut().graceful_shutdown();

@@ -15,6 +15,7 @@
 //! - [`shutdown`]: the two-phase shutdown signals (drain, then expire).
 //! - [`accept`]: accepting connections, with the TLS handshake when TLS is on, for both listeners.
 //! - [`connections`]: serving gRPC connections, with maximum age and grace, and the cap on connections.
+//! - [`preface`]: the HTTP/2 preface a gRPC client must send in time.
 //! - [`farewell`]: why the server ends a stream (shutdown, connection age), one channel per connection.
 //! - [`deadline`]: the client's `grpc-timeout`, which the stream loop honours.
 //! - [`rate_limit`]: `--max-readings-per-second`, one stream's token bucket on the server's clock.
@@ -43,6 +44,7 @@ pub mod farewell;
 pub mod file_watch;
 pub mod http;
 pub mod logging;
+pub mod preface;
 pub mod rate_limit;
 pub mod reload;
 pub mod rule_test;
