@@ -4,6 +4,8 @@
 //! [`serve`] takes listeners that are already bound, so tests can bind port 0 and know the address before the
 //! server runs.
 
+use std::time::Duration;
+
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -145,6 +147,7 @@ pub async fn serve(
         None => None,
     };
     tracing::info!(rules = rules.borrow().rules().len(), "Ready.");
+    let load_log = tokio::spawn(log_load(streams.clone()));
 
     // A server that ends before shutdown (it can only fail) ends the whole server.
     // Biased: once drain has begun, the servers end because they stopped accepting, and that is the shutdown
@@ -183,8 +186,25 @@ pub async fn serve(
         grpc.abort();
         abort(http.as_ref());
     }
+    load_log.abort();
     tracing::info!(dropped_log_lines = crate::logging::dropped_lines(), "Shut down.");
     Ok(())
+}
+
+/// How often the server logs its load (target `alertstream::load`, at debug level).
+pub const LOAD_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs, every [`LOAD_LOG_INTERVAL`] while debug logging of `alertstream::load` is on, the tasks alive in the
+/// runtime and the streams open: what a soak watches for growth.
+async fn log_load(streams: TaskTracker) {
+    let mut every = tokio::time::interval(LOAD_LOG_INTERVAL);
+    loop {
+        every.tick().await;
+        if tracing::enabled!(target: "alertstream::load", tracing::Level::DEBUG) {
+            let alive_tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+            tracing::debug!(target: "alertstream::load", alive_tasks, open_streams = streams.len(), "Load.");
+        }
+    }
 }
 
 /// The HTTP/2 settings of every gRPC connection: keepalive, stream caps, windows and the reset and header limits.

@@ -6,7 +6,7 @@
 //! being decoded ([`codec`], used through [`client`]). Each scenario has its module: [`throughput`], [`latency`]
 //! and [`idle`] drive one server at an address; [`server`] starts a server process and [`cpu`] reads its CPU time
 //! and memory from /proc; [`compare`] runs every scenario against alertstream and the baseline, interleaved, and
-//! prints the tables.
+//! prints the tables; [`soak`] runs a long mixed load against alertstream and samples what it holds.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +18,7 @@ pub mod idle;
 pub mod latency;
 pub mod readings;
 pub mod server;
+pub mod soak;
 pub mod throughput;
 
 /// The types and service stubs generated from `proto/alertstream/v1/alertstream.proto` (by `build.rs`).

@@ -11,6 +11,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
 };
 
 use crate::{BoxError, cpu};
@@ -45,6 +46,17 @@ impl fmt::Display for Server {
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// alertstream's latest `Load.` log line (every 10 s); never for the baseline.
+    load: Arc<Mutex<Option<Load>>>,
+}
+
+/// What alertstream's `Load.` log line (target `alertstream::load`) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Tokio tasks alive in the server.
+    pub tasks: u64,
+    /// Streams open.
+    pub streams: u64,
 }
 
 impl ServerProcess {
@@ -82,16 +94,26 @@ impl ServerProcess {
                 if let Some(rules) = rules {
                     command.arg("--rules").arg(rules);
                 }
-                command.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-                let mut process = Self { child: spawned(&mut command)?, addr: SocketAddr::from(([0, 0, 0, 0], 0)) };
+                command.env("RUST_LOG", "info,alertstream::load=debug");
+                command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+                let load = Arc::new(Mutex::new(None));
+                let mut process = Self {
+                    child: spawned(&mut command)?,
+                    addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    load: Arc::clone(&load),
+                };
                 let stderr = process.child.stderr.take().ok_or("no stderr")?;
-                process.addr = alertstream_addr(stderr)?;
+                process.addr = alertstream_addr(stderr, load)?;
                 Ok(process)
             }
             Server::Baseline => {
                 let mut command = Command::new(binary);
                 command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
-                let mut process = Self { child: spawned(&mut command)?, addr: SocketAddr::from(([0, 0, 0, 0], 0)) };
+                let mut process = Self {
+                    child: spawned(&mut command)?,
+                    addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    load: Arc::default(),
+                };
                 let mut line = String::new();
                 BufReader::new(process.child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
                 let addr = line.trim().strip_prefix("listening on ");
@@ -122,6 +144,11 @@ impl ServerProcess {
     pub fn rss_kib(&self) -> Option<f64> {
         cpu::rss_kib(self.pid())
     }
+
+    /// alertstream's latest `Load.` line, once it has logged one.
+    pub fn load(&self) -> Option<Load> {
+        *self.load.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Drop for ServerProcess {
@@ -132,8 +159,8 @@ impl Drop for ServerProcess {
 }
 
 /// Reads alertstream's JSON log until its `Serving gRPC.` line, returns that line's `addr`, and leaves a thread
-/// reading the rest of the log.
-fn alertstream_addr(stderr: std::process::ChildStderr) -> Result<SocketAddr, BoxError> {
+/// reading the rest of the log, keeping its latest `Load.` line in `load`.
+fn alertstream_addr(stderr: std::process::ChildStderr, load: Arc<Mutex<Option<Load>>>) -> Result<SocketAddr, BoxError> {
     let mut lines = BufReader::new(stderr).lines();
     let mut addr = None;
     let mut seen = Vec::new();
@@ -150,7 +177,17 @@ fn alertstream_addr(stderr: std::process::ChildStderr) -> Result<SocketAddr, Box
         }
     }
     // Keep reading its log, so that the server never writes into a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let fields = &entry["fields"];
+            if fields["message"] == "Load."
+                && let (Some(tasks), Some(streams)) = (fields["alive_tasks"].as_u64(), fields["open_streams"].as_u64())
+            {
+                *load.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Load { tasks, streams });
+            }
+        }
+    });
     addr.ok_or_else(|| format!("alertstream did not say where it listens; its log:\n{}", seen.join("\n")).into())
 }
 

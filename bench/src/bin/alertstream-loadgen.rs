@@ -9,12 +9,14 @@
 //! - `idle`: C connections, each holding one open stream, until Ctrl-C.
 //! - `compare`: starts both servers (release binaries beside this one) and runs the scenarios interleaved and
 //!   repeated, printing medians and ratios. `scripts/bench.sh` runs it.
+//! - `soak`: starts alertstream and runs many streams with reconnects, cancels, stalls and bad input for a long
+//!   time, sampling the server's memory, file descriptors, threads and tasks every 10 s.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 
-use alertstream_bench::{BoxError, compare, idle, latency, throughput};
+use alertstream_bench::{BoxError, compare, idle, latency, soak, throughput};
 use clap::{Parser, Subcommand};
 
 /// Load generator and benchmark runner for alertstream.
@@ -76,6 +78,13 @@ enum Mode {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Start alertstream and soak it: streams with reconnects, cancels, stalls and bad input, sampled every 10 s.
+    Soak {
+        #[arg(long, default_value_t = 200)]
+        streams: usize,
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -95,6 +104,9 @@ async fn main() -> Result<(), BoxError> {
             tokio::signal::ctrl_c().await?;
         }
         Mode::Compare { repeat, quick, only } => compare::run(repeat, quick, &only).await?,
+        Mode::Soak { streams, seconds } => {
+            soak::run(streams, seconds).await?;
+        }
     }
     Ok(())
 }
