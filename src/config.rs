@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use alertstream_engine::RuleSet;
 
-use crate::{auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, tls::LiveTls};
+use crate::{auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, telemetry::Telemetry, tls::LiveTls};
 
 /// The embedded default rules: the two production-line thresholds of the classic example.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
@@ -97,6 +97,8 @@ pub struct ServeConfig {
     pub clock: Clock,
     /// TLS and bearer tokens; none by default.
     pub security: Security,
+    /// Prometheus metrics; off by default (`--metrics-listen` turns them on).
+    pub telemetry: Telemetry,
 }
 
 /// Who may connect and call: TLS (with mutual TLS when its configuration asks for client certificates) and bearer
@@ -129,6 +131,7 @@ impl Default for ServeConfig {
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             clock: Clock::System,
             security: Security::default(),
+            telemetry: Telemetry::off(),
         }
     }
 }

@@ -40,6 +40,7 @@ use crate::{
     clock::Clock,
     farewell::{ConnectionFarewells, Farewell, Farewells},
     preface::{PREFACE_TIMEOUT, PrefaceWatch},
+    telemetry::Telemetry,
 };
 
 /// How long a connection beyond `--max-connections` waits for an RPC to refuse before it is sent GOAWAY anyway,
@@ -71,6 +72,8 @@ struct Shared<S> {
     terminate: CancellationToken,
     /// One permit per connection the server may serve at once.
     admissions: Arc<Semaphore>,
+    /// Counts open connections.
+    telemetry: Telemetry,
 }
 
 /// The gRPC listener's server: serves `routes` on each accepted connection.
@@ -85,7 +88,8 @@ where
     S::Future: Send + 'static,
 {
     /// A server of `routes` with the HTTP/2 settings of `http2`. `shutdown` is the server's second shutdown phase;
-    /// when `terminate` is cancelled, every connection still open is closed.
+    /// when `terminate` is cancelled, every connection still open is closed. Open connections are counted in
+    /// `telemetry`.
     pub fn new(
         routes: S,
         http2: http2::Builder<TokioExecutor>,
@@ -93,6 +97,7 @@ where
         clock: Clock,
         shutdown: Farewells,
         terminate: CancellationToken,
+        telemetry: Telemetry,
     ) -> Self {
         let admissions = Arc::new(Semaphore::new(policy.max_connections));
         let shared = Shared {
@@ -103,6 +108,7 @@ where
             shutdown,
             draining: CancellationToken::new(),
             terminate,
+            telemetry,
             admissions,
         };
         Self { shared: Arc::new(shared), tasks: TaskTracker::new() }
@@ -147,6 +153,7 @@ where
     let mut connection = pin!(shared.http2.serve_connection(TokioIo::new(conn), TowerToHyperService::new(routes)));
     // Declared after the connection, so dropped before it: the place is free by the time the socket closes.
     let _admission = admission;
+    let _open = shared.telemetry.connection_opened();
     let clock = &shared.clock;
     let preface_due = Some(clock.now() + PREFACE_TIMEOUT);
     let mut awaiting_preface = true;

@@ -12,6 +12,7 @@ use alertstream::{
     file_watch,
     logging::{self, complain, say},
     reload, rule_test, server, shutdown,
+    telemetry::Telemetry,
     tls::{self, TlsFiles},
 };
 use alertstream_engine::{RuleSet, parse_duration};
@@ -100,6 +101,10 @@ struct ServeArgs {
     /// lines (blank lines and # comments ignored). Health and reflection stay open. Reloaded when it changes.
     #[arg(long, env = "ALERTSTREAM_AUTH_TOKEN_FILE")]
     auth_token_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at GET /metrics on this address (over TLS when TLS is on; no token). Off unless
+    /// given; never on the HTTP/JSON listener.
+    #[arg(long, env = "ALERTSTREAM_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Log format on stderr; the level comes from RUST_LOG (default info).
     #[arg(long, env = "ALERTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -212,6 +217,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         max_readings_per_second: args.max_readings_per_second,
         shutdown_grace: args.shutdown_grace,
+        telemetry: if args.metrics_listen.is_some() { Telemetry::on() } else { Telemetry::off() },
         ..ServeConfig::default()
     };
     match run(&args, rules, config).await {
@@ -251,7 +257,7 @@ async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<()
     let drain = shutdown::drain_on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let (live, rules) = tokio::sync::watch::channel(Arc::new(rules));
     match &args.rules {
-        Some(path) => reload::watch_rules_file(path.clone(), live),
+        Some(path) => reload::watch_rules_file(path.clone(), live, config.telemetry.clone()),
         None => reload::explain_hangup_without_file(),
     }
     .map_err(|e| e.to_string())?;
@@ -263,5 +269,9 @@ async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<()
             Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?)
         }
     };
-    server::serve(server::Listeners { grpc, http }, rules, config, drain).await.map_err(|e| e.to_string())
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?),
+        None => None,
+    };
+    server::serve(server::Listeners { grpc, http, metrics }, rules, config, drain).await.map_err(|e| e.to_string())
 }

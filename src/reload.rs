@@ -12,18 +12,29 @@ use tokio::sync::watch;
 
 use alertstream_engine::RuleSet;
 
-use crate::file_watch::{self, WatchError};
+use crate::{
+    file_watch::{self, WatchError},
+    telemetry::Telemetry,
+};
 
 /// The live rule snapshot every stream and unary call reads; a reload sends a new one.
 pub type LiveRules = watch::Receiver<Arc<RuleSet>>;
 
-/// Reloads `path` into `live` on SIGHUP and whenever the file changes, until the process ends.
+/// Reloads `path` into `live` on SIGHUP and whenever the file changes, until the process ends, counting each
+/// reload in `telemetry`.
 ///
 /// # Errors
 /// The signal handler or the file watcher cannot be set up.
-pub fn watch_rules_file(path: PathBuf, live: watch::Sender<Arc<RuleSet>>) -> Result<(), WatchError> {
+pub fn watch_rules_file(
+    path: PathBuf,
+    live: watch::Sender<Arc<RuleSet>>,
+    telemetry: Telemetry,
+) -> Result<(), WatchError> {
     let file = path.clone();
-    file_watch::watch_files(vec![path], move |cause| reload(&file, &live, cause.as_str()))
+    file_watch::watch_files(vec![path], move |cause| {
+        let ok = reload(&file, &live, cause.as_str());
+        telemetry.rules_reloaded(ok);
+    })
 }
 
 /// Logs, on each SIGHUP, that there is no rules file to reload (the server runs on its embedded defaults).
@@ -36,16 +47,18 @@ pub fn explain_hangup_without_file() -> Result<(), WatchError> {
     })
 }
 
-/// Loads `path` and publishes it, or logs why not; the old rules stay live on any error.
-pub fn reload(path: &Path, live: &watch::Sender<Arc<RuleSet>>, cause: &str) {
+/// Loads `path` and publishes it (`true`), or logs why not (`false`); the old rules stay live on any error.
+pub fn reload(path: &Path, live: &watch::Sender<Arc<RuleSet>>, cause: &str) -> bool {
     match alertstream_rules::load(path) {
         Ok(rules) => {
             let count = rules.rules().len();
             live.send_replace(Arc::new(rules));
             tracing::info!(file = %path.display(), rules = count, cause, "Reloaded rules.");
+            true
         }
         Err(error) => {
             tracing::error!(file = %path.display(), cause, "Rejected the rules file; the old rules stay live:\n{error}");
+            false
         }
     }
 }

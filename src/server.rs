@@ -30,6 +30,7 @@ use crate::{
     reload::LiveRules,
     service::{AlertApi, rescue_response},
     stream_loop::StreamContext,
+    telemetry::grpc::GrpcMetricsLayer,
 };
 
 /// Why the server could not run.
@@ -53,6 +54,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     /// HTTP/JSON; `None` turns the endpoint off.
     pub http: Option<TcpListener>,
+    /// `GET /metrics` (TLS when the configuration has it); `None` serves no metrics.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves the live `rules` on `listeners` until `drain` is cancelled, then shuts down in two phases:
@@ -81,6 +84,7 @@ pub async fn serve(
         lateness: config.lateness,
         max_future: config.max_future,
         max_readings_per_second: config.max_readings_per_second,
+        telemetry: config.telemetry.clone(),
     };
     let api = AlertApi::new(context, streams.clone(), config.max_streams);
     // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
@@ -116,7 +120,11 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare();
-    let routes = tower::ServiceBuilder::new().map_response(rescue_response::<Body>).service(routes);
+    // Metrics outside the rescue, so that they count the status the client gets.
+    let routes = tower::ServiceBuilder::new()
+        .layer(GrpcMetricsLayer::new(config.telemetry.clone()))
+        .map_response(rescue_response::<Body>)
+        .service(routes);
     // Closes every connection still open when shutdown gives up waiting.
     let terminate = CancellationToken::new();
     let connections = GrpcConnections::new(
@@ -126,6 +134,7 @@ pub async fn serve(
         config.clock.clone(),
         farewells,
         terminate.clone(),
+        config.telemetry.clone(),
     );
     let mut grpc: JoinHandle<Result<(), ServeError>> = tokio::spawn(async move {
         connections.serve(incoming).await;
@@ -144,6 +153,12 @@ pub async fn serve(
             tracing::info!(addr = %addr, tls = tls.is_some(), "Serving HTTP/JSON.");
             Some(tokio::spawn(async move { Ok(server.await?) }))
         }
+        None => None,
+    };
+    // Metrics are scraped until the end, through the drain and the grace period.
+    let metrics_stop = CancellationToken::new();
+    let metrics = match listeners.metrics {
+        Some(listener) => Some(serve_metrics(listener, &config, metrics_stop.clone())?),
         None => None,
     };
     tracing::info!(rules = rules.borrow().rules().len(), "Ready.");
@@ -187,8 +202,45 @@ pub async fn serve(
         abort(http.as_ref());
     }
     load_log.abort();
+    metrics_stop.cancel();
+    if let Some(metrics) = metrics {
+        let _ = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, metrics).await;
+    }
     tracing::info!(dropped_log_lines = crate::logging::dropped_lines(), "Shut down.");
     Ok(())
+}
+
+/// Serves `GET /metrics` on `listener` until `stop`, folding histogram samples into their buckets meanwhile.
+fn serve_metrics(
+    listener: TcpListener,
+    config: &ServeConfig,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, ServeError> {
+    let addr = listener.local_addr()?;
+    let tls = config.security.tls.clone();
+    let telemetry = config.telemetry.clone();
+    let connections = accept::connections(listener, tls.clone(), Protocol::Http, stop.clone());
+    let server =
+        axum::serve(ConnListener::new(connections, addr), crate::telemetry::endpoint::router(telemetry.clone()))
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+    tracing::info!(addr = %addr, tls = tls.is_some(), "Serving metrics.");
+    Ok(tokio::spawn(async move {
+        let upkeep = async {
+            let mut every = tokio::time::interval(crate::telemetry::UPKEEP_EVERY);
+            loop {
+                every.tick().await;
+                telemetry.upkeep();
+            }
+        };
+        tokio::select! {
+            served = server => {
+                if let Err(error) = served {
+                    tracing::warn!(%error, "The metrics server failed.");
+                }
+            }
+            () = upkeep => {}
+        }
+    }))
 }
 
 /// How often the server logs its load (target `alertstream::load`, at debug level).

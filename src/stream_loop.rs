@@ -25,12 +25,14 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use tonic::{Status, Streaming};
 
 use crate::{
+    clock::Stopwatch,
     clock::{Alarm, Armed, Clock},
     convert::reading_from_inbound,
     farewell::{Farewell, Farewells},
     rate_limit::RateLimit,
     reload::LiveRules,
     stream_codec::InboundReading,
+    telemetry::{Telemetry, stream::StreamMetrics},
 };
 
 /// What a stream needs from the server besides its readings.
@@ -51,6 +53,8 @@ pub struct StreamContext {
     pub max_future: Duration,
     /// Readings a second a stream may send (`--max-readings-per-second`); 0 is no limit.
     pub max_readings_per_second: u32,
+    /// Where the stream's counts go.
+    pub telemetry: Telemetry,
 }
 
 /// What limits one stream besides the server's settings.
@@ -125,6 +129,8 @@ pub struct StreamLoop {
     deadline: Option<SystemTime>,
     /// `--max-readings-per-second`, when on.
     rate_limit: Option<RateLimit>,
+    /// What the stream counts for the metrics.
+    metrics: StreamMetrics,
 }
 
 impl StreamLoop {
@@ -145,6 +151,7 @@ impl StreamLoop {
             alarm: None,
             deadline: limits.deadline,
             rate_limit: RateLimit::per_second(context.max_readings_per_second),
+            metrics: StreamMetrics::new(&context.telemetry),
             inbound,
             rules,
             state,
@@ -294,6 +301,7 @@ impl StreamLoop {
     fn on_reading(&mut self, reading: InboundReading) -> Next {
         // The server's time is needed by a reading without one, by absence rules, a deadline and a rate limit;
         // otherwise the reading's own time stands in for it and the clock is not read.
+        let timed = self.metrics.reading(self.state.sensor_count());
         let clock = &self.context.clock;
         let mut received_at = (self.deadline.is_some() || self.rate_limit.is_some()).then(|| clock.now());
         if let (Some(deadline), Some(now)) = (self.deadline, received_at)
@@ -319,7 +327,13 @@ impl StreamLoop {
             (Ok(reading), None) => match self.check_future(reading.time, received_at) {
                 Ok(()) => {
                     let now = now.unwrap_or(reading.time);
-                    self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+                    if timed {
+                        let stopwatch = Stopwatch::start();
+                        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+                        self.metrics.evaluation(stopwatch.seconds());
+                    } else {
+                        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+                    }
                 }
                 // A reading from too far ahead would blind its sensor: refused like any invalid reading.
                 Err(error) => self.owed.push(Alert::invalid_reading(&reading, &error)),
@@ -348,11 +362,13 @@ impl Stream for StreamLoop {
         let this = &mut *self;
         loop {
             if let Some(alert) = this.owed.pop() {
+                this.metrics.alert(&alert);
                 return Poll::Ready(Some(Ok(alert)));
             }
             if let Some(ending) = this.ending.take() {
                 this.ended = true;
                 this.admission = None;
+                this.metrics.end(this.state.sensor_count());
                 return Poll::Ready(ending.map(Err));
             }
             if this.ended {

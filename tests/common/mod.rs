@@ -22,6 +22,8 @@ pub struct TestServer {
     pub rules: tokio::sync::watch::Sender<Arc<RuleSet>>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where `GET /metrics` is served, when the configuration turns metrics on.
+    pub metrics_addr: Option<SocketAddr>,
     pub drain: CancellationToken,
     pub handle: JoinHandle<Result<(), alertstream::server::ServeError>>,
 }
@@ -45,8 +47,14 @@ impl TestServer {
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let drain = CancellationToken::new();
         let (rules, live) = tokio::sync::watch::channel(Arc::new(rules));
-        let handle = tokio::spawn(serve(Listeners { grpc, http: Some(http) }, live, config, drain.clone()));
-        Self { rules, grpc_addr, http_addr, drain, handle }
+        let metrics = match config.telemetry.is_on() {
+            true => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|m| m.local_addr().unwrap());
+        let listeners = Listeners { grpc, http: Some(http), metrics };
+        let handle = tokio::spawn(serve(listeners, live, config, drain.clone()));
+        Self { rules, grpc_addr, http_addr, metrics_addr, drain, handle }
     }
 
     /// A new connection to the server.
