@@ -105,7 +105,7 @@ async fn interleaved(
     for round in 0..repeat.max(1) {
         let order = if round.is_multiple_of(2) { [0, 1] } else { [1, 0] };
         for i in order {
-            let rules = if servers[i] == Server::Alertstream { rules } else { None };
+            let rules = if servers[i] == Server::Baseline { None } else { rules };
             runs[i].push(measure(servers[i], scenario, rules).await?);
         }
     }
@@ -171,16 +171,17 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs the tables named in `only` (all when empty: throughput, sensors, rules, latency, idle, aa), each scenario
+/// Runs the tables named in `only` (all when empty: throughput, metrics, sensors, rules, latency, idle, aa), each
+/// scenario
 /// `repeat` times per server, smaller and shorter when `quick`, and prints them.
 pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxError> {
-    const TABLES: [&str; 6] = ["throughput", "sensors", "rules", "latency", "idle", "aa"];
+    const TABLES: [&str; 7] = ["throughput", "metrics", "sensors", "rules", "latency", "idle", "aa"];
     if let Some(unknown) = only.iter().find(|o| !TABLES.contains(&o.as_str())) {
         return Err(format!("no table {unknown:?}: the tables are {}", TABLES.join(", ")).into());
     }
     let wanted = |table: &str| only.is_empty() || only.iter().any(|o| o == table);
     // Fail before printing anything when a server is missing.
-    if ["throughput", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
+    if ["throughput", "metrics", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
         ServerProcess::locate(Server::Alertstream)?;
     }
     if ["throughput", "latency", "idle", "aa"].iter().any(|t| wanted(t)) {
@@ -235,6 +236,27 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
                 b.server_cpu_us,
                 a.client_cpu_us,
                 b.client_cpu_us
+            );
+        }
+    }
+    if wanted("metrics") {
+        println!("\n## Metrics on against off (alertstream, default rules)\n");
+        println!(
+            "| streams | readings/s, metrics on | readings/s, off | ratio | CPU ratio | server CPU µs/reading, on | off |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for streams in [1usize, 64] {
+            let servers = [Server::AlertstreamMetrics, Server::Alertstream];
+            let [on, off] = interleaved(servers, throughput(streams, 1), repeat, None).await?;
+            heavy.check(|| format!("alertstream with metrics, {streams} streams"), &on);
+            println!(
+                "| {streams} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
+                on.rate,
+                off.rate,
+                on.rate / off.rate,
+                on.server_cpu_us / off.server_cpu_us,
+                on.server_cpu_us,
+                off.server_cpu_us
             );
         }
     }

@@ -21,6 +21,8 @@ use crate::{BoxError, cpu};
 pub enum Server {
     /// The product, `alertstream serve`.
     Alertstream,
+    /// The product with its Prometheus metrics on (`--metrics-listen`).
+    AlertstreamMetrics,
     /// The bare-tonic baseline, `alertstream-baseline`.
     Baseline,
 }
@@ -29,7 +31,7 @@ impl Server {
     /// The binary's file name.
     pub fn binary_name(self) -> &'static str {
         match self {
-            Self::Alertstream => "alertstream",
+            Self::Alertstream | Self::AlertstreamMetrics => "alertstream",
             Self::Baseline => "alertstream-baseline",
         }
     }
@@ -37,7 +39,10 @@ impl Server {
 
 impl fmt::Display for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.binary_name())
+        match self {
+            Self::AlertstreamMetrics => f.write_str("alertstream with metrics"),
+            _ => f.write_str(self.binary_name()),
+        }
     }
 }
 
@@ -88,9 +93,12 @@ impl ServerProcess {
             command.spawn().map_err(|e| -> BoxError { format!("cannot start {}: {e}", binary.display()).into() })
         };
         match server {
-            Server::Alertstream => {
+            Server::Alertstream | Server::AlertstreamMetrics => {
                 let mut command = Command::new(binary);
                 command.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"]);
+                if server == Server::AlertstreamMetrics {
+                    command.args(["--metrics-listen", "127.0.0.1:0"]);
+                }
                 if let Some(rules) = rules {
                     command.arg("--rules").arg(rules);
                 }
