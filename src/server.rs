@@ -60,8 +60,9 @@ pub struct Listeners {
 
 /// Serves the live `rules` on `listeners` until `drain` is cancelled, then shuts down in two phases:
 ///
-/// 1. *Drain*: health turns NOT_SERVING, then the servers stop accepting connections and send GOAWAY; open
-///    streams go on being served, and a client that half-closes gets every alert and OK.
+/// 1. *Drain*: health turns NOT_SERVING (gRPC health, and 503 at `GET /healthz`), then the gRPC server stops
+///    accepting connections and sends GOAWAY; open streams go on being served, and a client that half-closes gets
+///    every alert and OK. The HTTP endpoint accepts until the grace period is over.
 /// 2. *Expire*, when `config.shutdown_grace` runs out: each remaining stream stops reading, sends the alerts of
 ///    every reading it read and ends UNAVAILABLE. After [`SHUTDOWN_HARD_DEADLINE`] more, `serve` returns even if
 ///    connections (health watchers, idle clients) are still open.
@@ -142,14 +143,18 @@ pub async fn serve(
     });
     tracing::info!(addr = %grpc_addr, tls = tls.is_some(), "Serving gRPC.");
 
+    // The HTTP endpoint accepts until the grace period is over, so that a probe of /healthz sees 503 while the
+    // server drains rather than a refused connection.
+    let http_stop = CancellationToken::new();
     let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
         Some(listener) => {
             let addr = listener.local_addr()?;
             let auth = http::auth::HttpAuth { tokens: config.security.tokens.clone(), tls: tls.is_some() };
-            let router = http::router(rules.clone(), config.clock.clone(), config.max_message_size, auth);
-            let connections = accept::connections(listener, tls.clone(), Protocol::Http, stopped_accepting.clone());
+            let endpoint = http::Endpoint::new(rules.clone(), config.clock.clone(), drain.clone());
+            let router = http::router(endpoint, config.max_message_size, auth);
+            let connections = accept::connections(listener, tls.clone(), Protocol::Http, http_stop.clone());
             let server = axum::serve(ConnListener::new(connections, addr), router)
-                .with_graceful_shutdown(stopped_accepting.clone().cancelled_owned());
+                .with_graceful_shutdown(http_stop.clone().cancelled_owned());
             tracing::info!(addr = %addr, tls = tls.is_some(), "Serving HTTP/JSON.");
             Some(tokio::spawn(async move { Ok(server.await?) }))
         }
@@ -186,6 +191,7 @@ pub async fn serve(
         shutdown.send_replace(Some(Farewell::Shutdown));
         let _ = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, streams.wait()).await;
     }
+    http_stop.cancel();
     // Every alert stream is done; give the servers a moment to flush their last responses and close connections.
     let finished = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, async {
         log_shutdown_error((&mut grpc).await);

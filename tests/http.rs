@@ -96,3 +96,72 @@ async fn a_body_over_the_limit_is_413_with_a_json_error() {
     assert_eq!(code, 413, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("size limit"), "{answer}");
 }
+
+/// Sends one HTTP/1.1 GET and returns the status and JSON body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete HTTP response");
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body ({e}): {body}")))
+}
+
+#[tokio::test]
+async fn healthz_says_serving_then_not_serving_while_the_server_drains() {
+    let server = TestServer::start().await;
+    assert_eq!(get(server.http_addr, "/healthz").await, (200, json!({"status": "SERVING"})));
+    // A stream keeps the grace period going, so the server is still draining when the probe comes.
+    let (readings, mut alerts) = common::open_stream(server.channel().await).await;
+    readings.send(common::reading("s", 1, &[("temperature", 8.0)])).await.unwrap();
+    common::next_alert(&mut alerts).await;
+    server.drain.cancel();
+    // The listener still accepts while the server drains: the probe gets 503, not a refused connection.
+    assert_eq!(get(server.http_addr, "/healthz").await, (503, json!({"status": "NOT_SERVING"})));
+    drop(readings);
+    let (_, status) = common::collect(alerts).await;
+    assert!(status.is_ok(), "{status:?}");
+}
+
+#[tokio::test]
+async fn v1_rules_is_the_proto3_json_of_what_grpc_list_rules_answers() {
+    let rules = r#"
+[[rule]]
+name = "hot"
+condition = "temperature > 30"
+resolve = "temperature < 28"
+severity = "critical"
+message = "hot: {temperature}"
+for = "3 readings"
+keep_firing_for = "30s"
+notify = "every"
+sensors = ["line-1/*", "line-2"]
+
+[[rule]]
+name = "silent"
+absent_for = "1m"
+"#;
+    let server = TestServer::with_rules(rules).await;
+    let (code, answer) = get(server.http_addr, "/v1/rules").await;
+    assert_eq!(code, 200, "{answer}");
+    let listed = server.client().await.list_rules(alertstream::pb::ListRulesRequest {}).await.unwrap().into_inner();
+    let severity = |s: i32| alertstream::pb::Severity::try_from(s).unwrap().as_str_name().to_owned();
+    let expected: Vec<Value> = listed
+        .rules
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name, "condition": r.condition, "severity": severity(r.severity), "message": r.message,
+                "notify": r.notify, "for": r.r#for, "resolve": r.resolve, "keep_firing_for": r.keep_firing_for,
+                "absent_for": r.absent_for, "sensors": r.sensors,
+            })
+        })
+        .collect();
+    assert_eq!(answer, json!({ "rules": expected }));
+    assert_eq!(answer["rules"][0]["severity"], "SEVERITY_CRITICAL");
+    assert_eq!(answer["rules"][0]["for"], "3 readings");
+    assert_eq!(answer["rules"][1]["absent_for"], "1m");
+}

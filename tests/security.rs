@@ -201,9 +201,9 @@ async fn bearer_tokens_guard_the_alert_service_and_http_but_not_health_or_reflec
     files.server_pki("alertstream test CA");
     files.write("tokens", "# operators\n\nline-gateway-7f3a9c\n  dashboard-2b8e \n");
     let args = ["--tls-cert", &files.arg("server.pem"), "--tls-key", &files.arg("server.key")];
-    let server = Binary::start(
-        &[&args[..], &["--auth-token-file", &files.arg("tokens"), "--http-listen", "127.0.0.1:0"]].concat(),
-    );
+    let more =
+        ["--auth-token-file", &files.arg("tokens"), "--http-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+    let server = Binary::start(&[&args[..], &more[..]].concat());
     let cacert = files.arg("ca.pem");
 
     let without = grpcurl_evaluate(&["-cacert", &cacert], server.addr).await;
@@ -230,7 +230,9 @@ async fn bearer_tokens_guard_the_alert_service_and_http_but_not_health_or_reflec
     let health = grpcurl(&["-cacert", &cacert], server.addr, &["grpc.health.v1.Health/Check"]).await;
     assert!(health.status.success() && text(&health).contains("SERVING"), "{}", text(&health));
 
-    secure_check(&server, &files, &["--token", "dashboard-2b8e"]).await;
+    // The metrics listener is served over TLS and needs no token.
+    let metrics = server.metrics_addr().await.to_string();
+    secure_check(&server, &files, &["--token", "dashboard-2b8e", "--metrics", &metrics]).await;
     let log = server.log.lock().unwrap().join("\n");
     assert!(!log.contains("line-gateway-7f3a9c") && !log.contains("dashboard-2b8e"), "a token is in the log");
 }

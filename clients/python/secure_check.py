@@ -3,11 +3,13 @@
 requests libraries. The server runs with the default rules.
 
     .venv/bin/python clients/python/secure_check.py --target 127.0.0.1:50051 --http 127.0.0.1:8080 --ca ca.pem \\
-        [--cert client.pem --key client.key] [--token TOKEN]
+        [--cert client.pem --key client.key] [--token TOKEN] [--metrics 127.0.0.1:9090]
 
 With --cert, the server must require client certificates (--tls-client-ca): a client without one must be refused.
 With --token, the server must require that token (--auth-token-file): calls without it must be refused, health and
-reflection must stay open. Prints `OK <checks>` and exits 0, or prints each failure and exits 1.
+reflection must stay open, and on HTTP /v1/evaluate and /v1/rules need it while /healthz does not. With --metrics,
+GET /metrics on that listener must answer over TLS without a token. Prints `OK <checks>` and exits 0, or prints each
+failure and exits 1.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def main() -> int:
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--token")
+    parser.add_argument("--metrics", help="the metrics listener's host:port")
     args = parser.parse_args()
     failures: list[str] = []
     checks = 0
@@ -104,6 +107,31 @@ def main() -> int:
               response.status_code == 200 and "HttpOnly" in cookie and "Secure" in cookie, (response.status_code, cookie))
         response = session.post(url, json={"temperature": 8}, timeout=TIMEOUT)
         check("the cookie alone is then enough", response.status_code == 200, (response.status_code, response.text))
+        bare = requests.Session()
+        bare.trust_env = False
+        bare.verify = args.ca
+        if args.cert:
+            bare.cert = (args.cert, args.key)
+        rules_url = f"https://{args.http}/v1/rules"
+        response = bare.get(rules_url, timeout=TIMEOUT)
+        check("GET /v1/rules without a token gets 401", response.status_code == 401, (response.status_code, response.text))
+        response = bare.get(rules_url, headers=headers, timeout=TIMEOUT)
+        check("GET /v1/rules with the token lists the rules",
+              response.status_code == 200 and [r["name"] for r in response.json()["rules"]] == ["temp_too_low", "ph_too_high"],
+              (response.status_code, response.text))
+        response = bare.get(f"https://{args.http}/healthz", timeout=TIMEOUT)
+        check("GET /healthz needs no token", response.status_code == 200 and response.json() == {"status": "SERVING"},
+              (response.status_code, response.text))
+    if args.metrics:
+        plain = requests.Session()
+        plain.trust_env = False
+        plain.verify = args.ca
+        if args.cert:
+            plain.cert = (args.cert, args.key)
+        response = plain.get(f"https://{args.metrics}/metrics", timeout=TIMEOUT)
+        check("GET /metrics over TLS without a token",
+              response.status_code == 200 and "grpc_server_started_total" in response.text,
+              (response.status_code, response.text[:200]))
     if args.cert:
         bare = requests.Session()
         bare.trust_env = False

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, Evaluation, Reading, Values};
+use alertstream_engine::{Alert, Evaluation, Reading, Rule, RuleSet, Values, format_duration};
 use serde_json::{Value, json};
 
 use crate::convert::{alert_state_name, severity_name, timestamp_text};
@@ -53,6 +53,29 @@ fn json_type(value: &Value) -> &'static str {
 pub(super) fn evaluation_to_json(evaluation: &Evaluation) -> Value {
     let alerts: Vec<Value> = evaluation.alerts.iter().map(alert_to_json).collect();
     json!({ "status": evaluation.status, "alerts": alerts })
+}
+
+/// A rule set as the proto3 JSON of `ListRulesResponse` (every field written, as `Evaluation`'s are), the same
+/// fields the gRPC `ListRules` answers with (`tests/http.rs` compares the two).
+pub(super) fn rules_to_json(rules: &RuleSet) -> Value {
+    let rules: Vec<Value> = rules.rules().iter().map(rule_to_json).collect();
+    json!({ "rules": rules })
+}
+
+fn rule_to_json(rule: &Rule) -> Value {
+    let spec = rule.spec();
+    json!({
+        "name": spec.name,
+        "condition": spec.condition.as_deref().unwrap_or_default(),
+        "severity": severity_name(spec.severity),
+        "message": spec.message.as_deref().unwrap_or(&spec.name),
+        "notify": spec.timing.notify.to_string(),
+        "for": spec.timing.hold.map(|hold| hold.to_string()).unwrap_or_default(),
+        "resolve": spec.resolve.as_deref().unwrap_or_default(),
+        "keep_firing_for": spec.timing.keep_firing_for.map(|hold| hold.to_string()).unwrap_or_default(),
+        "absent_for": spec.absent_for.map(format_duration).unwrap_or_default(),
+        "sensors": spec.sensors,
+    })
 }
 
 fn alert_to_json(alert: &Alert) -> Value {

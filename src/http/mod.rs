@@ -1,5 +1,6 @@
 //! The HTTP/JSON endpoint: `POST /v1/evaluate` with `{"temperature": 8, "pH": 4}`, so the classic per-datapoint
-//! client runs unchanged but for its URL.
+//! client runs unchanged but for its URL; `GET /v1/rules`, the rules as proto3 JSON; and `GET /healthz`, open to
+//! probes without a token: 200 while serving, 503 while draining.
 //!
 //! The body is taken as bytes and parsed with serde_json, whatever its content type: axum's `Json` extractor would
 //! answer 415 without a JSON content type (the classic client sends none), 422 on a type error and plain-text 413.
@@ -16,9 +17,10 @@ use axum::{
     http::StatusCode,
     middleware,
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::{clock::Clock, reload::LiveRules};
 
@@ -26,21 +28,49 @@ pub use json::DEFAULT_SENSOR_ID;
 
 /// What the endpoint answers from.
 #[derive(Debug, Clone)]
-struct Endpoint {
+pub struct Endpoint {
     rules: LiveRules,
     /// A reading's receive time.
     clock: Clock,
+    /// Cancelled when the server starts draining.
+    draining: CancellationToken,
 }
 
-/// The router of the HTTP endpoint over the live `rules`, with receive times from `clock`; bodies over
-/// `max_body_size` bytes get 413. Every route needs a bearer token when `auth` has tokens ([`auth::require_token`]);
-/// an open route would be merged in after the `route_layer`.
-pub fn router(rules: LiveRules, clock: Clock, max_body_size: usize, auth: auth::HttpAuth) -> Router {
+impl Endpoint {
+    /// An endpoint over the live `rules`, with receive times from `clock`, that reports draining once `draining` is
+    /// cancelled.
+    pub fn new(rules: LiveRules, clock: Clock, draining: CancellationToken) -> Self {
+        Self { rules, clock, draining }
+    }
+}
+
+/// The router of the HTTP endpoint; bodies over `max_body_size` bytes get 413. Every route but `/healthz` needs a
+/// bearer token when `auth` has tokens ([`auth::require_token`]): the open routes are merged in after the
+/// `route_layer`.
+pub fn router(endpoint: Endpoint, max_body_size: usize, auth: auth::HttpAuth) -> Router {
+    let open = Router::new().route("/healthz", get(healthz));
     Router::new()
         .route("/v1/evaluate", post(evaluate))
+        .route("/v1/rules", get(rules))
         .route_layer(middleware::from_fn_with_state(auth, auth::require_token))
+        .merge(open)
         .layer(DefaultBodyLimit::max(max_body_size))
-        .with_state(Endpoint { rules, clock })
+        .with_state(endpoint)
+}
+
+/// 200 `{"status": "SERVING"}`, or 503 `{"status": "NOT_SERVING"}` once the server drains (gRPC health's names).
+async fn healthz(State(endpoint): State<Endpoint>) -> Response {
+    if endpoint.draining.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "NOT_SERVING" }))).into_response()
+    } else {
+        (StatusCode::OK, axum::Json(json!({ "status": "SERVING" }))).into_response()
+    }
+}
+
+/// The live rules as the proto3 JSON of `ListRulesResponse`.
+async fn rules(State(endpoint): State<Endpoint>) -> Response {
+    let rules = Arc::clone(&endpoint.rules.borrow());
+    (StatusCode::OK, axum::Json(json::rules_to_json(&rules))).into_response()
 }
 
 async fn evaluate(State(endpoint): State<Endpoint>, body: Result<Bytes, BytesRejection>) -> Response {

@@ -103,7 +103,18 @@ impl Binary {
     /// Where the HTTP endpoint listens (start the server with `--http-listen 127.0.0.1:0`).
     #[allow(dead_code)] // Not every test binary that includes this module serves HTTP.
     pub async fn http_addr(&self) -> SocketAddr {
-        let line = self.wait_for_log("Serving HTTP/JSON.").await;
+        self.logged_addr("Serving HTTP/JSON.").await
+    }
+
+    /// Where the metrics are served (start the server with `--metrics-listen 127.0.0.1:0`).
+    #[allow(dead_code)] // Not every test binary that includes this module serves metrics.
+    pub async fn metrics_addr(&self) -> SocketAddr {
+        self.logged_addr("Serving metrics.").await
+    }
+
+    /// The `addr` of the log line with `message`.
+    async fn logged_addr(&self, message: &str) -> SocketAddr {
+        let line = self.wait_for_log(message).await;
         let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
         entry["fields"]["addr"].as_str().unwrap().parse().unwrap()
     }
