@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests run against, when this machine lacks them: promtool (package `prometheus`),
-# which checks the /metrics exposition. Installing the package does not start a Prometheus server here. Idempotent;
-# runnable from any directory.
+# which checks the /metrics exposition, and headless Chromium with its WebDriver (`chromium`, `chromium-driver`),
+# which loads the live web view. Installing them starts no service here. Idempotent; runnable from any directory.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
 
 if ((${#missing[@]})); then
   echo "setup-tools.sh: installing Debian's ${missing[*]}" >&2
@@ -23,4 +25,4 @@ if ((${#missing[@]})); then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [[ -z "$created_policy" ]] || $sudo rm -f "$policy"
 fi
-echo "setup-tools.sh: $(promtool --version 2>&1 | head -n 1)"
+echo "setup-tools.sh: $(promtool --version 2>&1 | head -n 1); $(/usr/bin/chromium --version 2>/dev/null)"

@@ -24,6 +24,7 @@
 //! - [`file_watch`]: SIGHUP and file-change watching, for every file a running server reloads.
 //! - [`reload`]: hot reload of the rules file on SIGHUP and on change, and [`reload::LiveRules`].
 //! - [`rule_test`]: `alertstream test`, rule unit tests written in TOML.
+//! - [`view`]: the live web view's hub: readings and alerts for the browsers watching, nothing when none does.
 //! - [`telemetry`]: Prometheus metrics: the grpc-ecosystem server metrics and alertstream's own.
 //! - [`logging`]: logs to stderr that never take the program down (a line that cannot be written is counted).
 //! - [`config`]: the server's settings as plain data, with their defaults and the default rules.
@@ -56,6 +57,7 @@ pub mod stream_codec;
 pub mod stream_loop;
 pub mod telemetry;
 pub mod tls;
+pub mod view;
 
 /// The generated wire types and tonic service of `proto/alertstream/v1/alertstream.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

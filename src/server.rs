@@ -31,6 +31,7 @@ use crate::{
     service::{AlertApi, rescue_response},
     stream_loop::StreamContext,
     telemetry::grpc::GrpcMetricsLayer,
+    view::ViewHub,
 };
 
 /// Why the server could not run.
@@ -76,6 +77,7 @@ pub async fn serve(
     drain: CancellationToken,
 ) -> Result<(), ServeError> {
     let (shutdown, farewells) = watch::channel(None);
+    let view = ViewHub::new();
     let streams = TaskTracker::new();
     let context = StreamContext {
         rules: rules.clone(),
@@ -86,6 +88,7 @@ pub async fn serve(
         max_future: config.max_future,
         max_readings_per_second: config.max_readings_per_second,
         telemetry: config.telemetry.clone(),
+        view: view.clone(),
     };
     let api = AlertApi::new(context, streams.clone(), config.max_streams);
     // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
@@ -150,7 +153,7 @@ pub async fn serve(
         Some(listener) => {
             let addr = listener.local_addr()?;
             let auth = http::auth::HttpAuth { tokens: config.security.tokens.clone(), tls: tls.is_some() };
-            let endpoint = http::Endpoint::new(rules.clone(), config.clock.clone(), drain.clone());
+            let endpoint = http::Endpoint::new(rules.clone(), config.clock.clone(), drain.clone(), view.clone());
             let router = http::router(endpoint, config.max_message_size, auth);
             let connections = accept::connections(listener, tls.clone(), Protocol::Http, http_stop.clone());
             let server = axum::serve(ConnListener::new(connections, addr), router)

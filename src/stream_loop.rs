@@ -18,7 +18,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use alertstream_engine::{Alert, ReadingError, RuleSet, StreamState, validate_time};
+use alertstream_engine::{Alert, ReadingError, RuleSet, StreamState, validate, validate_time};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::Stream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -27,12 +27,13 @@ use tonic::{Status, Streaming};
 use crate::{
     clock::Stopwatch,
     clock::{Alarm, Armed, Clock},
-    convert::reading_from_inbound,
+    convert::{reading_from_inbound, timestamp_text},
     farewell::{Farewell, Farewells},
     rate_limit::RateLimit,
     reload::LiveRules,
     stream_codec::InboundReading,
     telemetry::{Telemetry, stream::StreamMetrics},
+    view::{ViewEvent, ViewHub},
 };
 
 /// What a stream needs from the server besides its readings.
@@ -55,6 +56,8 @@ pub struct StreamContext {
     pub max_readings_per_second: u32,
     /// Where the stream's counts go.
     pub telemetry: Telemetry,
+    /// The live web view: told of readings and alerts only while a browser watches.
+    pub view: ViewHub,
 }
 
 /// What limits one stream besides the server's settings.
@@ -78,6 +81,8 @@ pub enum Wake {
     Reload(Arc<RuleSet>),
     /// An absence deadline or the client's deadline may have come.
     TimerDue,
+    /// A browser opened the live view and asks every stream for what it holds.
+    Snapshot,
     /// The server ends the stream.
     Farewell(Farewell),
 }
@@ -131,6 +136,12 @@ pub struct StreamLoop {
     rate_limit: Option<RateLimit>,
     /// What the stream counts for the metrics.
     metrics: StreamMetrics,
+    /// The live view's snapshot requests.
+    snapshot_requests: watch::Receiver<u64>,
+    /// Whether snapshot requests can still come.
+    watching_snapshots: bool,
+    /// Wakes an idle stream when a snapshot is asked for.
+    snapshot_asked: Armed,
 }
 
 impl StreamLoop {
@@ -152,6 +163,9 @@ impl StreamLoop {
             deadline: limits.deadline,
             rate_limit: RateLimit::per_second(context.max_readings_per_second),
             metrics: StreamMetrics::new(&context.telemetry),
+            snapshot_requests: context.view.snapshot_requests(),
+            watching_snapshots: true,
+            snapshot_asked: Armed::new(changed(&context.view.snapshot_requests())),
             inbound,
             rules,
             state,
@@ -206,6 +220,17 @@ impl StreamLoop {
                     return Poll::Ready(Wake::Reload(rules));
                 }
             }
+            if self.watching_snapshots
+                && let changed_or_closed @ (Ok(true) | Err(_)) = self.snapshot_requests.has_changed()
+            {
+                let closed = changed_or_closed.is_err();
+                let fresh = self.snapshot_requests.borrow_and_update().has_changed();
+                self.snapshot_asked = Armed::new(changed(&self.snapshot_requests));
+                self.watching_snapshots = !closed;
+                if fresh {
+                    return Poll::Ready(Wake::Snapshot);
+                }
+            }
             match Pin::new(&mut self.inbound).poll_next(cx) {
                 Poll::Ready(Some(Ok(reading))) => return Poll::Ready(Wake::Reading(reading)),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Wake::InboundError(status)),
@@ -236,6 +261,10 @@ impl StreamLoop {
             }
             if self.watching_farewells && self.farewell_sent.poll(cx).is_ready() {
                 self.farewell_sent = Armed::new(changed(&self.context.farewells));
+                woken = true;
+            }
+            if self.watching_snapshots && self.snapshot_asked.poll(cx).is_ready() {
+                self.snapshot_asked = Armed::new(changed(&self.snapshot_requests));
                 woken = true;
             }
             if !woken {
@@ -280,6 +309,10 @@ impl StreamLoop {
                 rules.adopt(&self.rules, &mut self.state, self.context.clock.now(), &mut self.owed);
                 self.rules = rules;
                 tracing::debug!(rules = self.rules.rules().len(), "Stream moved to new rules.");
+                Next::Continue
+            }
+            Wake::Snapshot => {
+                self.publish_snapshot();
                 Next::Continue
             }
             Wake::HalfClosed => {
@@ -327,12 +360,24 @@ impl StreamLoop {
             (Ok(reading), None) => match self.check_future(reading.time, received_at) {
                 Ok(()) => {
                     let now = now.unwrap_or(reading.time);
+                    // Only while a browser watches: the copy the view needs, as the engine takes the reading.
+                    let shown = (self.context.view.watched() && validate(&reading).is_ok())
+                        .then(|| (reading.sensor_id.clone(), reading.values.clone(), reading.time, reading.seq));
                     if timed {
                         let stopwatch = Stopwatch::start();
                         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
                         self.metrics.evaluation(stopwatch.seconds());
                     } else {
                         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+                    }
+                    if let Some((sensor_id, values, time, seq)) = shown {
+                        let time = timestamp_text(time);
+                        self.context.view.publish(&ViewEvent::Reading {
+                            sensor_id: &sensor_id,
+                            values: &values,
+                            time,
+                            seq,
+                        });
                     }
                 }
                 // A reading from too far ahead would blind its sensor: refused like any invalid reading.
@@ -346,6 +391,20 @@ impl StreamLoop {
             self.rules.check_absence(&mut self.state, now, &mut self.owed);
         }
         Next::Continue
+    }
+
+    /// Tells the live view every sensor this stream tracks and every rule firing for one.
+    fn publish_snapshot(&self) {
+        let view = &self.context.view;
+        for (sensor_id, latest, seq) in self.state.sensors() {
+            view.publish(&ViewEvent::Sensor { sensor_id, time: latest.map(timestamp_text), seq });
+        }
+        for (sensor_id, rule) in self.state.firing() {
+            if let Some(rule) = self.rules.rules().get(rule) {
+                let severity = rule.spec().severity.as_str();
+                view.publish(&ViewEvent::Firing { sensor_id, rule: rule.name(), severity });
+            }
+        }
     }
 
     fn deadline_exceeded(&self) -> Next {
@@ -363,6 +422,17 @@ impl Stream for StreamLoop {
         loop {
             if let Some(alert) = this.owed.pop() {
                 this.metrics.alert(&alert);
+                if this.context.view.watched() {
+                    this.context.view.publish(&ViewEvent::Alert {
+                        sensor_id: &alert.sensor_id,
+                        rule: &alert.rule,
+                        state: alert.state.as_str(),
+                        severity: alert.severity.as_str(),
+                        message: &alert.message,
+                        time: timestamp_text(alert.time),
+                        seq: alert.reading_seq,
+                    });
+                }
                 return Poll::Ready(Some(Ok(alert)));
             }
             if let Some(ending) = this.ending.take() {

@@ -1,12 +1,14 @@
 //! The HTTP/JSON endpoint: `POST /v1/evaluate` with `{"temperature": 8, "pH": 4}`, so the classic per-datapoint
-//! client runs unchanged but for its URL; `GET /v1/rules`, the rules as proto3 JSON; and `GET /healthz`, open to
-//! probes without a token: 200 while serving, 503 while draining.
+//! client runs unchanged but for its URL; `GET /v1/rules`, the rules as proto3 JSON; the live web view at `/` with
+//! its server-sent events at `/events` ([`view`]); and `GET /healthz`, open to probes without a token: 200 while
+//! serving, 503 while draining.
 //!
 //! The body is taken as bytes and parsed with serde_json, whatever its content type: axum's `Json` extractor would
 //! answer 415 without a JSON content type (the classic client sends none), 422 on a type error and plain-text 413.
 
 pub mod auth;
 mod json;
+mod view;
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ use axum::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::{clock::Clock, reload::LiveRules};
+use crate::{clock::Clock, reload::LiveRules, view::ViewHub};
 
 pub use json::DEFAULT_SENSOR_ID;
 
@@ -34,13 +36,15 @@ pub struct Endpoint {
     clock: Clock,
     /// Cancelled when the server starts draining.
     draining: CancellationToken,
+    /// What the streams tell the live view.
+    view: ViewHub,
 }
 
 impl Endpoint {
     /// An endpoint over the live `rules`, with receive times from `clock`, that reports draining once `draining` is
-    /// cancelled.
-    pub fn new(rules: LiveRules, clock: Clock, draining: CancellationToken) -> Self {
-        Self { rules, clock, draining }
+    /// cancelled and shows what the streams tell `view`.
+    pub fn new(rules: LiveRules, clock: Clock, draining: CancellationToken, view: ViewHub) -> Self {
+        Self { rules, clock, draining, view }
     }
 }
 
@@ -52,6 +56,8 @@ pub fn router(endpoint: Endpoint, max_body_size: usize, auth: auth::HttpAuth) ->
     Router::new()
         .route("/v1/evaluate", post(evaluate))
         .route("/v1/rules", get(rules))
+        .route("/", get(view::page))
+        .route("/events", get(view::events))
         .route_layer(middleware::from_fn_with_state(auth, auth::require_token))
         .merge(open)
         .layer(DefaultBodyLimit::max(max_body_size))

@@ -105,6 +105,21 @@ impl StreamState {
         self.sensors.len()
     }
 
+    /// Every sensor the stream tracks: its id, its latest reading time and the `seq` of its last applied reading.
+    pub fn sensors(&self) -> impl Iterator<Item = (&str, Option<SystemTime>, u64)> {
+        self.sensors.iter().map(|s| (s.id.as_str(), s.latest, s.last_seq))
+    }
+
+    /// Every (sensor, rule) firing now, as the sensor's id and the rule's index in the rule set the stream is on,
+    /// in sensor order then rule order.
+    pub fn firing(&self) -> impl Iterator<Item = (&str, usize)> {
+        let n = self.rules_per_sensor;
+        self.rule_states.iter().enumerate().filter(|(_, state)| state.state.is_firing()).map(move |(at, _)| {
+            let (sensor, rule) = (at / n.max(1), at % n.max(1));
+            (self.sensors[sensor].id.as_str(), rule)
+        })
+    }
+
     /// When [`RuleSet::check_absence`] next has something to do; `None` when no sensor is watched.
     pub fn next_deadline(&self) -> Option<SystemTime> {
         self.deadlines.next()

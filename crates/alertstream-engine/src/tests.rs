@@ -74,6 +74,25 @@ fn a_missing_metric_leaves_the_rule_state_as_it_was() {
 }
 
 #[test]
+fn a_stream_lists_its_sensors_and_what_fires_for_each() {
+    let rules = classic();
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    for reading in [
+        reading("a", 1, &[("temperature", 8.0), ("pH", 6.0)]),
+        reading("b", 2, &[("temperature", 20.0), ("pH", 6.0)]),
+        reading("a", 3, &[("temperature", 20.0), ("pH", 6.0)]),
+    ] {
+        rules.evaluate(&mut stream, reading.clone(), reading.time, &mut out);
+    }
+    let sensors: Vec<(&str, u64)> = stream.sensors().map(|(id, _, seq)| (id, seq)).collect();
+    assert_eq!(sensors, [("a", 3), ("b", 2)]);
+    // a: temp resolved at 3, pH still high; b: pH high.
+    assert_eq!(stream.firing().collect::<Vec<_>>(), [("a", 1), ("b", 1)]);
+    assert_eq!(rules.rules()[1].name(), "ph_too_high");
+}
+
+#[test]
 fn a_reading_that_lacks_a_metric_of_a_rule_with_windows_feeds_none_of_its_windows() {
     let set = RuleSet::new(vec![spec("hot", "avg(temperature, 2) > 30 and pH > 0")]).unwrap();
     let readings = [
