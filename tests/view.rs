@@ -54,3 +54,42 @@ async fn with_tokens_on_the_page_and_its_events_need_the_token() {
     let dir = tempfile::tempdir().unwrap();
     view_check(&server, Some("view-token-41c2"), dir.path()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_stops_reading_is_dropped_and_the_streams_never_wait_for_it() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let server = TestServer::start().await;
+    // A watcher that reads its response head, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(server.http_addr).await.unwrap();
+    let request = format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.http_addr);
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = slow.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).contains("text/event-stream"));
+
+    // Far more events than the channel holds: each reading and its alert is one. The stream is answered in full
+    // while the watcher reads nothing.
+    let readings: Vec<_> = (1..=20_000u64)
+        .map(|seq| common::reading("busy", seq, &[("temperature", if seq % 2 == 1 { 5.0 } else { 20.0 })]))
+        .collect();
+    let (alerts, status) = common::stream_all(&mut server.client().await, readings).await;
+    assert!(status.is_ok() && alerts.len() == 20_000, "{status:?}, {} alerts", alerts.len());
+
+    // The watcher fell behind: once it reads again, what was buffered for it arrives and its response ends (the
+    // chunked body's last chunk) rather than going on with a gap.
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut chunk = vec![0u8; 64 << 10];
+        while !rest.ends_with(b"0\r\n\r\n") {
+            let n = slow.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed before the response ended");
+            rest.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow watcher's response never ended ({} bytes read)", rest.len());
+    // It got a prefix of the events and no more: fewer than were sent.
+    let events = String::from_utf8_lossy(&rest).matches("data: {").count();
+    assert!(events < 40_000, "{events} events");
+}
