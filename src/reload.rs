@@ -31,10 +31,7 @@ pub fn watch_rules_file(
     telemetry: Telemetry,
 ) -> Result<(), WatchError> {
     let file = path.clone();
-    file_watch::watch_files(vec![path], move |cause| {
-        let ok = reload(&file, &live, cause.as_str());
-        telemetry.rules_reloaded(ok);
-    })
+    file_watch::watch_files(vec![path], move |cause| reload(&file, &live, cause.as_str(), &telemetry))
 }
 
 /// Logs, on each SIGHUP, that there is no rules file to reload (the server runs on its embedded defaults).
@@ -47,18 +44,19 @@ pub fn explain_hangup_without_file() -> Result<(), WatchError> {
     })
 }
 
-/// Loads `path` and publishes it (`true`), or logs why not (`false`); the old rules stay live on any error.
-pub fn reload(path: &Path, live: &watch::Sender<Arc<RuleSet>>, cause: &str) -> bool {
+/// Loads `path` and publishes it, or logs why not; the old rules stay live on any error. Either way the reload is
+/// counted in `telemetry` (before it is logged, so that a reader of the log finds it counted).
+pub fn reload(path: &Path, live: &watch::Sender<Arc<RuleSet>>, cause: &str, telemetry: &Telemetry) {
     match alertstream_rules::load(path) {
         Ok(rules) => {
             let count = rules.rules().len();
             live.send_replace(Arc::new(rules));
+            telemetry.rules_reloaded(true);
             tracing::info!(file = %path.display(), rules = count, cause, "Reloaded rules.");
-            true
         }
         Err(error) => {
+            telemetry.rules_reloaded(false);
             tracing::error!(file = %path.display(), cause, "Rejected the rules file; the old rules stay live:\n{error}");
-            false
         }
     }
 }

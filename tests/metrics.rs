@@ -159,3 +159,33 @@ async fn a_known_workload_is_counted_exactly_and_promtool_accepts_the_exposition
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+#[tokio::test]
+async fn rules_reloads_are_counted_by_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
+    let server = common::binary::Binary::start(&["--rules", path.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0"]);
+    let metrics = server.metrics_addr().await;
+    let replace = |text: &str| {
+        let staged = path.with_extension("staged");
+        std::fs::write(&staged, text).unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+    };
+    replace("[[rule]]\nname = \"hot\"\ncondition = \"t >> 30\"\n");
+    server.wait_for_log("Rejected the rules file").await;
+    replace("[[rule]]\nname = \"hot\"\ncondition = \"t > 31\"\n");
+    server.wait_for_log("Reloaded rules.").await;
+    let text = reqwest_like_get(&format!("http://{metrics}/metrics")).await;
+    let samples: BTreeMap<String, f64> = text
+        .lines()
+        .filter(|l| l.starts_with("alertstream_rules_reloads_total"))
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect();
+    let counted =
+        |result: &str| samples.get(&format!("alertstream_rules_reloads_total{{result=\"{result}\"}}")).copied();
+    assert_eq!((counted("error"), counted("ok")), (Some(1.0), Some(1.0)), "{text}");
+}
