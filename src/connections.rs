@@ -8,7 +8,9 @@
 //! into the channel, so a stream loop watches one channel for both.
 //!
 //! A connection beyond `--max-connections` is not left waiting in the accept queue: its RPCs are answered
-//! RESOURCE_EXHAUSTED, and after the first one (or [`REFUSAL_LINGER`] without any) it is sent GOAWAY.
+//! RESOURCE_EXHAUSTED, and after the first one (or [`REFUSAL_LINGER`] without any) it is sent GOAWAY. At most
+//! [`MAX_REFUSING`] such connections are answered at once; beyond that a new one is closed at once, so a flood of
+//! connections costs sockets for moments, not for the linger.
 //!
 //! A connection whose HTTP/2 preface has not arrived within [`PREFACE_TIMEOUT`] is closed (hyper would wait for
 //! it forever).
@@ -46,6 +48,8 @@ use crate::{
 /// How long a connection beyond `--max-connections` waits for an RPC to refuse before it is sent GOAWAY anyway,
 /// and then how long it may take to close.
 pub const REFUSAL_LINGER: Duration = Duration::from_secs(10);
+/// Connections beyond `--max-connections` answered (RESOURCE_EXHAUSTED, then GOAWAY) at once; more are closed at once.
+pub const MAX_REFUSING: usize = 1024;
 
 /// The connection policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,8 @@ struct Shared<S> {
     admissions: Arc<Semaphore>,
     /// Counts open connections.
     telemetry: Telemetry,
+    /// One permit per connection over the cap being answered.
+    refusing: Arc<Semaphore>,
 }
 
 /// The gRPC listener's server: serves `routes` on each accepted connection.
@@ -109,6 +115,7 @@ where
             draining: CancellationToken::new(),
             terminate,
             telemetry,
+            refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
             admissions,
         };
         Self { shared: Arc::new(shared), tasks: TaskTracker::new() }
@@ -123,7 +130,13 @@ where
             let shared = Arc::clone(&self.shared);
             match Arc::clone(&self.shared.admissions).try_acquire_owned() {
                 Ok(admission) => self.tasks.spawn(serve_admitted(conn, shared, admission)),
-                Err(_) => self.tasks.spawn(refuse(conn, shared)),
+                Err(_) => match Arc::clone(&self.shared.refusing).try_acquire_owned() {
+                    Ok(refusing) => self.tasks.spawn(refuse(conn, shared, refusing)),
+                    Err(_) => {
+                        tracing::debug!("Connection over the cap while many are being refused: closed at once.");
+                        continue;
+                    }
+                },
             };
         }
         self.shared.draining.cancel();
@@ -214,7 +227,7 @@ where
 
 /// Serves a connection beyond `--max-connections`: its RPCs get RESOURCE_EXHAUSTED, and after the first one (or
 /// [`REFUSAL_LINGER`]) it is sent GOAWAY and given as long again to close.
-async fn refuse<S>(conn: Conn, shared: Arc<Shared<S>>) {
+async fn refuse<S>(conn: Conn, shared: Arc<Shared<S>>, _refusing: OwnedSemaphorePermit) {
     let max_connections = shared.policy.max_connections;
     tracing::debug!(peer = ?conn.connect_info().remote_addr(), max_connections, "Connection over the cap: refusing \
         its RPCs.");
@@ -230,16 +243,17 @@ async fn refuse<S>(conn: Conn, shared: Arc<Shared<S>>) {
         }
     });
     let mut connection = pin!(shared.http2.serve_connection(TokioIo::new(conn), TowerToHyperService::new(refusal)));
+    let clock = &shared.clock;
     tokio::select! {
         _ = connection.as_mut() => return,
         () = refused.notified() => {}
-        () = tokio::time::sleep(REFUSAL_LINGER) => {}
+        () = sleep_until(clock, Some(clock.now() + REFUSAL_LINGER)) => {}
         () = shared.terminate.cancelled() => return,
     }
     connection.as_mut().graceful_shutdown();
     tokio::select! {
         _ = connection.as_mut() => {}
-        () = tokio::time::sleep(REFUSAL_LINGER) => {}
+        () = sleep_until(clock, Some(clock.now() + REFUSAL_LINGER)) => {}
         () = shared.terminate.cancelled() => {}
     }
 }

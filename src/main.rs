@@ -70,10 +70,10 @@ struct ServeArgs {
     #[arg(long, env = "ALERTSTREAM_MAX_CONCURRENT_STREAMS", default_value_t = config::DEFAULT_MAX_CONCURRENT_STREAMS)]
     max_concurrent_streams: u32,
     /// Streams the server serves at once, over every connection; a stream beyond it gets RESOURCE_EXHAUSTED at once.
-    #[arg(long, env = "ALERTSTREAM_MAX_STREAMS", default_value_t = config::DEFAULT_MAX_STREAMS)]
+    #[arg(long, env = "ALERTSTREAM_MAX_STREAMS", default_value_t = config::DEFAULT_MAX_STREAMS, value_parser = parse_cap)]
     max_streams: usize,
     /// Connections the gRPC listener serves at once; RPCs on one beyond it get RESOURCE_EXHAUSTED, then GOAWAY.
-    #[arg(long, env = "ALERTSTREAM_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "ALERTSTREAM_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS, value_parser = parse_cap)]
     max_connections: usize,
     /// After this age (±10 % jitter) a connection is sent GOAWAY and its streams end UNAVAILABLE after their
     /// alerts, so clients reconnect and rebalance (30m, 1h). Off unless given.
@@ -123,6 +123,13 @@ impl From<LogFormat> for logging::LogFormat {
             LogFormat::Json => logging::LogFormat::Json,
         }
     }
+}
+
+/// A cap on streams or connections: at least 1 (0 would refuse everything), and at most what a semaphore holds.
+fn parse_cap(text: &str) -> Result<usize, String> {
+    let cap: usize = text.parse().map_err(|e| format!("{e}"))?;
+    let most = tokio::sync::Semaphore::MAX_PERMITS;
+    if (1..=most).contains(&cap) { Ok(cap) } else { Err(format!("must be between 1 and {most}")) }
 }
 
 fn main() -> ExitCode {

@@ -77,7 +77,7 @@ pub async fn serve(
     drain: CancellationToken,
 ) -> Result<(), ServeError> {
     let (shutdown, farewells) = watch::channel(None);
-    let view = ViewHub::new();
+    let view = ViewHub::new(config.telemetry.gauge("alertstream_view_watchers"));
     let streams = TaskTracker::new();
     let context = StreamContext {
         rules: rules.clone(),
@@ -153,7 +153,13 @@ pub async fn serve(
         Some(listener) => {
             let addr = listener.local_addr()?;
             let auth = http::auth::HttpAuth { tokens: config.security.tokens.clone(), tls: tls.is_some() };
-            let endpoint = http::Endpoint::new(rules.clone(), config.clock.clone(), drain.clone(), view.clone());
+            let endpoint = http::Endpoint::new(
+                rules.clone(),
+                config.clock.clone(),
+                drain.clone(),
+                view.clone(),
+                http_stop.clone(),
+            );
             let router = http::router(endpoint, config.max_message_size, auth);
             let connections = accept::connections(listener, tls.clone(), Protocol::Http, http_stop.clone());
             let server = axum::serve(ConnListener::new(connections, addr), router)

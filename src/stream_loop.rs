@@ -18,7 +18,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use alertstream_engine::{Alert, ReadingError, RuleSet, StreamState, validate, validate_time};
+use alertstream_engine::{
+    Alert, LATE_READING, ReadingError, RuleSet, SENSOR_LIMIT, StreamState, validate, validate_time,
+};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::Stream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -33,7 +35,7 @@ use crate::{
     reload::LiveRules,
     stream_codec::InboundReading,
     telemetry::{Telemetry, stream::StreamMetrics},
-    view::{ViewEvent, ViewHub},
+    view::{ViewEvent, ViewHub, send_snapshot},
 };
 
 /// What a stream needs from the server besides its readings.
@@ -142,6 +144,8 @@ pub struct StreamLoop {
     watching_snapshots: bool,
     /// Wakes an idle stream when a snapshot is asked for.
     snapshot_asked: Armed,
+    /// The number of the latest snapshot request this stream has answered.
+    snapshot_served: u64,
 }
 
 impl StreamLoop {
@@ -166,6 +170,8 @@ impl StreamLoop {
             snapshot_requests: context.view.snapshot_requests(),
             watching_snapshots: true,
             snapshot_asked: Armed::new(changed(&context.view.snapshot_requests())),
+            // A page that asked before this stream began sees its readings live.
+            snapshot_served: *context.view.snapshot_requests().borrow(),
             inbound,
             rules,
             state,
@@ -312,7 +318,7 @@ impl StreamLoop {
                 Next::Continue
             }
             Wake::Snapshot => {
-                self.publish_snapshot();
+                self.send_snapshot();
                 Next::Continue
             }
             Wake::HalfClosed => {
@@ -363,6 +369,7 @@ impl StreamLoop {
                     // Only while a browser watches: the copy the view needs, as the engine takes the reading.
                     let shown = (self.context.view.watched() && validate(&reading).is_ok())
                         .then(|| (reading.sensor_id.clone(), reading.values.clone(), reading.time, reading.seq));
+                    let first_owed = self.owed.len();
                     if timed {
                         let stopwatch = Stopwatch::start();
                         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
@@ -370,7 +377,11 @@ impl StreamLoop {
                     } else {
                         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
                     }
-                    if let Some((sensor_id, values, time, seq)) = shown {
+                    // Shown only if applied: not late, and not a sensor beyond the stream's limit.
+                    let refused = |a: &Alert| matches!(&*a.rule, LATE_READING | SENSOR_LIMIT);
+                    if let Some((sensor_id, values, time, seq)) = shown
+                        && !self.owed[first_owed..].iter().any(refused)
+                    {
                         let time = timestamp_text(time);
                         self.context.view.publish(&ViewEvent::Reading {
                             sensor_id: &sensor_id,
@@ -393,16 +404,21 @@ impl StreamLoop {
         Next::Continue
     }
 
-    /// Tells the live view every sensor this stream tracks and every rule firing for one.
-    fn publish_snapshot(&self) {
-        let view = &self.context.view;
+    /// Tells each page that asked since the last snapshot every sensor this stream tracks and every rule firing for
+    /// one.
+    fn send_snapshot(&mut self) {
+        let (served, sinks) = self.context.view.snapshot_sinks(self.snapshot_served);
+        self.snapshot_served = served;
+        if sinks.is_empty() {
+            return;
+        }
         for (sensor_id, latest, seq) in self.state.sensors() {
-            view.publish(&ViewEvent::Sensor { sensor_id, time: latest.map(timestamp_text), seq });
+            send_snapshot(&sinks, &ViewEvent::Sensor { sensor_id, time: latest.map(timestamp_text), seq });
         }
         for (sensor_id, rule) in self.state.firing() {
             if let Some(rule) = self.rules.rules().get(rule) {
                 let severity = rule.spec().severity.as_str();
-                view.publish(&ViewEvent::Firing { sensor_id, rule: rule.name(), severity });
+                send_snapshot(&sinks, &ViewEvent::Firing { sensor_id, rule: rule.name(), severity });
             }
         }
     }

@@ -112,3 +112,17 @@ fn a_failing_rule_test_prints_a_diff_and_exits_1() {
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rule_tests/failing.stdout"));
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected.unwrap());
 }
+
+#[test]
+fn a_cap_of_zero_or_beyond_a_semaphore_is_refused_at_startup() {
+    for (flag, value) in [("--max-connections", "0"), ("--max-streams", "0"), ("--max-streams", "18446744073709551615")]
+    {
+        let output = run(&["serve", flag, value, "--listen", "127.0.0.1:0", "--http-listen", ""], &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '{flag}")) && stderr.contains("between 1 and"),
+            "{stderr}"
+        );
+    }
+}

@@ -171,3 +171,21 @@ async fn sigterm_under_load_answers_every_reading_sent_before_it() {
     assert_eq!(server.exit_code().await, Some(0));
     eprintln!("exited {:.2} s after SIGTERM (grace 5 s)", signalled_at.elapsed().as_secs_f64());
 }
+
+#[tokio::test]
+async fn a_browser_watching_the_live_view_does_not_hold_up_the_shutdown() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let mut server = Binary::start(&["--http-listen", "127.0.0.1:0", "--shutdown-grace", "1s"]);
+    let http = server.http_addr().await;
+    let mut watcher = tokio::net::TcpStream::connect(http).await.unwrap();
+    watcher.write_all(format!("GET /events HTTP/1.1\r\nHost: {http}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = watcher.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).contains("text/event-stream"));
+    server.signal("TERM");
+    assert_eq!(server.exit_code().await, Some(0));
+    // The event stream ended with the HTTP endpoint, rather than being cut at the hard deadline.
+    assert_eq!(server.count_log("Connections still open after shutdown"), 0);
+    assert_eq!(server.count_log("Shut down."), 1);
+}

@@ -59,22 +59,37 @@ async fn with_tokens_on_the_page_and_its_events_need_the_token() {
 async fn a_browser_that_stops_reading_is_dropped_and_the_streams_never_wait_for_it() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-    let server = TestServer::start().await;
-    // A watcher that reads its response head, then nothing.
-    let mut slow = tokio::net::TcpStream::connect(server.http_addr).await.unwrap();
+    let config = ServeConfig { telemetry: alertstream::telemetry::Telemetry::on(), ..ServeConfig::default() };
+    let server = TestServer::with(default_rules(), config).await;
+    // A watcher that reads its response head, then nothing; a small receive buffer, so that what the kernels hold
+    // for it (its buffer and the server's send buffer, at most 4 MiB by default) is far less than what is sent.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 << 10).unwrap();
+    let mut slow = socket.connect(server.http_addr).await.unwrap();
     let request = format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.http_addr);
     slow.write_all(request.as_bytes()).await.unwrap();
     let mut head = vec![0u8; 4096];
     let n = slow.read(&mut head).await.unwrap();
     assert!(String::from_utf8_lossy(&head[..n]).contains("text/event-stream"));
 
-    // Far more events than the channel holds: each reading and its alert is one. The stream is answered in full
-    // while the watcher reads nothing.
-    let readings: Vec<_> = (1..=20_000u64)
+    // Far more events than the kernels and the watcher's queue hold: each reading and its alert is one, about
+    // 10 MB in all. The stream is answered in full while the watcher reads nothing.
+    let readings: Vec<_> = (1..=30_000u64)
         .map(|seq| common::reading("busy", seq, &[("temperature", if seq % 2 == 1 { 5.0 } else { 20.0 })]))
         .collect();
     let (alerts, status) = common::stream_all(&mut server.client().await, readings).await;
-    assert!(status.is_ok() && alerts.len() == 20_000, "{status:?}, {} alerts", alerts.len());
+    assert!(status.is_ok() && alerts.len() == 30_000, "{status:?}, {} alerts", alerts.len());
+    // It is dropped while it still reads nothing, so the streams publish for no one (polled, bounded: the page's
+    // task drops it as soon as its queue is full).
+    let mut watchers = metric(&server, "alertstream_view_watchers").await;
+    for _ in 0..100 {
+        if watchers == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        watchers = metric(&server, "alertstream_view_watchers").await;
+    }
+    assert_eq!(watchers, 0.0, "the watcher that stopped reading is still subscribed");
 
     // The watcher fell behind: once it reads again, what was buffered for it arrives and its response ends (the
     // chunked body's last chunk) rather than going on with a gap.
@@ -91,5 +106,18 @@ async fn a_browser_that_stops_reading_is_dropped_and_the_streams_never_wait_for_
     assert!(ended.is_ok(), "the slow watcher's response never ended ({} bytes read)", rest.len());
     // It got a prefix of the events and no more: fewer than were sent.
     let events = String::from_utf8_lossy(&rest).matches("data: {").count();
-    assert!(events < 40_000, "{events} events");
+    assert!(events < 60_000, "{events} events");
+}
+
+/// The value of the unlabelled metric `name`, from the server's `/metrics`.
+async fn metric(server: &TestServer, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = server.metrics_addr.expect("metrics are on");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    let line = response.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+    line.rsplit_once(' ').unwrap().1.parse().unwrap()
 }

@@ -38,13 +38,21 @@ pub struct Endpoint {
     draining: CancellationToken,
     /// What the streams tell the live view.
     view: ViewHub,
+    /// Cancelled when the endpoint stops: the live view's event streams end, so the server can finish.
+    closing: CancellationToken,
 }
 
 impl Endpoint {
     /// An endpoint over the live `rules`, with receive times from `clock`, that reports draining once `draining` is
-    /// cancelled and shows what the streams tell `view`.
-    pub fn new(rules: LiveRules, clock: Clock, draining: CancellationToken, view: ViewHub) -> Self {
-        Self { rules, clock, draining, view }
+    /// cancelled, shows what the streams tell `view`, and ends its event streams once `closing` is cancelled.
+    pub fn new(
+        rules: LiveRules,
+        clock: Clock,
+        draining: CancellationToken,
+        view: ViewHub,
+        closing: CancellationToken,
+    ) -> Self {
+        Self { rules, clock, draining, view, closing }
     }
 }
 

@@ -26,7 +26,7 @@ const HANDLING_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 const EVALUATION_BUCKETS: [f64; 11] = [1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3, 1e-2];
 
 /// Every metric, with its kind, unit and help text.
-const DESCRIPTIONS: [(&str, Kind, &str); 14] = [
+const DESCRIPTIONS: [(&str, Kind, &str); 15] = [
     ("grpc_server_started_total", Kind::Counter, "Total number of RPCs started on the server."),
     (
         "grpc_server_handled_total",
@@ -53,6 +53,7 @@ const DESCRIPTIONS: [(&str, Kind, &str); 14] = [
     ),
     ("alertstream_open_connections", Kind::Gauge, "gRPC connections open now."),
     ("alertstream_rules_reloads_total", Kind::Counter, "Rules file reloads, by result."),
+    ("alertstream_view_watchers", Kind::Gauge, "Browsers watching the live view now."),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +172,14 @@ impl Telemetry {
         match &self.inner {
             Some(inner) => inner.recorder.register_counter(&Key::from_parts(name, labels), &metadata()),
             None => Counter::noop(),
+        }
+    }
+
+    /// The gauge `name` (a no-op when off).
+    pub fn gauge(&self, name: &'static str) -> Gauge {
+        match &self.inner {
+            Some(inner) => inner.recorder.register_gauge(&Key::from_static_name(name), &metadata()),
+            None => Gauge::noop(),
         }
     }
 

@@ -28,8 +28,9 @@ impl Condition {
         self.slots.iter().all(|&slot| values[slot].is_some())
     }
 
-    /// Whether the condition holds, updating the rule's `windows`; `None` when a window function has no value yet.
-    /// The caller has checked [`Condition::has_inputs`].
+    /// Whether the condition holds, updating the rule's `windows`; `None` when a window function has no value yet,
+    /// or when a metric is missing (every operator passes a missing value on). A caller whose condition has windows
+    /// checks [`Condition::has_inputs`] first, so that no window learns from a reading the rule skips.
     pub(crate) fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<bool> {
         self.root.evaluate(inputs, windows)
     }
