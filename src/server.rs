@@ -156,6 +156,7 @@ pub async fn serve(
             let endpoint = http::Endpoint::new(
                 rules.clone(),
                 config.clock.clone(),
+                config.max_future,
                 drain.clone(),
                 view.clone(),
                 http_stop.clone(),

@@ -165,3 +165,26 @@ absent_for = "1m"
     assert_eq!(answer["rules"][0]["for"], "3 readings");
     assert_eq!(answer["rules"][1]["absent_for"], "1m");
 }
+
+#[tokio::test]
+async fn a_body_may_carry_seq_and_time_and_take_the_grpc_json_form() {
+    let server = TestServer::start().await;
+    let flat = br#"{"sensor_id": "line-1", "seq": 3, "time": "2024-05-01T08:00:00Z", "temperature": 8}"#;
+    let (code, answer) = post(server.http_addr, "/v1/evaluate", None, flat).await;
+    assert_eq!(code, 200, "{answer}");
+    let alert = &answer["alerts"][0];
+    assert_eq!((&alert["reading_seq"], &alert["time"]), (&json!("3"), &json!("2024-05-01T08:00:00Z")), "{answer}");
+    assert_eq!(alert["values"], json!({"temperature": 8.0}), "seq and time are not metrics: {answer}");
+    let grpc_form = br#"{"sensor_id": "line-2", "values": {"temperature": 8, "pH": 6}, "seq": "9"}"#;
+    let (code, answer) = post(server.http_addr, "/v1/evaluate", Some("application/json"), grpc_form).await;
+    assert_eq!((code, answer["status"].as_str().unwrap()), (200, "temp too low pH too high"), "{answer}");
+    assert_eq!(
+        (&answer["alerts"][0]["sensor_id"], &answer["alerts"][0]["reading_seq"]),
+        (&json!("line-2"), &json!("9"))
+    );
+    // A time further ahead of the server's clock than --max-future (1m) is refused, naming `time`.
+    let future = br#"{"time": "2999-01-01T00:00:00Z", "temperature": 8}"#;
+    let (code, answer) = post(server.http_addr, "/v1/evaluate", None, future).await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().starts_with("invalid reading: time is"), "{answer}");
+}

@@ -12,8 +12,16 @@ use crate::convert::{alert_state_name, severity_name, timestamp_text};
 /// The sensor id of a reading whose body names none.
 pub const DEFAULT_SENSOR_ID: &str = "http";
 
-/// Reads a JSON object of metric names to numbers, with an optional string `sensor_id`; the reading is given
-/// `received_at` as its time.
+/// Reads a body in either of two forms:
+///
+/// - the classic flat object of metric names to numbers, `{"temperature": 8, "pH": 4}`, where `sensor_id`, `seq`
+///   and `time` are the reading's own fields, not metrics;
+/// - the proto3 JSON form of `alertstream.v1.Reading`, told apart by a `values` object:
+///   `{"sensor_id": "line-1", "values": {"temperature": 8}, "time": "2024-05-01T08:00:00Z", "seq": "3"}`
+///   (`sensorId` too, as proto3 JSON allows).
+///
+/// `seq` is a number or a string of one (proto3 JSON writes a uint64 as a string); `time` is RFC 3339, and without
+/// one the reading is given `received_at`.
 pub(super) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<Reading, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let Value::Object(object) = value else {
@@ -22,20 +30,67 @@ pub(super) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<
             json_type(&value)
         ));
     };
-    let mut sensor_id = DEFAULT_SENSOR_ID.to_owned();
-    let mut values = Values::with_capacity_and_hasher(object.len(), Default::default());
+    let proto_form = matches!(object.get("values"), Some(Value::Object(_)));
+    let mut reading =
+        Reading { sensor_id: DEFAULT_SENSOR_ID.to_owned(), values: Values::default(), seq: 0, time: received_at };
     for (key, value) in object {
-        match (key.as_str(), value) {
-            ("sensor_id", Value::String(id)) => sensor_id = id,
-            ("sensor_id", other) => return Err(format!("`sensor_id` must be a string, not {}", json_type(&other))),
-            (_, Value::Number(number)) => {
-                let number = number.as_f64().ok_or_else(|| format!("metric `{key}` is not a finite number"))?;
-                values.insert(key, number);
+        match key.as_str() {
+            "sensor_id" => reading.sensor_id = sensor_id(value)?,
+            "sensorId" if proto_form => reading.sensor_id = sensor_id(value)?,
+            "seq" => reading.seq = seq(value)?,
+            "time" => reading.time = time(value)?,
+            "values" if proto_form => {
+                let Value::Object(values) = value else { unreachable!("told apart by a `values` object") };
+                for (name, value) in values {
+                    let number = metric(&name, value)?;
+                    reading.values.insert(name, number);
+                }
             }
-            (_, other) => return Err(format!("metric `{key}` must be a JSON number, not {}", json_type(&other))),
+            _ if proto_form => {
+                return Err(format!(
+                    "unknown field `{key}` in a Reading: it has sensor_id, values, time and seq (a body without a \
+                     `values` object is read as metric names to numbers)"
+                ));
+            }
+            _ => {
+                let number = metric(&key, value)?;
+                reading.values.insert(key, number);
+            }
         }
     }
-    Ok(Reading { sensor_id, values, seq: 0, time: received_at })
+    Ok(reading)
+}
+
+fn sensor_id(value: Value) -> Result<String, String> {
+    match value {
+        Value::String(id) => Ok(id),
+        other => Err(format!("`sensor_id` must be a string, not {}", json_type(&other))),
+    }
+}
+
+fn seq(value: Value) -> Result<u64, String> {
+    let parsed = match &value {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| format!("`seq` must be a whole number from 0 (or a string of one), not {value}"))
+}
+
+fn time(value: Value) -> Result<SystemTime, String> {
+    let Value::String(text) = &value else {
+        return Err(format!("`time` must be an RFC 3339 string (2024-05-01T08:00:00Z), not {}", json_type(&value)));
+    };
+    let timestamp: prost_types::Timestamp =
+        text.parse().map_err(|_| format!("`time` is not an RFC 3339 time (2024-05-01T08:00:00Z): {text:?}"))?;
+    SystemTime::try_from(timestamp).map_err(|_| format!("`time` is out of range: {text:?}"))
+}
+
+fn metric(name: &str, value: Value) -> Result<f64, String> {
+    match value {
+        Value::Number(number) => number.as_f64().ok_or_else(|| format!("metric `{name}` is not a finite number")),
+        other => Err(format!("metric `{name}` must be a JSON number, not {}", json_type(&other))),
+    }
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -127,8 +182,40 @@ mod tests {
             (br#"{"t": "8"}"#, "metric `t` must be a JSON number, not a string"),
             (br#"{"t": null}"#, "metric `t` must be a JSON number, not null"),
             (br#"{"sensor_id": 3, "t": 1}"#, "`sensor_id` must be a string, not a number"),
+            (br#"{"seq": -1, "t": 1}"#, "`seq` must be a whole number from 0 (or a string of one), not -1"),
+            (br#"{"seq": 1.5, "t": 1}"#, "`seq` must be a whole number from 0 (or a string of one), not 1.5"),
+            (br#"{"time": 5, "t": 1}"#, "`time` must be an RFC 3339 string (2024-05-01T08:00:00Z), not a number"),
+            (
+                br#"{"time": "yesterday", "t": 1}"#,
+                "`time` is not an RFC 3339 time (2024-05-01T08:00:00Z): \"yesterday\"",
+            ),
+            (
+                br#"{"values": {"t": 1}, "unit": "C"}"#,
+                "unknown field `unit` in a Reading: it has sensor_id, values, time and seq (a body without a `values` \
+                 object is read as metric names to numbers)",
+            ),
+            (br#"{"values": {"t": "1"}}"#, "metric `t` must be a JSON number, not a string"),
         ] {
-            assert_eq!(reading_from_json_now(body).unwrap_err(), expected);
+            assert_eq!(reading_from_json_now(body).unwrap_err(), expected, "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn seq_and_time_are_the_readings_own_and_the_grpc_json_form_is_accepted() {
+        let at = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        let flat = reading_from_json_now(br#"{"seq": 3, "time": "2024-05-01T08:00:00Z", "temperature": 8}"#).unwrap();
+        assert_eq!((flat.seq, flat.time), (3, at(1_714_550_400)));
+        assert_eq!(flat.values, Values::from_iter([("temperature".into(), 8.0)]));
+        let proto = br#"{"sensor_id": "x", "values": {"temperature": 8, "seq": 2}, "seq": "7", "time": "2024-05-01T08:00:01.5Z"}"#;
+        let proto = reading_from_json_now(proto).unwrap();
+        assert_eq!((proto.sensor_id.as_str(), proto.seq), ("x", 7));
+        assert_eq!(proto.time, at(1_714_550_401) + std::time::Duration::from_millis(500));
+        // Inside `values`, `seq` is a metric like any other.
+        assert_eq!(proto.values, Values::from_iter([("temperature".into(), 8.0), ("seq".into(), 2.0)]));
+        let camel = reading_from_json_now(br#"{"sensorId": "y", "values": {"t": 1}}"#).unwrap();
+        assert_eq!((camel.sensor_id.as_str(), camel.time), ("y", SystemTime::UNIX_EPOCH));
+        // Without a `values` object, `values` is a metric.
+        let flat_values = reading_from_json_now(br#"{"values": 2}"#).unwrap();
+        assert_eq!(flat_values.values, Values::from_iter([("values".into(), 2.0)]));
     }
 }

@@ -10,7 +10,9 @@ pub mod auth;
 mod json;
 mod view;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
+
+use alertstream_engine::validate_time;
 
 use axum::{
     Router,
@@ -34,6 +36,8 @@ pub struct Endpoint {
     rules: LiveRules,
     /// A reading's receive time.
     clock: Clock,
+    /// How far ahead of the clock a reading's `time` may be.
+    max_future: Duration,
     /// Cancelled when the server starts draining.
     draining: CancellationToken,
     /// What the streams tell the live view.
@@ -43,16 +47,18 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint over the live `rules`, with receive times from `clock`, that reports draining once `draining` is
-    /// cancelled, shows what the streams tell `view`, and ends its event streams once `closing` is cancelled.
+    /// An endpoint over the live `rules`, with receive times from `clock` (a reading's `time` at most `max_future`
+    /// ahead of it), that reports draining once `draining` is cancelled, shows what the streams tell `view`, and ends
+    /// its event streams once `closing` is cancelled.
     pub fn new(
         rules: LiveRules,
         clock: Clock,
+        max_future: Duration,
         draining: CancellationToken,
         view: ViewHub,
         closing: CancellationToken,
     ) -> Self {
-        Self { rules, clock, draining, view, closing }
+        Self { rules, clock, max_future, draining, view, closing }
     }
 }
 
@@ -95,10 +101,14 @@ async fn evaluate(State(endpoint): State<Endpoint>, body: Result<Bytes, BytesRej
         }
         Err(rejection) => return error(StatusCode::BAD_REQUEST, format!("cannot read the body: {rejection}")),
     };
-    let reading = match json::reading_from_json(&body, endpoint.clock.now()) {
+    let now = endpoint.clock.now();
+    let reading = match json::reading_from_json(&body, now) {
         Ok(reading) => reading,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
+    if let Err(invalid) = validate_time(reading.time, now, endpoint.max_future) {
+        return error(StatusCode::BAD_REQUEST, invalid.to_string());
+    }
     let rules = Arc::clone(&endpoint.rules.borrow());
     match rules.evaluate_stateless(&reading) {
         Ok(evaluation) => (StatusCode::OK, axum::Json(json::evaluation_to_json(&evaluation))).into_response(),
