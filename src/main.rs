@@ -133,7 +133,22 @@ fn parse_cap(text: &str) -> Result<usize, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // clap names the flag, not the variable it read: say which variable is set but empty.
+            if error.use_stderr() {
+                for (name, value) in std::env::vars_os() {
+                    let name = name.to_string_lossy();
+                    if name.starts_with("ALERTSTREAM_") && value.is_empty() && name != "ALERTSTREAM_HTTP_LISTEN" {
+                        complain(&format!("note: {name} is set but empty: unset it, or give it a value"));
+                    }
+                }
+            }
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
     match cli.command {
         Command::Check { file } => check(&file),
         Command::Test { file } => test(&file),

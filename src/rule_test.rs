@@ -55,6 +55,18 @@ pub enum RuleTestError {
         /// What is wrong (TOML errors include line and column).
         message: String,
     },
+    /// The test file is not valid TOML, or not a test file's shape.
+    #[error("{path}:{line}:{col}: {message}")]
+    Syntax {
+        /// The path as given.
+        path: String,
+        /// The line of the offending text.
+        line: usize,
+        /// The column of the offending text.
+        col: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// The rules file it names has errors.
     #[error("{0}")]
     Rules(#[from] RulesError),
@@ -117,7 +129,11 @@ pub fn run(path: &Path) -> Result<Vec<TestOutcome>, RuleTestError> {
     let shown = path.display().to_string();
     let invalid = |message: String| RuleTestError::Invalid { path: shown.clone(), message };
     let text = std::fs::read_to_string(path).map_err(|source| RuleTestError::Read { path: shown.clone(), source })?;
-    let file: TestFile = toml::from_str(&text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+    let file: TestFile = toml::from_str(&text).map_err(|e| {
+        // As `check` reports a rules file: FILE:LINE:COL: message.
+        let (line, col) = e.span().map_or((1, 1), |span| alertstream_rules::line_col(&text, span.start));
+        RuleTestError::Syntax { path: shown.clone(), line, col, message: e.message().trim_end().to_owned() }
+    })?;
     let rules_path = path.parent().unwrap_or(Path::new(".")).join(&file.rules);
     let rules = alertstream_rules::load(&rules_path)?;
     let lateness = match &file.lateness {
@@ -285,7 +301,13 @@ expect = [
         );
         let bad = write(&dir, "bad.test.toml", "rules = \"rules.toml\"\n[[test]]\nnam = \"x\"\n");
         let error = run(&bad).unwrap_err().to_string();
-        assert!(error.contains("bad.test.toml") && error.contains("unknown field `nam`"), "{error}");
+        // As `check` reports a rules file: FILE:LINE:COL: message, on one line.
+        let shown = bad.display().to_string();
+        assert!(error.starts_with(&format!("{shown}:3:1: unknown field `nam`")), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        let bad = write(&dir, "syntax.test.toml", "rules = \"rules.toml\"\n[[test]]\nname = \n");
+        let error = run(&bad).unwrap_err().to_string();
+        assert!(error.starts_with(&format!("{}:3:8: ", bad.display())), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

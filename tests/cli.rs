@@ -126,3 +126,11 @@ fn a_cap_of_zero_or_beyond_a_semaphore_is_refused_at_startup() {
         );
     }
 }
+
+#[test]
+fn an_empty_variable_is_named_when_it_is_what_stops_the_server() {
+    let output = run(&["serve", "--listen", "127.0.0.1:0", "--http-listen", ""], &[("ALERTSTREAM_RULES", "")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("note: ALERTSTREAM_RULES is set but empty: unset it, or give it a value"), "{stderr}");
+}

@@ -73,7 +73,7 @@ pub(crate) fn file_offset(literal: &str, offset: usize) -> Option<usize> {
 }
 
 /// The 1-based line and column, counted in characters, of byte `offset` in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

@@ -14,8 +14,7 @@ use std::path::Path;
 
 use alertstream_engine::RuleSet;
 
-pub use diagnostic::Diagnostic;
-use diagnostic::line_col;
+pub use diagnostic::{Diagnostic, line_col};
 
 /// Why a rules file was refused.
 #[derive(Debug, thiserror::Error)]
