@@ -175,18 +175,9 @@ pub(crate) fn compile_rule(index: usize, spec: RuleSpec, metrics: &mut MetricTab
             None
         }
     };
-    // A placeholder may name the sensor or any metric the rule's conditions read.
-    let read: Vec<&str> = match &watch {
-        Some(Watch::Condition { condition, resolve }) => condition
-            .slots
-            .iter()
-            .chain(resolve.iter().flat_map(|r| r.slots.iter()))
-            .map(|&slot| metrics.names()[slot].as_str())
-            .collect(),
-        _ => Vec::new(),
-    };
+    // A placeholder may name the sensor or any metric of the reading.
     let message_text = spec.message.clone().unwrap_or_else(|| spec.name.replace('{', "{{").replace('}', "}}"));
-    let message = match Template::parse(&message_text, |name| read.contains(&name)) {
+    let message = match Template::parse(&message_text) {
         Ok(template) => Some(match template.as_plain() {
             Some(plain) => Message::Plain(Arc::from(plain)),
             None => Message::Template(template),

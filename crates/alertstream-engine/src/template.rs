@@ -1,6 +1,7 @@
 //! Message templates: `"temperature {temperature} below 10 on {sensor_id}"`, filled from the reading.
 //!
-//! Numbers print in their shortest form (`8`, not `8.0`). `{{` and `}}` stand for literal braces.
+//! A placeholder names the sensor or any metric of the reading, read by the rule or not; one the reading lacks
+//! prints as `-`. Numbers print in their shortest form (`8`, not `8.0`). `{{` and `}}` stand for literal braces.
 
 use std::{fmt::Write as _, ops::Range};
 
@@ -30,8 +31,8 @@ pub(crate) struct TemplateError {
 }
 
 impl Template {
-    /// Compiles `text`; `known(name)` says whether a placeholder names something the rule can fill.
-    pub(crate) fn parse(text: &str, known: impl Fn(&str) -> bool) -> Result<Self, TemplateError> {
+    /// Compiles `text`.
+    pub(crate) fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -53,12 +54,12 @@ impl Template {
                         });
                     };
                     let name = &text[i + 1..end];
-                    if name != SENSOR_ID && !known(name) {
+                    if name.is_empty() {
                         return Err(TemplateError {
                             span: i..end + 1,
-                            message: format!(
-                                "unknown placeholder `{{{name}}}` in message: use {{sensor_id}} or a metric the rule reads"
-                            ),
+                            message: "empty placeholder `{}` in message: name a metric or {sensor_id}, or write `{{` \
+                                      and `}}` for literal braces"
+                                .into(),
                         });
                     }
                     if !literal.is_empty() {
@@ -93,7 +94,7 @@ impl Template {
         }
     }
 
-    /// Fills the placeholders; a metric the values lack prints as `?`.
+    /// Fills the placeholders; a metric the values lack prints as `-`.
     pub(crate) fn render(&self, sensor_id: &str, values: &Values) -> String {
         let mut out = String::new();
         for part in &self.parts {
@@ -104,7 +105,7 @@ impl Template {
                     Some(v) => {
                         let _ = write!(out, "{v}");
                     }
-                    None => out.push('?'),
+                    None => out.push('-'),
                 },
             }
         }
@@ -117,7 +118,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Template, TemplateError> {
-        Template::parse(text, |name| name == "temperature" || name == "pH")
+        Template::parse(text)
     }
 
     #[test]
@@ -127,18 +128,20 @@ mod tests {
         assert_eq!(template.render("line-1", &values), "temperature 8 below 10 on line-1 (pH 5.55) {ok}");
         assert_eq!(template.as_plain(), None);
         assert_eq!(parse("plain").unwrap().as_plain(), Some("plain"));
-        assert_eq!(parse("{pH}").unwrap().render("s", &Values::default()), "?");
+        assert_eq!(parse("{pH}").unwrap().render("s", &Values::default()), "-");
     }
 
     #[test]
-    fn unknown_or_broken_placeholders_are_errors() {
-        assert_eq!(
-            parse("too hot: {temp}").unwrap_err(),
-            TemplateError {
-                span: 9..15,
-                message: "unknown placeholder `{temp}` in message: use {sensor_id} or a metric the rule reads".into()
-            }
-        );
+    fn any_metric_of_the_reading_may_be_named_and_a_missing_one_prints_a_dash() {
+        let values = Values::from_iter([("pH".to_owned(), 6.0), ("temperature".to_owned(), 21.5)]);
+        let template = parse("pH {pH} at temperature {temperature}, flow {flow}").unwrap();
+        assert_eq!(template.render("s", &values), "pH 6 at temperature 21.5, flow -");
+    }
+
+    #[test]
+    fn empty_or_broken_placeholders_are_errors() {
+        assert_eq!(parse("too hot: {}").unwrap_err().span, 9..11);
+        assert!(parse("too hot: {}").unwrap_err().message.starts_with("empty placeholder `{}` in message"));
         assert_eq!(parse("a {pH").unwrap_err().span, 2..3);
         assert_eq!(parse("a } b").unwrap_err().span, 2..3);
     }

@@ -284,10 +284,18 @@ fn messages_fill_placeholders_from_the_reading() {
     rules(vec![low]).evaluate(&mut StreamState::new(10, LATENESS), r.clone(), r.time, &mut out);
     assert_eq!(&*out[0].message, "temperature 8 below 10 on line-1");
 
-    let mut unknown = spec("low", "temperature < 10");
-    unknown.message = Some("{pH} is not read".to_owned());
-    let errors = RuleSet::new(vec![unknown]).unwrap_err();
-    assert!(matches!(&errors[0], RuleSetError::Field { field: RuleField::Message, error, .. } if error.span == (0..4)));
+    // Any metric of the reading may be named, read by the rule or not; one the reading lacks prints `-`.
+    let mut other = spec("low", "temperature < 10");
+    other.message = Some("temperature {temperature} with pH {pH}, flow {flow}".to_owned());
+    let mut out = Vec::new();
+    let r = reading("line-1", 1, &[("temperature", 8.0), ("pH", 6.5)]);
+    rules(vec![other]).evaluate(&mut StreamState::new(10, LATENESS), r.clone(), r.time, &mut out);
+    assert_eq!(&*out[0].message, "temperature 8 with pH 6.5, flow -");
+
+    let mut empty = spec("low", "temperature < 10");
+    empty.message = Some("{} is empty".to_owned());
+    let errors = RuleSet::new(vec![empty]).unwrap_err();
+    assert!(matches!(&errors[0], RuleSetError::Field { field: RuleField::Message, error, .. } if error.span == (0..2)));
 }
 
 #[test]
