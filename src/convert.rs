@@ -96,7 +96,11 @@ pub fn alert_state_to_pb(state: AlertState) -> pb::AlertState {
 
 /// The wire form of a stateless evaluation.
 pub fn evaluation_to_pb(evaluation: Evaluation) -> pb::Evaluation {
-    pb::Evaluation { status: evaluation.status, alerts: evaluation.alerts.into_iter().map(alert_to_pb).collect() }
+    pb::Evaluation {
+        status: evaluation.status,
+        alerts: evaluation.alerts.into_iter().map(alert_to_pb).collect(),
+        skipped: evaluation.skipped.into_iter().map(|s| pb::Skipped { rule: s.rule, reason: s.reason }).collect(),
+    }
 }
 
 /// A time as proto3 JSON writes a `google.protobuf.Timestamp`: RFC 3339 in UTC (`1970-01-01T00:00:01.500Z`).
@@ -153,8 +157,11 @@ mod tests {
     fn an_alert_keeps_every_field() {
         let alert = sample_alert();
         let time = alert.time;
-        let wire = evaluation_to_pb(Evaluation { status: "too hot".into(), alerts: vec![alert] });
+        let skipped =
+            vec![alertstream_engine::Skipped { rule: "cold".into(), reason: "the reading has no `t`".into() }];
+        let wire = evaluation_to_pb(Evaluation { status: "too hot".into(), alerts: vec![alert], skipped });
         assert_eq!(wire.status, "too hot");
+        assert_eq!(wire.skipped, [pb::Skipped { rule: "cold".into(), reason: "the reading has no `t`".into() }]);
         assert_eq!(
             wire.alerts[0],
             pb::Alert {

@@ -37,6 +37,11 @@ async fn a_reading_lacking_a_metric_skips_its_rule() {
     let server = TestServer::start().await;
     let evaluation = server.client().await.evaluate(reading("s", 0, &[("pH", 6.0)])).await.unwrap().into_inner();
     assert_eq!(evaluation.status, "pH too high");
+    // The answer says which rule it skipped, and why (field 3).
+    assert_eq!(
+        evaluation.skipped,
+        [pb::Skipped { rule: "temp_too_low".into(), reason: "the reading has no `temperature`".into() }]
+    );
 }
 
 #[tokio::test]

@@ -62,8 +62,15 @@ async fn alerts_are_proto3_json() {
     assert!(time.ends_with('Z') && time.contains('T'), "RFC 3339: {time}");
     assert_eq!(alerts[1]["rule"], "ph_too_high");
 
-    let (_, answer) = post(server.http_addr, "/v1/evaluate", Some("application/json"), br#"{"t": 1}"#).await;
-    assert_eq!(answer, json!({"status": "all good", "alerts": []}));
+    // A reading no rule could look at is "all good", and says which rules it skipped and why.
+    let (_, answer) = post(server.http_addr, "/v1/evaluate", Some("application/json"), br#"{"Temperature": 8}"#).await;
+    assert_eq!(
+        answer,
+        json!({"status": "all good", "alerts": [], "skipped": [
+            {"rule": "temp_too_low", "reason": "the reading has no `temperature`"},
+            {"rule": "ph_too_high", "reason": "the reading has no `pH`"},
+        ]})
+    );
     let (_, answer) = post(server.http_addr, "/v1/evaluate", None, br#"{"temperature": 1}"#).await;
     assert_eq!(answer["alerts"][0]["sensor_id"], "http");
 }

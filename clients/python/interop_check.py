@@ -132,6 +132,13 @@ def main() -> int:
         else:
             raise CheckFailed(f"expected INVALID_ARGUMENT, got a response: {ev}")
 
+    def evaluate_skipped():
+        ev = stub.Evaluate(pb.Reading(sensor_id="py", values={"Temperature": 8}), timeout=timeout)
+        expect("status", "all good", ev.status)
+        expect("skipped (rule, reason)",
+               [("temp_too_low", "the reading has no `temperature`"), ("ph_too_high", "the reading has no `pH`")],
+               [(s.rule, s.reason) for s in ev.skipped])
+
     # ---------------------------------------------------------------- b. Stream
     def stream_check():
         t0 = 1_700_000_000
@@ -277,6 +284,7 @@ def main() -> int:
     r.run("evaluate {temperature 12, pH 5} -> all good",
           evaluate_case({"temperature": 12, "pH": 5}, "all good", []))
     r.run("evaluate empty sensor_id -> INVALID_ARGUMENT naming sensor_id", evaluate_empty_sensor_id)
+    r.run("evaluate a reading no rule can check -> all good, with the rules skipped and why", evaluate_skipped)
     r.run("stream: two sensors, change semantics, invalid reading in the middle, half-close -> OK", stream_check)
     r.run("list rules: the two default rules", list_rules)
     r.run("http {temperature 8, pH 4} -> temp too low",

@@ -107,7 +107,9 @@ fn json_type(value: &Value) -> &'static str {
 /// The proto3 JSON form of an evaluation.
 pub(super) fn evaluation_to_json(evaluation: &Evaluation) -> Value {
     let alerts: Vec<Value> = evaluation.alerts.iter().map(alert_to_json).collect();
-    json!({ "status": evaluation.status, "alerts": alerts })
+    let skipped: Vec<Value> =
+        evaluation.skipped.iter().map(|s| json!({ "rule": s.rule, "reason": s.reason })).collect();
+    json!({ "status": evaluation.status, "alerts": alerts, "skipped": skipped })
 }
 
 /// A rule set as the proto3 JSON of `ListRulesResponse` (every field written, as `Evaluation`'s are), the same
@@ -157,13 +159,15 @@ mod tests {
     #[test]
     fn an_evaluation_is_proto3_json() {
         let alert = crate::convert::sample_alert();
-        let json = evaluation_to_json(&Evaluation { status: "too hot".into(), alerts: vec![alert] });
+        let skipped =
+            vec![alertstream_engine::Skipped { rule: "cold".into(), reason: "the reading has no `t`".into() }];
+        let json = evaluation_to_json(&Evaluation { status: "too hot".into(), alerts: vec![alert], skipped });
         assert_eq!(
             json,
             json!({"status": "too hot", "alerts": [{
                 "sensor_id": "s", "rule": "hot", "state": "ALERT_STATE_RESOLVED", "severity": "SEVERITY_CRITICAL",
                 "message": "too hot", "reading_seq": "9", "time": "1970-01-01T00:00:01.500Z", "values": {"t": 31.0},
-            }]})
+            }], "skipped": [{"rule": "cold", "reason": "the reading has no `t`"}]})
         );
     }
 

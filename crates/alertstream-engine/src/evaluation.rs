@@ -20,6 +20,17 @@ pub struct Evaluation {
     pub status: String,
     /// One FIRING alert per firing rule, in rule order.
     pub alerts: Vec<Alert>,
+    /// The rules that could not look at the reading, in rule order, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A rule a stateless evaluation did not check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The rule's name.
+    pub rule: String,
+    /// Why, as a sentence fragment: ``the reading has no `temperature` ``.
+    pub reason: String,
 }
 
 impl RuleSet {
@@ -34,9 +45,33 @@ impl RuleSet {
         self.fill_slots(reading, &mut slot_values);
         let inputs = Inputs { values: &slot_values, time: reading.time, latest: reading.time };
         let mut alerts = Vec::new();
+        let mut skipped = Vec::new();
         for rule in &self.rules {
-            let Watch::Condition { condition, .. } = &rule.watch else { continue };
-            if rule.needs_history() || !rule.applies_to(&reading.sensor_id) || !condition.has_inputs(&slot_values) {
+            let skip = |reason: String| Skipped { rule: rule.name().to_owned(), reason };
+            let condition = match &rule.watch {
+                Watch::Absence(_) => {
+                    skipped.push(skip("an absence rule fires on a sensor's silence, which only a stream has".into()));
+                    continue;
+                }
+                Watch::Condition { condition, .. } => condition,
+            };
+            if rule.needs_history() {
+                let reason = "its conditions use window functions, which need a stream's history of the sensor";
+                skipped.push(skip(reason.into()));
+                continue;
+            }
+            if !rule.applies_to(&reading.sensor_id) {
+                skipped.push(skip(format!("it applies to other sensors than `{}`", reading.sensor_id)));
+                continue;
+            }
+            if !condition.has_inputs(&slot_values) {
+                let missing: Vec<String> = condition
+                    .slots
+                    .iter()
+                    .filter(|&&slot| slot_values[slot].is_none())
+                    .map(|&slot| format!("`{}`", self.metrics.names()[slot]))
+                    .collect();
+                skipped.push(skip(format!("the reading has no {}", missing.join(", "))));
                 continue;
             }
             if condition.evaluate(&inputs, &mut []) == Some(true) {
@@ -60,6 +95,6 @@ impl RuleSet {
         } else {
             alerts.iter().map(|a| &*a.message).collect::<Vec<_>>().join(" ")
         };
-        Ok(Evaluation { status, alerts })
+        Ok(Evaluation { status, alerts, skipped })
     }
 }

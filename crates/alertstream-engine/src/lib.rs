@@ -39,7 +39,7 @@ pub use alert::{
     Alert, AlertState, INVALID_READING, LATE_READING, RATE_LIMITED, RESERVED_NAMES, SENSOR_LIMIT, Severity,
 };
 pub use condition_error::ConditionError;
-pub use evaluation::{ALL_GOOD, Evaluation};
+pub use evaluation::{ALL_GOOD, Evaluation, Skipped};
 pub use reading::{Reading, Values};
 pub use rule::{Rule, RuleField, RuleSpec};
 pub use rule_set::{RuleSet, RuleSetError};

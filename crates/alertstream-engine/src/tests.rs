@@ -469,3 +469,36 @@ fn times_and_durations_at_the_edge_of_representable_time_do_not_panic() {
     assert_eq!(out.iter().map(|a| &*a.rule).collect::<Vec<_>>(), ["hot"]);
     assert_eq!(stream.next_deadline(), None, "a silence too long to represent is never due");
 }
+
+#[test]
+fn a_stateless_evaluation_says_which_rules_it_could_not_check_and_why() {
+    let mut line1 = spec("line1_cold", "temperature < 10");
+    line1.sensors = vec!["line-1/*".into()];
+    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() };
+    let set = rules(vec![
+        spec("cold", "temperature < 10"),
+        spec("acid", "pH < 4 and temperature > 0"),
+        spec("hot_on_average", "avg(temperature, 10) > 30"),
+        line1,
+        silent,
+    ]);
+    let evaluation = set.evaluate_stateless(&reading("line-2", 1, &[("Temperature", 8.0)])).unwrap();
+    assert_eq!(evaluation.status, crate::ALL_GOOD);
+    let skipped: Vec<(&str, &str)> = evaluation.skipped.iter().map(|s| (s.rule.as_str(), s.reason.as_str())).collect();
+    assert_eq!(
+        skipped,
+        [
+            ("cold", "the reading has no `temperature`"),
+            ("acid", "the reading has no `pH`, `temperature`"),
+            ("hot_on_average", "its conditions use window functions, which need a stream's history of the sensor"),
+            ("line1_cold", "it applies to other sensors than `line-2`"),
+            ("silent", "an absence rule fires on a sensor's silence, which only a stream has"),
+        ]
+    );
+    // A rule that looked at the reading is not listed, fired or not.
+    let checked = set.evaluate_stateless(&reading("line-2", 1, &[("temperature", 20.0), ("pH", 5.0)])).unwrap();
+    assert_eq!(
+        checked.skipped.iter().map(|s| s.rule.as_str()).collect::<Vec<_>>(),
+        ["hot_on_average", "line1_cold", "silent"]
+    );
+}
