@@ -23,7 +23,7 @@ use tokio::{
     task::JoinSet,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt as _, wrappers::TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
@@ -53,21 +53,29 @@ pub enum Protocol {
     Http,
 }
 
-/// The connections accepted on `listener` until `stop` is cancelled, through TLS when `tls` is given. When the
-/// stream ends, the listener is dropped, so new connections are refused at once.
+/// The connections accepted on `listeners` (every address a listen address resolved to) until `stop` is cancelled,
+/// through TLS when `tls` is given. When the stream ends, the listeners are dropped, so new connections are refused
+/// at once.
 pub fn connections(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     tls: Option<watch::Receiver<Arc<TlsConfigs>>>,
     protocol: Protocol,
     stop: CancellationToken,
 ) -> impl Stream<Item = io::Result<Conn>> + Send + 'static {
+    // One stream of accepted sockets over every listener.
+    let mut accepted: Pin<Box<dyn Stream<Item = io::Result<TcpStream>> + Send>> = Box::pin(tokio_stream::empty());
+    for listener in listeners {
+        accepted = Box::pin(accepted.merge(TcpListenerStream::new(listener)));
+    }
     async_stream::stream! {
         let mut handshakes = JoinSet::new();
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
+                Some(accepted) = accepted.next() => match accepted {
+                    Ok(tcp) => {
+                        // A peer already gone: nothing to serve.
+                        let Ok(peer) = tcp.peer_addr() else { continue };
                         // Nagle's algorithm would hold every small alert back.
                         let _ = tcp.set_nodelay(true);
                         match &tls {

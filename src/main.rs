@@ -47,7 +47,7 @@ enum Command {
 struct ServeArgs {
     /// gRPC listen address (inside a container, 0.0.0.0:50051).
     #[arg(long, env = "ALERTSTREAM_LISTEN", default_value = config::DEFAULT_LISTEN)]
-    listen: SocketAddr,
+    listen: String,
     /// HTTP/JSON listen address for POST /v1/evaluate; empty turns it off.
     #[arg(long, env = "ALERTSTREAM_HTTP_LISTEN", default_value = config::DEFAULT_HTTP_LISTEN)]
     http_listen: String,
@@ -104,7 +104,7 @@ struct ServeArgs {
     /// Serve Prometheus metrics at GET /metrics on this address (over TLS when TLS is on; no token). Off unless
     /// given; never on the HTTP/JSON listener.
     #[arg(long, env = "ALERTSTREAM_METRICS_LISTEN")]
-    metrics_listen: Option<SocketAddr>,
+    metrics_listen: Option<String>,
     /// Log format on stderr; the level comes from RUST_LOG (default info).
     #[arg(long, env = "ALERTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -283,17 +283,42 @@ async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<()
         None => reload::explain_hangup_without_file(),
     }
     .map_err(|e| e.to_string())?;
-    let grpc = TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let grpc = bind_all("--listen", &args.listen).await?;
     let http = match args.http_listen.trim() {
-        "" => None,
-        addr => {
-            let addr: SocketAddr = addr.parse().map_err(|e| format!("--http-listen `{addr}`: {e}"))?;
-            Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?)
-        }
+        "" => Vec::new(),
+        addr => bind_all("--http-listen", addr).await?,
     };
-    let metrics = match args.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?),
-        None => None,
+    let metrics = match &args.metrics_listen {
+        Some(addr) => bind_all("--metrics-listen", addr).await?,
+        None => Vec::new(),
     };
     server::serve(server::Listeners { grpc, http, metrics }, rules, config, drain).await.map_err(|e| e.to_string())
+}
+
+/// Binds every address `addr` (`HOST:PORT`, the host a name or an IP address) resolves to: `localhost:50051` is
+/// 127.0.0.1 and ::1. An address that cannot be bound while another can (no IPv6 here, say) is logged and skipped.
+async fn bind_all(flag: &str, addr: &str) -> Result<Vec<TcpListener>, String> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("{flag} `{addr}`: {e}; write HOST:PORT, as 127.0.0.1:50051 or localhost:50051"))?
+        .collect();
+    let mut listeners = Vec::new();
+    let mut failures = Vec::new();
+    for at in resolved.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+        match TcpListener::bind(at).await {
+            Ok(listener) => listeners.push(listener),
+            Err(error) => failures.push(format!("{at}: {error}")),
+        }
+    }
+    if listeners.is_empty() {
+        return Err(format!("cannot listen on {addr} ({flag}): {}", failures.join("; ")));
+    }
+    for failure in failures {
+        tracing::warn!(
+            flag,
+            addr,
+            "Cannot listen on one of the addresses {addr} resolves to, {failure}; serving on the rest."
+        );
+    }
+    Ok(listeners)
 }

@@ -48,15 +48,21 @@ pub enum ServeError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// The listeners `serve` accepts connections on.
+/// The listeners `serve` accepts connections on: for each endpoint, one per address its listen address resolved
+/// to (`localhost` is 127.0.0.1 and ::1).
 #[derive(Debug)]
 pub struct Listeners {
-    /// gRPC (HTTP/2; TLS when the configuration has it).
-    pub grpc: TcpListener,
-    /// HTTP/JSON; `None` turns the endpoint off.
-    pub http: Option<TcpListener>,
-    /// `GET /metrics` (TLS when the configuration has it); `None` serves no metrics.
-    pub metrics: Option<TcpListener>,
+    /// gRPC (HTTP/2; TLS when the configuration has it); at least one.
+    pub grpc: Vec<TcpListener>,
+    /// HTTP/JSON; none turns the endpoint off.
+    pub http: Vec<TcpListener>,
+    /// `GET /metrics` (TLS when the configuration has it); none serves no metrics.
+    pub metrics: Vec<TcpListener>,
+}
+
+/// Where `listeners` listen.
+fn addresses(listeners: &[TcpListener]) -> std::io::Result<Vec<std::net::SocketAddr>> {
+    listeners.iter().map(TcpListener::local_addr).collect()
 }
 
 /// Serves the live `rules` on `listeners` until `drain` is cancelled, then shuts down in two phases:
@@ -103,7 +109,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let grpc_addr = listeners.grpc.local_addr()?;
+    let grpc_addrs = addresses(&listeners.grpc)?;
     // On drain, health turns NOT_SERVING first; then the listeners close and GOAWAY goes out.
     let stopped_accepting = CancellationToken::new();
     tokio::spawn({
@@ -144,14 +150,17 @@ pub async fn serve(
         connections.serve(incoming).await;
         Ok(())
     });
-    tracing::info!(addr = %grpc_addr, tls = tls.is_some(), "Serving gRPC.");
+    for addr in &grpc_addrs {
+        tracing::info!(addr = %addr, tls = tls.is_some(), "Serving gRPC.");
+    }
 
     // The HTTP endpoint accepts until the grace period is over, so that a probe of /healthz sees 503 while the
     // server drains rather than a refused connection.
     let http_stop = CancellationToken::new();
-    let mut http: Option<JoinHandle<Result<(), ServeError>>> = match listeners.http {
-        Some(listener) => {
-            let addr = listener.local_addr()?;
+    let mut http: Option<JoinHandle<Result<(), ServeError>>> = match addresses(&listeners.http)?.as_slice() {
+        [] => None,
+        addrs @ [first, ..] => {
+            let addr = *first;
             let auth = http::auth::HttpAuth { tokens: config.security.tokens.clone(), tls: tls.is_some() };
             let endpoint = http::Endpoint::new(
                 rules.clone(),
@@ -162,19 +171,20 @@ pub async fn serve(
                 http_stop.clone(),
             );
             let router = http::router(endpoint, config.max_message_size, auth);
-            let connections = accept::connections(listener, tls.clone(), Protocol::Http, http_stop.clone());
+            let connections = accept::connections(listeners.http, tls.clone(), Protocol::Http, http_stop.clone());
             let server = axum::serve(ConnListener::new(connections, addr), router)
                 .with_graceful_shutdown(http_stop.clone().cancelled_owned());
-            tracing::info!(addr = %addr, tls = tls.is_some(), "Serving HTTP/JSON.");
+            for addr in addrs {
+                tracing::info!(addr = %addr, tls = tls.is_some(), "Serving HTTP/JSON.");
+            }
             Some(tokio::spawn(async move { Ok(server.await?) }))
         }
-        None => None,
     };
     // Metrics are scraped until the end, through the drain and the grace period.
     let metrics_stop = CancellationToken::new();
-    let metrics = match listeners.metrics {
-        Some(listener) => Some(serve_metrics(listener, &config, metrics_stop.clone())?),
-        None => None,
+    let metrics = match listeners.metrics.is_empty() {
+        true => None,
+        false => Some(serve_metrics(listeners.metrics, &config, metrics_stop.clone())?),
     };
     tracing::info!(rules = rules.borrow().rules().len(), "Ready.");
     let load_log = tokio::spawn(log_load(streams.clone()));
@@ -228,18 +238,21 @@ pub async fn serve(
 
 /// Serves `GET /metrics` on `listener` until `stop`, folding histogram samples into their buckets meanwhile.
 fn serve_metrics(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     config: &ServeConfig,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, ServeError> {
-    let addr = listener.local_addr()?;
+    let addrs = addresses(&listeners)?;
+    let addr = addrs.first().copied().ok_or_else(|| std::io::Error::other("no metrics listener"))?;
     let tls = config.security.tls.clone();
     let telemetry = config.telemetry.clone();
-    let connections = accept::connections(listener, tls.clone(), Protocol::Http, stop.clone());
+    let connections = accept::connections(listeners, tls.clone(), Protocol::Http, stop.clone());
     let server =
         axum::serve(ConnListener::new(connections, addr), crate::telemetry::endpoint::router(telemetry.clone()))
             .with_graceful_shutdown(stop.clone().cancelled_owned());
-    tracing::info!(addr = %addr, tls = tls.is_some(), "Serving metrics.");
+    for addr in &addrs {
+        tracing::info!(addr = %addr, tls = tls.is_some(), "Serving metrics.");
+    }
     Ok(tokio::spawn(async move {
         let upkeep = async {
             let mut every = tokio::time::interval(crate::telemetry::UPKEEP_EVERY);

@@ -52,7 +52,7 @@ impl TestServer {
             false => None,
         };
         let metrics_addr = metrics.as_ref().map(|m| m.local_addr().unwrap());
-        let listeners = Listeners { grpc, http: Some(http), metrics };
+        let listeners = Listeners { grpc: vec![grpc], http: vec![http], metrics: metrics.into_iter().collect() };
         let handle = tokio::spawn(serve(listeners, live, config, drain.clone()));
         Self { rules, grpc_addr, http_addr, metrics_addr, drain, handle }
     }
