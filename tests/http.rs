@@ -106,15 +106,8 @@ async fn a_body_over_the_limit_is_413_with_a_json_error() {
 
 /// Sends one HTTP/1.1 GET and returns the status and JSON body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete HTTP response");
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body ({e}): {body}")))
+    let (status, _, body) = common::http_get(addr, path).await;
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("JSON body ({e}): {body}")))
 }
 
 #[tokio::test]

@@ -11,38 +11,8 @@ use alertstream::{
     pb::{self, alert_service_client::AlertServiceClient},
     telemetry::{Telemetry, stream::FLUSH_EVERY},
 };
-use common::{TestServer, brief, collect, next_alert, open_stream, reading, stream_all};
+use common::{TestServer, brief, collect, next_alert, open_stream, reading, scrape, stream_all};
 use tokio::io::AsyncWriteExt;
-
-/// The metrics as served, and as `name{labels} value` lines (the labels in the order served).
-async fn scrape(server: &TestServer) -> (String, BTreeMap<String, f64>) {
-    let url = format!("http://{}/metrics", server.metrics_addr.expect("metrics are on"));
-    let response = reqwest_like_get(&url).await;
-    let samples = response
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').unwrap();
-            (name.to_owned(), value.parse().unwrap())
-        })
-        .collect();
-    (response, samples)
-}
-
-/// A plain HTTP/1.1 GET over a TCP connection (what Prometheus does), returning the body.
-async fn reqwest_like_get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut tcp = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut tcp, &mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
-    body.to_owned()
-}
 
 fn value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
     *samples.get(name).unwrap_or_else(|| panic!("no sample {name}; have:\n{}", lines(samples)))
@@ -176,15 +146,8 @@ async fn rules_reloads_are_counted_by_result() {
     server.wait_for_log("Rejected the rules file").await;
     replace("[[rule]]\nname = \"hot\"\ncondition = \"t > 31\"\n");
     server.wait_for_log("Reloaded rules.").await;
-    let text = reqwest_like_get(&format!("http://{metrics}/metrics")).await;
-    let samples: BTreeMap<String, f64> = text
-        .lines()
-        .filter(|l| l.starts_with("alertstream_rules_reloads_total"))
-        .map(|l| {
-            let (name, value) = l.rsplit_once(' ').unwrap();
-            (name.to_owned(), value.parse().unwrap())
-        })
-        .collect();
+    let (_, _, text) = common::http_get(metrics, "/metrics").await;
+    let samples = common::samples(&text);
     let counted =
         |result: &str| samples.get(&format!("alertstream_rules_reloads_total{{result=\"{result}\"}}")).copied();
     assert_eq!((counted("error"), counted("ok")), (Some(1.0), Some(1.0)), "{text}");

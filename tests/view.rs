@@ -111,13 +111,6 @@ async fn a_browser_that_stops_reading_is_dropped_and_the_streams_never_wait_for_
 
 /// The value of the unlabelled metric `name`, from the server's `/metrics`.
 async fn metric(server: &TestServer, name: &str) -> f64 {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let addr = server.metrics_addr.expect("metrics are on");
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await.unwrap();
-    let line = response.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
-    line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    let (_, samples) = common::scrape(server).await;
+    *samples.get(name).unwrap_or_else(|| panic!("no {name}"))
 }

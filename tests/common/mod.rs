@@ -124,3 +124,37 @@ pub async fn open_stream(channel: Channel) -> (tokio::sync::mpsc::Sender<pb::Rea
 pub async fn next_alert(alerts: &mut tonic::Streaming<pb::Alert>) -> pb::Alert {
     tokio::time::timeout(Duration::from_secs(10), alerts.message()).await.expect("an alert in time").unwrap().unwrap()
 }
+
+/// One HTTP/1.1 GET over a new connection, as a probe or Prometheus makes it: the status, the response head (for
+/// its headers) and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a complete HTTP response");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The metrics `server` serves (it must have them on), as Prometheus text, with each sample by `name{labels}`.
+pub async fn scrape(server: &TestServer) -> (String, std::collections::BTreeMap<String, f64>) {
+    let (status, head, body) = http_get(server.metrics_addr.expect("metrics are on"), "/metrics").await;
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    let samples = samples(&body);
+    (body, samples)
+}
+
+/// The samples of a Prometheus text exposition, by `name{labels}` (the labels in the order served).
+pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
