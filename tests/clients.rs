@@ -154,12 +154,27 @@ async fn the_python_simulator_streams_and_gets_consistent_alerts() {
         "--json",
     ]);
     let stdout = String::from_utf8(run(command).await.stdout).unwrap();
-    let alerts = json_values(&stdout);
+    assert_consistent(&json_values(&stdout));
+}
+
+#[tokio::test]
+async fn the_node_simulator_streams_and_gets_consistent_alerts() {
+    let server = TestServer::start().await;
+    assert!(repo().join("clients/node/node_modules/@grpc/grpc-js").exists(), "run scripts/setup-node.sh");
+    let mut command = Command::new("node");
+    command.arg("clients/node/sensor_sim.js").args(["--target", &server.grpc_addr.to_string()]);
+    command.args(["--sensors", "4", "--count", "2000", "--rate", "0", "--seed", "7", "--json", "--quiet"]);
+    let stdout = String::from_utf8(run(command).await.stdout).unwrap();
+    assert_consistent(&json_values(&stdout));
+}
+
+/// The alerts of a simulator run (proto3 JSON objects, one a line): some, of the default rules and the simulator's
+/// sensors; per (sensor, rule) FIRING and RESOLVED alternate, starting with FIRING; per sensor, seqs never go back.
+fn assert_consistent(alerts: &[Value]) {
     assert!(!alerts.is_empty(), "the simulator's excursions fire rules");
-    // Per (sensor, rule), FIRING and RESOLVED alternate, starting with FIRING; per sensor, seqs never go back.
     let mut firing: HashMap<(String, String), bool> = HashMap::new();
     let mut last_seq: HashMap<String, u64> = HashMap::new();
-    for alert in &alerts {
+    for alert in alerts {
         let sensor = alert["sensor_id"].as_str().unwrap().to_owned();
         let rule = alert["rule"].as_str().unwrap().to_owned();
         assert!(["temp_too_low", "ph_too_high"].contains(&rule.as_str()), "{alert}");

@@ -14,22 +14,11 @@
 //   node clients/node/fault_probe.js stall --target 127.0.0.1:50051 --server-pid PID
 'use strict';
 
-const path = require('node:path');
 const { parseArgs } = require('node:util');
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
+const { grpc, loadService: loadWith } = require('./alertstream');
 
-const PROTO_ROOT = path.resolve(__dirname, '..', '..', 'proto');
-
-function loadService() {
-  const definition = protoLoader.loadSync('alertstream/v1/alertstream.proto', {
-    includeDirs: [PROTO_ROOT],
-    keepCase: true,
-    longs: Number,
-    defaults: true,
-  });
-  return grpc.loadPackageDefinition(definition).alertstream.v1.AlertService;
-}
+// The probes check seqs as numbers.
+const loadService = () => loadWith({ longs: Number, enums: undefined });
 
 function reading(sensor, seq, padded) {
   const values = { temperature: seq % 2 ? 5.0 : 15.0 };
