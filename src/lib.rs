@@ -29,6 +29,7 @@
 //! - [`logging`]: logs to stderr that never take the program down (a line that cannot be written is counted).
 //! - [`config`]: the server's settings as plain data, with their defaults and the default rules.
 //! - [`byte_size`]: byte sizes on the command line (`4MiB`).
+//! - [`simulate`]: `alertstream simulate`, production-line sensors streaming over M connections, reconnecting.
 //! - [`client`]: connecting to a server as a client, with receive windows that a slow reader cannot trip.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -53,6 +54,7 @@ pub mod rule_test;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod simulate;
 pub mod stream_codec;
 pub mod stream_loop;
 pub mod telemetry;

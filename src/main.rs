@@ -11,7 +11,7 @@ use alertstream::{
     connections::ConnectionPolicy,
     file_watch,
     logging::{self, complain, say},
-    reload, rule_test, server, shutdown,
+    reload, rule_test, server, shutdown, simulate,
     telemetry::Telemetry,
     tls::{self, TlsFiles},
 };
@@ -41,6 +41,40 @@ enum Command {
         /// The test file (TOML); it names its rules file.
         file: PathBuf,
     },
+    /// Simulate production-line sensors streaming to a server over M connections, printing alerts as they arrive;
+    /// a stream the server ends (shutdown, maximum connection age) is opened again with backoff.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The server, HOST:PORT.
+    #[arg(long, default_value = config::DEFAULT_LISTEN)]
+    target: String,
+    /// Sensors, line-1 … line-N.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    sensors: u32,
+    /// Readings a second over every sensor; 0 sends as fast as the server takes them.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Connections, one stream each; the sensors are spread over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    connections: u32,
+    /// Readings in all, then each stream half-closes and reads what is owed; 0 runs until Ctrl-C.
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    /// Seed of the sensors' random draws, for a run that repeats exactly.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The chance, per reading and metric, that an excursion (below 10 degrees, above pH 5.5) starts.
+    #[arg(long, default_value_t = 0.02)]
+    excursion_rate: f64,
+    /// Print each alert as one proto3 JSON object a line.
+    #[arg(long, conflicts_with = "summary")]
+    json: bool,
+    /// Print no alert: only the counts and the latency percentiles, at the end.
+    #[arg(long)]
+    summary: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +186,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { file } => check(&file),
         Command::Test { file } => test(&file),
+        Command::Simulate(args) => simulate(&args),
         Command::Serve(args) => {
             logging::init(args.log_format.into());
             let runtime = match tokio::runtime::Runtime::new() {
@@ -177,6 +212,69 @@ fn check(file: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    if !(args.rate.is_finite() && args.rate >= 0.0 && (0.0..=1.0).contains(&args.excursion_rate)) {
+        complain("alertstream simulate: --rate must be 0 or more, --excursion-rate between 0 and 1");
+        return ExitCode::from(2);
+    }
+    let output = match (args.json, args.summary) {
+        (true, _) => simulate::Output::Json,
+        (_, true) => simulate::Output::Summary,
+        _ => simulate::Output::Lines,
+    };
+    let plan = simulate::Plan {
+        target: format!("http://{}", args.target),
+        sensors: args.sensors as usize,
+        rate: args.rate,
+        connections: args.connections as usize,
+        count: args.count,
+        seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
+        excursion_rate: args.excursion_rate,
+        output,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            complain(&format!("alertstream: cannot start the runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let stop = match shutdown::drain_on_signal() {
+            Ok(stop) => stop,
+            Err(e) => {
+                complain(&format!("alertstream simulate: cannot install signal handlers: {e}"));
+                return ExitCode::FAILURE;
+            }
+        };
+        match simulate::run(plan, stop.clone()).await {
+            Ok(report) => {
+                let latency = |q| report.latency(q).map_or("-".to_owned(), |us| format!("{us} µs"));
+                let summary = format!(
+                    "{} readings, {} alerts, {} reconnects; alert latency p50 {}, p90 {}, p99 {}, max {}",
+                    report.readings,
+                    report.alerts,
+                    report.reconnects,
+                    latency(0.5),
+                    latency(0.9),
+                    latency(0.99),
+                    latency(1.0)
+                );
+                if output == simulate::Output::Summary {
+                    say(&summary)
+                } else {
+                    complain(&summary)
+                }
+                if stop.is_cancelled() { ExitCode::from(130) } else { ExitCode::SUCCESS }
+            }
+            Err(e) => {
+                complain(&format!("alertstream simulate: {e}"));
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn test(file: &std::path::Path) -> ExitCode {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::{collections::HashMap, path::PathBuf, process::Output, time::Duration};
+use std::{path::PathBuf, process::Output, time::Duration};
 
 use common::TestServer;
 use serde_json::Value;
@@ -154,7 +154,7 @@ async fn the_python_simulator_streams_and_gets_consistent_alerts() {
         "--json",
     ]);
     let stdout = String::from_utf8(run(command).await.stdout).unwrap();
-    assert_consistent(&json_values(&stdout));
+    common::assert_simulated_alerts_consistent(&json_values(&stdout));
 }
 
 #[tokio::test]
@@ -165,25 +165,5 @@ async fn the_node_simulator_streams_and_gets_consistent_alerts() {
     command.arg("clients/node/sensor_sim.js").args(["--target", &server.grpc_addr.to_string()]);
     command.args(["--sensors", "4", "--count", "2000", "--rate", "0", "--seed", "7", "--json", "--quiet"]);
     let stdout = String::from_utf8(run(command).await.stdout).unwrap();
-    assert_consistent(&json_values(&stdout));
-}
-
-/// The alerts of a simulator run (proto3 JSON objects, one a line): some, of the default rules and the simulator's
-/// sensors; per (sensor, rule) FIRING and RESOLVED alternate, starting with FIRING; per sensor, seqs never go back.
-fn assert_consistent(alerts: &[Value]) {
-    assert!(!alerts.is_empty(), "the simulator's excursions fire rules");
-    let mut firing: HashMap<(String, String), bool> = HashMap::new();
-    let mut last_seq: HashMap<String, u64> = HashMap::new();
-    for alert in alerts {
-        let sensor = alert["sensor_id"].as_str().unwrap().to_owned();
-        let rule = alert["rule"].as_str().unwrap().to_owned();
-        assert!(["temp_too_low", "ph_too_high"].contains(&rule.as_str()), "{alert}");
-        assert!(["line-1", "line-2", "line-3", "line-4"].contains(&sensor.as_str()), "{alert}");
-        let seq: u64 = alert["reading_seq"].as_str().unwrap().parse().unwrap();
-        let previous = last_seq.insert(sensor.clone(), seq).unwrap_or(0);
-        assert!(seq >= previous, "per-sensor order: {seq} after {previous}");
-        let now_firing = alert["state"] == "ALERT_STATE_FIRING";
-        let was_firing = firing.insert((sensor, rule), now_firing).unwrap_or(false);
-        assert_ne!(was_firing, now_firing, "FIRING and RESOLVED alternate: {alert}");
-    }
+    common::assert_simulated_alerts_consistent(&json_values(&stdout));
 }

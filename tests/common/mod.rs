@@ -158,3 +158,23 @@ pub fn samples(text: &str) -> std::collections::BTreeMap<String, f64> {
         })
         .collect()
 }
+
+/// The alerts of a simulator run (proto3 JSON objects, one a line): some, of the default rules and the simulator's
+/// sensors; per (sensor, rule) FIRING and RESOLVED alternate, starting with FIRING; per sensor, seqs never go back.
+pub fn assert_simulated_alerts_consistent(alerts: &[serde_json::Value]) {
+    assert!(!alerts.is_empty(), "the simulator's excursions fire rules");
+    let mut firing: std::collections::HashMap<(String, String), bool> = std::collections::HashMap::new();
+    let mut last_seq: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for alert in alerts {
+        let sensor = alert["sensor_id"].as_str().unwrap().to_owned();
+        let rule = alert["rule"].as_str().unwrap().to_owned();
+        assert!(["temp_too_low", "ph_too_high"].contains(&rule.as_str()), "{alert}");
+        assert!(["line-1", "line-2", "line-3", "line-4"].contains(&sensor.as_str()), "{alert}");
+        let seq: u64 = alert["reading_seq"].as_str().unwrap().parse().unwrap();
+        let previous = last_seq.insert(sensor.clone(), seq).unwrap_or(0);
+        assert!(seq >= previous, "per-sensor order: {seq} after {previous}");
+        let now_firing = alert["state"] == "ALERT_STATE_FIRING";
+        let was_firing = firing.insert((sensor, rule), now_firing).unwrap_or(false);
+        assert_ne!(was_firing, now_firing, "FIRING and RESOLVED alternate: {alert}");
+    }
+}
