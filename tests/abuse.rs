@@ -18,7 +18,7 @@ use alertstream::{
     config::{ServeConfig, default_rules},
     preface::PREFACE_TIMEOUT,
 };
-use common::{TestServer, brief, next_alert, open_stream, reading, stream_all};
+use common::{TestServer, brief, next_alert, open_stream, reading};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -195,32 +195,37 @@ async fn a_rules_reload_under_load_loses_no_alert_and_repeats_none() {
     let with_extra = Arc::new(alertstream_engine::RuleSet::new(specs).unwrap());
     const STREAMS: usize = 8;
     const READINGS: u64 = 1_000;
-    let mut streams = tokio::task::JoinSet::new();
-    for s in 0..STREAMS {
-        let mut client = server.client().await;
-        streams.spawn(async move {
-            let sensor = format!("s{s}");
-            // Each reading crosses the threshold one way or the other: one alert each.
-            let readings = (1..=READINGS)
-                .map(|seq| reading(&sensor, seq, &[("temperature", if seq % 2 == 1 { 5.0 } else { 20.0 })]))
-                .collect();
-            let (alerts, status) = stream_all(&mut client, readings).await;
-            assert!(status.is_ok(), "{status:?}");
-            let expected: Vec<String> = (1..=READINGS)
-                .map(|seq| format!("{sensor} {seq} temp_too_low {}", if seq % 2 == 1 { "FIRING" } else { "RESOLVED" }))
-                .collect();
-            assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), expected);
-        });
+    /// Readings each stream is sent between two reloads.
+    const BETWEEN: u64 = 20;
+    let mut senders = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..STREAMS {
+        let (readings, alerts) = open_stream(server.channel().await).await;
+        senders.push(readings);
+        answers.push(tokio::spawn(common::collect(alerts)));
     }
+    // Readings go out in rounds, a reload after each: 50 reloads while every stream is busy.
     let mut reloads = 0;
-    while !streams.is_empty() {
+    for round in 0..READINGS / BETWEEN {
+        for (s, readings) in senders.iter().enumerate() {
+            for seq in round * BETWEEN + 1..=(round + 1) * BETWEEN {
+                let temperature = if seq % 2 == 1 { 5.0 } else { 20.0 };
+                readings.send(reading(&format!("s{s}"), seq, &[("temperature", temperature)])).await.unwrap();
+            }
+        }
         let next = if reloads % 2 == 0 { Arc::clone(&with_extra) } else { Arc::clone(&plain) };
         server.rules.send_replace(next);
         reloads += 1;
-        tokio::select! {
-            done = streams.join_next() => done.unwrap().unwrap(),
-            () = tokio::time::sleep(Duration::from_millis(2)) => {}
-        }
     }
-    assert!(reloads > 10, "only {reloads} reloads happened while the streams ran");
+    drop(senders);
+    // Each reading crosses the threshold one way or the other: one alert each, in order, none lost or repeated.
+    for (s, answer) in answers.into_iter().enumerate() {
+        let (alerts, status) = answer.await.unwrap();
+        assert!(status.is_ok(), "{status:?}");
+        let expected: Vec<String> = (1..=READINGS)
+            .map(|seq| format!("s{s} {seq} temp_too_low {}", if seq % 2 == 1 { "FIRING" } else { "RESOLVED" }))
+            .collect();
+        assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), expected);
+    }
+    assert_eq!(reloads, READINGS / BETWEEN);
 }
