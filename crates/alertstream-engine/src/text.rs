@@ -125,39 +125,91 @@ impl fmt::Display for Hold {
     }
 }
 
-/// Parses a duration written as a whole number and a unit: `500ms`, `30s`, `5m`, `1h`.
+/// Parses a duration: one or more parts, each a number (a fraction allowed) and a unit, `ms`, `s`, `m` or `h`, with
+/// or without spaces between them: `500ms`, `30s`, `1.5s`, `1h30m`, `2m 30s`. It must come to whole milliseconds.
 ///
 /// # Errors
 /// The text is not such a duration; the message names the accepted forms.
 pub fn parse_duration(text: &str) -> Result<Duration, TextError> {
-    let trimmed = text.trim();
-    let digits = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(digits);
-    let value: u64 = number.parse().map_err(|_| {
-        TextError(format!("`{text}` is not a duration: write a whole number and a unit, as in 500ms, 30s, 5m or 1h"))
-    })?;
-    let millis_per_unit = match unit.trim() {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(TextError(format!("`{text}` has no known unit: use ms, s, m or h, as in 30s"))),
+    let not_a_duration = || {
+        TextError(format!(
+            "`{text}` is not a duration: write a number and a unit, as in 500ms, 30s, 1.5s, 5m, 1h or 1h30m"
+        ))
     };
-    value
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| TextError(format!("`{text}` is too long a duration")))
+    let no_unit = || TextError(format!("`{text}` has no known unit: use ms, s, m or h, as in 30s"));
+    let too_long = || TextError(format!("`{text}` is too long a duration"));
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(not_a_duration());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        if number.is_empty() {
+            return Err(not_a_duration());
+        }
+        let per: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(no_unit()),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err(not_a_duration());
+        }
+        let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_long())? };
+        let mut millis = whole.checked_mul(per).ok_or_else(too_long)?;
+        if !fraction.is_empty() {
+            // Exact: the fraction's digits times the unit, over their power of ten, must be whole milliseconds.
+            let places = u32::try_from(fraction.len()).map_err(|_| not_a_duration())?;
+            let (digits, scale) = match (fraction.parse::<u128>(), 10u128.checked_pow(places)) {
+                (Ok(digits), Some(scale)) => (digits, scale),
+                _ => return Err(TextError(format!("`{text}` is not a whole number of milliseconds"))),
+            };
+            let product = digits * u128::from(per);
+            if product % scale != 0 {
+                return Err(TextError(format!("`{text}` is not a whole number of milliseconds")));
+            }
+            let part = u64::try_from(product / scale).map_err(|_| too_long())?;
+            millis = millis.checked_add(part).ok_or_else(too_long)?;
+        }
+        total = total.checked_add(millis).ok_or_else(too_long)?;
+        rest = after.trim_start();
+    }
+    Ok(Duration::from_millis(total))
 }
 
-/// Formats a duration in the largest unit that divides it: the inverse of [`parse_duration`].
+/// Formats a duration one way everywhere (rules listed, every message): hours, minutes and seconds, the seconds
+/// with the milliseconds as a fraction (`1h 30m`, `59m 59.482s`, `1.5s`), and under a second in milliseconds
+/// (`500ms`). [`parse_duration`] reads it back.
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    for (unit, per) in [("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if millis != 0 && millis.is_multiple_of(per) {
-            return format!("{}{unit}", millis / per);
+    if millis < 1_000 {
+        return if millis == 0 { "0s".to_owned() } else { format!("{millis}ms") };
+    }
+    let (hours, minutes, seconds, rest) =
+        (millis / 3_600_000, millis / 60_000 % 60, millis / 1_000 % 60, millis % 1_000);
+    let mut parts = Vec::new();
+    if hours > 0 {
+        parts.push(format!("{hours}h"));
+    }
+    if minutes > 0 {
+        parts.push(format!("{minutes}m"));
+    }
+    match (seconds, rest) {
+        (0, 0) => {}
+        (seconds, 0) => parts.push(format!("{seconds}s")),
+        (seconds, rest) => {
+            let fraction = format!("{rest:03}");
+            parts.push(format!("{seconds}.{}s", fraction.trim_end_matches('0')));
         }
     }
-    format!("{millis}ms")
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -211,10 +263,42 @@ mod tests {
                 Ok(Duration::from_millis(millis))
             );
         }
-        assert_eq!(format_duration(Duration::from_millis(90_000)), "90s");
         assert!(parse_duration("30").unwrap_err().to_string().contains("no known unit"));
         assert!(parse_duration("s").unwrap_err().to_string().contains("not a duration"));
-        assert!(parse_duration("1.5s").unwrap_err().to_string().contains("no known unit"));
+        assert!(parse_duration("").unwrap_err().to_string().contains("not a duration"));
+        assert!(parse_duration("1.2.3s").unwrap_err().to_string().contains("not a duration"));
+        assert!(parse_duration("1.0005s").unwrap_err().to_string().contains("not a whole number of milliseconds"));
+        assert!(parse_duration("30 seconds").unwrap_err().to_string().contains("no known unit"));
         assert!(parse_duration("99999999999999999h").unwrap_err().to_string().contains("too long"));
+    }
+
+    #[test]
+    fn fractions_and_compound_durations_read_and_every_duration_is_written_one_way() {
+        for (text, millis) in [
+            ("1.5s", 1_500),
+            (".5s", 500),
+            ("1h30m", 5_400_000),
+            ("1h 30m", 5_400_000),
+            ("2m30s", 150_000),
+            ("1.5h", 5_400_000),
+            ("0.25m", 15_000),
+            ("1h1ms", 3_600_001),
+        ] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(millis)), "{text}");
+        }
+        for (millis, written) in [
+            (90_000, "1m 30s"),
+            (3_599_482, "59m 59.482s"),
+            (3_600_000, "1h"),
+            (5_400_000, "1h 30m"),
+            (1_500, "1.5s"),
+            (500, "500ms"),
+            (1_010, "1.01s"),
+            (0, "0s"),
+        ] {
+            let duration = Duration::from_millis(millis);
+            assert_eq!(format_duration(duration), written);
+            assert_eq!(parse_duration(written), Ok(duration), "{written} reads back");
+        }
     }
 }
