@@ -56,3 +56,14 @@ async fn when_the_server_ends_its_stream_the_simulator_opens_another_and_goes_on
     assert!(stderr.contains("the stream ended (Unavailable: connection reached its maximum age"), "{stderr}");
     assert!(stderr.contains("400 readings") && !stderr.contains(" 0 reconnects"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_count_is_what_is_sent_however_many_connections_are_asked_for() {
+    let server = TestServer::start().await;
+    for (count, connections) in [("1", "3"), ("10", "3"), ("7", "2")] {
+        let args = ["--sensors", "4", "--connections", connections, "--count", count, "--rate", "0", "--summary"];
+        let output = simulate(&server, &args).output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.starts_with(&format!("{count} readings, ")), "{stdout}");
+    }
+}

@@ -120,7 +120,12 @@ pub enum SimulateError {
 pub async fn run(plan: Plan, stop: CancellationToken) -> Result<Report, SimulateError> {
     let counts = Arc::new(Counts::default());
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    let connections = plan.connections.clamp(1, plan.sensors.max(1));
+    // No more connections than sensors, nor than readings to send.
+    let most = match plan.count {
+        0 => plan.sensors,
+        count => plan.sensors.min(usize::try_from(count).unwrap_or(usize::MAX)),
+    };
+    let connections = plan.connections.clamp(1, most.max(1));
     let mut streams = tokio::task::JoinSet::new();
     for c in 0..connections {
         // Sensors c, c + M, c + 2M, …; the count and the rate split as evenly.
@@ -129,7 +134,7 @@ pub async fn run(plan: Plan, stop: CancellationToken) -> Result<Report, Simulate
             .map(|i| Sensor::new(format!("line-{}", i + 1), plan.seed.wrapping_add(i as u64), plan.excursion_rate))
             .collect();
         let share = |total: u64| total / connections as u64 + u64::from((c as u64) < total % connections as u64);
-        let count = if plan.count == 0 { 0 } else { share(plan.count).max(1) };
+        let count = if plan.count == 0 { 0 } else { share(plan.count) };
         let rate = plan.rate / connections as f64;
         let (plan, counts, latencies, stop) = (plan.clone(), Arc::clone(&counts), Arc::clone(&latencies), stop.clone());
         streams.spawn(async move { stream(&plan, sensors, count, rate, &counts, &latencies, &stop).await });
