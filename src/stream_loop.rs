@@ -19,7 +19,7 @@ use std::{
 };
 
 use alertstream_engine::{
-    Alert, LATE_READING, ReadingError, RuleSet, SENSOR_LIMIT, StreamState, validate, validate_time,
+    Alert, INVALID_READING, LATE_READING, Reading, ReadingError, RuleSet, SENSOR_LIMIT, StreamState, validate_time,
 };
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::Stream;
@@ -366,30 +366,7 @@ impl StreamLoop {
             (Ok(reading), None) => match self.check_future(reading.time, received_at) {
                 Ok(()) => {
                     let now = now.unwrap_or(reading.time);
-                    // Only while a browser watches: the copy the view needs, as the engine takes the reading.
-                    let shown = (self.context.view.watched() && validate(&reading).is_ok())
-                        .then(|| (reading.sensor_id.clone(), reading.values.clone(), reading.time, reading.seq));
-                    let first_owed = self.owed.len();
-                    if timed {
-                        let stopwatch = Stopwatch::start();
-                        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
-                        self.metrics.evaluation(stopwatch.seconds());
-                    } else {
-                        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
-                    }
-                    // Shown only if applied: not late, and not a sensor beyond the stream's limit.
-                    let refused = |a: &Alert| matches!(&*a.rule, LATE_READING | SENSOR_LIMIT);
-                    if let Some((sensor_id, values, time, seq)) = shown
-                        && !self.owed[first_owed..].iter().any(refused)
-                    {
-                        let time = timestamp_text(time);
-                        self.context.view.publish(&ViewEvent::Reading {
-                            sensor_id: &sensor_id,
-                            values: &values,
-                            time,
-                            seq,
-                        });
-                    }
+                    self.evaluate(reading, now, timed);
                 }
                 // A reading from too far ahead would blind its sensor: refused like any invalid reading.
                 Err(error) => self.owed.push(Alert::invalid_reading(&reading, &error)),
@@ -402,6 +379,31 @@ impl StreamLoop {
             self.rules.check_absence(&mut self.state, now, &mut self.owed);
         }
         Next::Continue
+    }
+
+    /// Applies a reading to the rules (its evaluation timed when `timed`), and shows it to the live view if a
+    /// browser watches and the engine applied it.
+    fn evaluate(&mut self, reading: Reading, now: SystemTime, timed: bool) {
+        // Only while a browser watches: the copy the view needs, as the engine takes the reading.
+        let shown = self
+            .context
+            .view
+            .watched()
+            .then(|| (reading.sensor_id.clone(), reading.values.clone(), reading.time, reading.seq));
+        let first_owed = self.owed.len();
+        let stopwatch = timed.then(Stopwatch::start);
+        self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
+        if let Some(stopwatch) = stopwatch {
+            self.metrics.evaluation(stopwatch.seconds());
+        }
+        // Applied unless the engine answered it with an event: invalid, late, or a sensor beyond the limit.
+        let refused = |a: &Alert| matches!(&*a.rule, INVALID_READING | LATE_READING | SENSOR_LIMIT);
+        if let Some((sensor_id, values, time, seq)) = shown
+            && !self.owed[first_owed..].iter().any(refused)
+        {
+            let time = timestamp_text(time);
+            self.context.view.publish(&ViewEvent::Reading { sensor_id: &sensor_id, values: &values, time, seq });
+        }
     }
 
     /// Tells each page that asked since the last snapshot every sensor this stream tracks and every rule firing for

@@ -170,7 +170,7 @@ impl Telemetry {
     /// hot path keep the handle, or add their own counts to it now and then.
     pub fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
         match &self.inner {
-            Some(inner) => inner.recorder.register_counter(&Key::from_parts(name, labels), &metadata()),
+            Some(inner) => inner.counter(name, labels),
             None => Counter::noop(),
         }
     }
@@ -189,6 +189,12 @@ impl Telemetry {
             Some(inner) => inner.recorder.register_histogram(&Key::from_parts(name, labels), &metadata()),
             None => Histogram::noop(),
         }
+    }
+}
+
+impl Inner {
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder.register_counter(&Key::from_parts(name, labels), &metadata())
     }
 }
 

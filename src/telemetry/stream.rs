@@ -15,8 +15,8 @@ pub const SAMPLE_EVERY: u32 = 64;
 
 /// One stream's counts since its last flush. Counting is a no-op when metrics are off.
 pub struct StreamMetrics {
+    /// The shared metrics; `None` when metrics are off or the stream has ended.
     inner: Option<Arc<Inner>>,
-    telemetry: Telemetry,
     readings: u64,
     /// Alerts by rule (the stream's own `Arc` of the name, compared by pointer first) and state.
     alerts: Vec<(Arc<str>, AlertState, u64)>,
@@ -37,7 +37,6 @@ impl StreamMetrics {
         }
         Self {
             inner,
-            telemetry: telemetry.clone(),
             readings: 0,
             alerts: Vec::new(),
             until_flush: FLUSH_EVERY,
@@ -104,7 +103,7 @@ impl StreamMetrics {
                 _ => {}
             }
             let labels = vec![label("rule", rule.to_string()), label("state", state.as_str())];
-            self.telemetry.counter("alertstream_alerts_total", labels).increment(count);
+            inner.counter("alertstream_alerts_total", labels).increment(count);
         }
         // Rules that fired once stay in the list: a stream has few, and it saves a push when they fire again.
         let sensors_now = sensors as f64;
