@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, format_duration};
+use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity};
 
 use crate::pb;
 use crate::stream_codec::InboundReading;
@@ -67,13 +67,15 @@ pub fn rule_to_pb(rule: &Rule) -> pb::Rule {
         name: spec.name.clone(),
         condition: spec.condition.clone().unwrap_or_default(),
         severity: severity_to_pb(spec.severity) as i32,
-        message: spec.message.clone().unwrap_or_else(|| spec.name.clone()),
+        message: rule.message_as_written(),
         notify: spec.timing.notify.to_string(),
-        r#for: spec.timing.hold.map(|hold| hold.to_string()).unwrap_or_default(),
+        r#for: rule.hold_as_written(),
         resolve: spec.resolve.clone().unwrap_or_default(),
-        keep_firing_for: spec.timing.keep_firing_for.map(|hold| hold.to_string()).unwrap_or_default(),
-        absent_for: spec.absent_for.map(format_duration).unwrap_or_default(),
+        keep_firing_for: rule.keep_firing_for_as_written(),
+        absent_for: rule.absent_for_as_written(),
         sensors: spec.sensors.clone(),
+        labels: spec.labels.clone().into_iter().collect(),
+        resolve_message: rule.resolve_message_as_written(),
     }
 }
 

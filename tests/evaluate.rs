@@ -69,8 +69,10 @@ condition = "avg(t, 30s) > 30"
 resolve = "t < 28"
 severity = "critical"
 message = "too hot: {t}"
+resolve_message = "cool again: {t}"
+labels = { team = "ovens", room = "B2" }
 notify = "every"
-for = "30s"
+for = "1.5m"
 keep_firing_for = "2 readings"
 sensors = ["line-1/*"]
 
@@ -80,7 +82,7 @@ condition = "t < 0"
 
 [[rule]]
 name = "silent"
-absent_for = "1m"
+absent_for = "1m30s"
 "#,
     )
     .await;
@@ -94,17 +96,20 @@ absent_for = "1m"
                 severity: pb::Severity::Critical as i32,
                 message: "too hot: {t}".into(),
                 notify: "every".into(),
-                r#for: "30s".into(),
+                r#for: "1.5m".into(),
                 resolve: "t < 28".into(),
                 keep_firing_for: "2 readings".into(),
                 absent_for: String::new(),
                 sensors: vec!["line-1/*".into()],
+                labels: [("team".into(), "ovens".into()), ("room".into(), "B2".into())].into(),
+                resolve_message: "cool again: {t}".into(),
             },
             pb::Rule {
                 name: "cold".into(),
                 condition: "t < 0".into(),
                 severity: pb::Severity::Warning as i32,
                 message: "cold".into(),
+                resolve_message: "resolved: cold".into(),
                 notify: "change".into(),
                 ..Default::default()
             },
@@ -112,8 +117,9 @@ absent_for = "1m"
                 name: "silent".into(),
                 severity: pb::Severity::Warning as i32,
                 message: "silent".into(),
+                resolve_message: "resolved: silent".into(),
                 notify: "change".into(),
-                absent_for: "1m".into(),
+                absent_for: "1m30s".into(),
                 ..Default::default()
             },
         ]

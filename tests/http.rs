@@ -135,6 +135,7 @@ condition = "temperature > 30"
 resolve = "temperature < 28"
 severity = "critical"
 message = "hot: {temperature}"
+labels = { team = "ovens" }
 for = "3 readings"
 keep_firing_for = "30s"
 notify = "every"
@@ -156,7 +157,8 @@ absent_for = "1m"
             json!({
                 "name": r.name, "condition": r.condition, "severity": severity(r.severity), "message": r.message,
                 "notify": r.notify, "for": r.r#for, "resolve": r.resolve, "keep_firing_for": r.keep_firing_for,
-                "absent_for": r.absent_for, "sensors": r.sensors,
+                "absent_for": r.absent_for, "sensors": r.sensors, "labels": r.labels,
+                "resolve_message": r.resolve_message,
             })
         })
         .collect();
@@ -164,6 +166,8 @@ absent_for = "1m"
     assert_eq!(answer["rules"][0]["severity"], "SEVERITY_CRITICAL");
     assert_eq!(answer["rules"][0]["for"], "3 readings");
     assert_eq!(answer["rules"][1]["absent_for"], "1m");
+    assert_eq!(answer["rules"][0]["labels"], json!({ "team": "ovens" }));
+    assert_eq!(answer["rules"][1]["resolve_message"], "resolved: silent");
 }
 
 #[tokio::test]

@@ -20,6 +20,18 @@ async fn rule_names(channel: tonic::transport::Channel) -> Vec<String> {
     rules.into_iter().map(|r| r.name).collect()
 }
 
+/// Waits until the server has logged more than `before` reloads. A real process's log: polled, bounded, no span
+/// asserted.
+async fn wait_for_reload(server: &Binary, before: usize) {
+    for _ in 0..400 {
+        if server.count_log("Reloaded rules.") > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no reload logged");
+}
+
 #[tokio::test]
 async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,17 +68,26 @@ async fn file_changes_and_sighup_reload_without_dropping_streams_and_bad_files_a
     std::fs::write(&path, "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n").unwrap();
     let reloads = server.count_log("Reloaded rules.");
     server.signal("HUP");
-    for _ in 0..400 {
-        if server.count_log("Reloaded rules.") > reloads {
-            break;
-        }
-        // A real process's log: polled, bounded, no span asserted.
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_for_reload(&server, reloads).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "a 3 cold RESOLVED");
     assert_eq!(rule_names(channel.clone()).await, ["hot"]);
     tx.send(reading("a", 4, &[("t", 31.0)])).await.unwrap();
     assert_eq!(brief(&next_alert(&mut alerts).await), "a 4 hot FIRING");
+
+    // A change of words only (severity, messages, labels) keeps `hot` firing: no RESOLVED and second FIRING, which
+    // would page twice; its next alert speaks the new words.
+    let reloads = server.count_log("Reloaded rules.");
+    replace(
+        &path,
+        "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\nseverity = \"critical\"\nmessage = \"hot: {t}\"\n\
+         resolve_message = \"cool again: {t}\"\nlabels = { team = \"ovens\" }\n",
+    );
+    wait_for_reload(&server, reloads).await;
+    tx.send(reading("a", 5, &[("t", 32.0)])).await.unwrap();
+    tx.send(reading("a", 6, &[("t", 20.0)])).await.unwrap();
+    let resolved = next_alert(&mut alerts).await;
+    assert_eq!(brief(&resolved), "a 6 hot RESOLVED");
+    assert_eq!((resolved.message.as_str(), resolved.severity), ("cool again: 20", pb::Severity::Critical as i32));
 }
 
 #[tokio::test]

@@ -122,7 +122,7 @@ async fn invalid_readings_are_reported_in_band_and_the_stream_goes_on() {
             invalid("a", 6, "values has an empty metric name"),
             invalid("a", 7, "values[\"temperature\"] is infinite"),
             // The invalid readings changed no state: the sensor was still firing.
-            ("a 8 temp_too_low RESOLVED".to_owned(), "temp too low".to_owned()),
+            ("a 8 temp_too_low RESOLVED".to_owned(), "resolved: temp too low".to_owned()),
         ]
     );
     assert!(alerts[1..7].iter().all(|a| a.severity == pb::Severity::Warning as i32));
@@ -193,10 +193,10 @@ for = "30s"
             "s 1 acid FIRING sev=2 msg=acid",
             "s 2 acid FIRING sev=2 msg=acid",
             "s 3 hot FIRING sev=3 msg=too hot",
-            "s 4 acid RESOLVED sev=2 msg=acid",
+            "s 4 acid RESOLVED sev=2 msg=resolved: acid",
             "s 4 slow_drift FIRING sev=1 msg=slow_drift",
-            "s 5 hot RESOLVED sev=3 msg=too hot",
-            "s 5 slow_drift RESOLVED sev=1 msg=slow_drift",
+            "s 5 hot RESOLVED sev=3 msg=resolved: too hot",
+            "s 5 slow_drift RESOLVED sev=1 msg=resolved: slow_drift",
         ]
     );
 }

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, Evaluation, Reading, Rule, RuleSet, Values, format_duration};
+use alertstream_engine::{Alert, Evaluation, Reading, Rule, RuleSet, Values};
 use serde_json::{Value, json};
 
 use crate::convert::{alert_state_name, severity_name, timestamp_text};
@@ -125,13 +125,15 @@ fn rule_to_json(rule: &Rule) -> Value {
         "name": spec.name,
         "condition": spec.condition.as_deref().unwrap_or_default(),
         "severity": severity_name(spec.severity),
-        "message": spec.message.as_deref().unwrap_or(&spec.name),
+        "message": rule.message_as_written(),
         "notify": spec.timing.notify.to_string(),
-        "for": spec.timing.hold.map(|hold| hold.to_string()).unwrap_or_default(),
+        "for": rule.hold_as_written(),
         "resolve": spec.resolve.as_deref().unwrap_or_default(),
-        "keep_firing_for": spec.timing.keep_firing_for.map(|hold| hold.to_string()).unwrap_or_default(),
-        "absent_for": spec.absent_for.map(format_duration).unwrap_or_default(),
+        "keep_firing_for": rule.keep_firing_for_as_written(),
+        "absent_for": rule.absent_for_as_written(),
         "sensors": spec.sensors,
+        "labels": spec.labels,
+        "resolve_message": rule.resolve_message_as_written(),
     })
 }
 

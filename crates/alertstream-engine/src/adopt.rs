@@ -12,7 +12,8 @@ use crate::{
 
 impl RuleSet {
     /// Moves `stream` from rule set `old` to this one, between readings. Rules are identified by name: a rule whose
-    /// definition did not change keeps its state and windows; a rule that is removed or changed sends RESOLVED for
+    /// [identity](crate::RuleSpec::same_identity) did not change keeps its state and windows (its new severity,
+    /// messages and labels apply from the next alert); a rule that is removed or changed sends RESOLVED for
     /// each sensor it was firing for (at server time `now`, with the sensor's last reading's seq, and its values
     /// when the old rule set watched absence, else none) before the new rules apply. A stream whose old rules
     /// watched no absence kept no time of each sensor's last reading: if the new ones do, silence counts from now.
@@ -20,10 +21,10 @@ impl RuleSet {
         let carried: Vec<Option<usize>> = self
             .rules
             .iter()
-            .map(|new| old.rules.iter().position(|o| o.name == new.name && o.spec() == new.spec()))
+            .map(|new| old.rules.iter().position(|o| o.name == new.name && o.spec().same_identity(new.spec())))
             .collect();
         stream.deadlines.clear();
-        stream.labels = self.rules.iter().map(Rule::own_labels).collect();
+        stream.texts = self.rules.iter().map(Rule::own_text).collect();
         let (old_n, new_n) = (stream.rules_per_sensor, self.rules.len());
         let mut old_states: Vec<Option<SensorRule>> =
             std::mem::take(&mut stream.rule_states).into_iter().map(Some).collect();

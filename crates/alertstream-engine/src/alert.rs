@@ -5,7 +5,7 @@ use std::{sync::Arc, time::SystemTime};
 
 use crate::{
     reading::{Reading, Values},
-    rule::{Labels, Rule},
+    rule::{Rule, RuleText},
     validate::ReadingError,
 };
 
@@ -90,12 +90,12 @@ impl Alert {
         }
     }
 
-    /// An alert of `rule` (named by `labels`) about a reading of sensor `sensor_id` with `values`, its message
+    /// An alert of `rule` (named by `text`) about a reading of sensor `sensor_id` with `values`, its message
     /// rendered from them. Its own `sensor_id` and `values` are left empty for the caller to move (or copy) the
     /// reading's into.
     pub(crate) fn of_rule(
         rule: &Rule,
-        labels: &Labels,
+        text: &RuleText,
         state: AlertState,
         sensor_id: &str,
         seq: u64,
@@ -103,9 +103,9 @@ impl Alert {
         values: &Values,
     ) -> Self {
         Self {
-            message: rule.render(labels, sensor_id, values),
+            message: rule.render(text, state, sensor_id, values),
             sensor_id: String::new(),
-            rule: Arc::clone(&labels.name),
+            rule: Arc::clone(&text.name),
             state,
             severity: rule.spec().severity,
             reading_seq: seq,
@@ -127,7 +127,7 @@ impl Alert {
         Self {
             sensor_id: sensor_id.to_owned(),
             values: last_values.clone(),
-            ..Self::of_rule(rule, &rule.labels(), state, sensor_id, last_seq, now, last_values)
+            ..Self::of_rule(rule, &rule.text(), state, sensor_id, last_seq, now, last_values)
         }
     }
 }

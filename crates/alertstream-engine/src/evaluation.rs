@@ -80,7 +80,7 @@ impl RuleSet {
                     values: reading.values.clone(),
                     ..Alert::of_rule(
                         rule,
-                        &rule.labels(),
+                        &rule.text(),
                         AlertState::Firing,
                         &reading.sensor_id,
                         reading.seq,

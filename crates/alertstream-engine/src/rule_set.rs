@@ -57,6 +57,16 @@ pub enum RuleSetError {
         /// The key it may not have.
         key: &'static str,
     },
+    /// A label's name is malformed or reserved ([`RESERVED_LABELS`](crate::RESERVED_LABELS)).
+    #[error("bad label name `{name}`: {reason}")]
+    Label {
+        /// Index of the rule.
+        rule: usize,
+        /// The label's name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A condition, resolve condition or message does not compile; the span is inside that field's text.
     #[error("{error}")]
     Field {
@@ -169,7 +179,7 @@ impl RuleSet {
         self.fill_slots(&reading, &mut stream.slot_values);
         let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
         let first = out.len();
-        for ((rule, sensor_rule), labels) in self.rules.iter().zip(states.iter_mut()).zip(&stream.labels) {
+        for ((rule, sensor_rule), text) in self.rules.iter().zip(states.iter_mut()).zip(&stream.texts) {
             if !sensor_rule.applies {
                 continue;
             }
@@ -204,7 +214,7 @@ impl RuleSet {
                 // The sensor id and values are filled in below, moved rather than copied where they can be.
                 out.push(Alert::of_rule(
                     rule,
-                    labels,
+                    text,
                     state,
                     &reading.sensor_id,
                     reading.seq,

@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use crate::{
     absence::Deadlines,
     reading::Values,
-    rule::{Labels, Rule},
+    rule::{Rule, RuleText},
     rule_set::RuleSet,
     state::RuleState,
     window::Window,
@@ -42,8 +42,8 @@ pub struct StreamState {
     pub(crate) slot_values: Vec<Option<f64>>,
     /// When each watched sensor's next absence check is due.
     pub(crate) deadlines: Deadlines,
-    /// The stream's own copies of each rule's labels, in rule order (made with the first sensor and on adoption).
-    pub(crate) labels: Vec<Labels>,
+    /// The stream's own copies of each rule's name and messages, in rule order (made with the first sensor and on adoption).
+    pub(crate) texts: Vec<RuleText>,
 }
 
 /// One sensor's state.
@@ -96,7 +96,7 @@ impl StreamState {
             lateness,
             slot_values: Vec::new(),
             deadlines: Deadlines::default(),
-            labels: Vec::new(),
+            texts: Vec::new(),
         }
     }
 
@@ -139,7 +139,7 @@ impl StreamState {
         if self.sensors.is_empty() {
             // The first sensor fixes the rule set the stream is on (`adopt` moves it to another).
             self.rules_per_sensor = rules.rules.len();
-            self.labels = rules.rules.iter().map(Rule::own_labels).collect();
+            self.texts = rules.rules.iter().map(Rule::own_text).collect();
         }
         self.rule_states.extend(rules.rules.iter().map(|rule| SensorRule::new(rule, id)));
         self.sensors.push(SensorState {

@@ -379,6 +379,86 @@ fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed
 }
 
 #[test]
+fn a_reload_that_changes_only_words_keeps_the_rule_firing_and_speaks_the_new_words() {
+    let old = rules(vec![spec("hot", "t > 30")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let r = reading("s", 1, &[("t", 40.0)]);
+    old.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    out.clear();
+    let reworded = RuleSpec {
+        severity: Severity::Critical,
+        message: Some("too hot: {t}".into()),
+        resolve_message: Some("cool again: {t}".into()),
+        labels: [("team".to_owned(), "ovens".to_owned())].into(),
+        ..spec("hot", "t > 30")
+    };
+    let new = rules(vec![reworded]);
+    new.adopt(&old, &mut stream, r.time, &mut out);
+    assert!(out.is_empty(), "no RESOLVED and FIRING for a change of words: {out:?}");
+    let r = reading("s", 2, &[("t", 41.0)]);
+    new.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    assert!(out.is_empty(), "still firing, not fired again");
+    let r = reading("s", 3, &[("t", 20.0)]);
+    new.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    let got: Vec<_> = out.iter().map(|a| (&*a.rule, a.state, a.severity, &*a.message)).collect();
+    assert_eq!(got, [("hot", AlertState::Resolved, Severity::Critical, "cool again: 20")]);
+    // A change of identity (here `sensors`) still restarts the rule: RESOLVED in the old words (a reload alert
+    // carries no values when no absence is watched).
+    let r = reading("s", 4, &[("t", 50.0)]);
+    new.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    out.clear();
+    let narrowed = RuleSpec { sensors: vec!["line-*".into()], ..new.rules()[0].spec().clone() };
+    rules(vec![narrowed]).adopt(&new, &mut stream, r.time, &mut out);
+    let got: Vec<_> = out.iter().map(|a| (&*a.rule, a.state, &*a.message)).collect();
+    assert_eq!(got, [("hot", AlertState::Resolved, "cool again: -")]);
+}
+
+#[test]
+fn a_resolved_alert_says_so_unless_the_rule_words_it_itself() {
+    let plain = RuleSpec { message: Some("too hot".into()), ..spec("hot", "t > 30") };
+    let templated = RuleSpec { message: Some("{t} on {sensor_id}".into()), ..spec("warm", "t > 20") };
+    let unnamed = spec("mild", "t > 10");
+    let worded = RuleSpec { resolve_message: Some("back to {t}".into()), ..spec("tepid", "t > 5") };
+    let set = rules(vec![plain, templated, unnamed, worded]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    for (seq, t) in [(1, 40.0), (2, 0.0)] {
+        let r = reading("s", seq, &[("t", t)]);
+        set.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    }
+    let got: Vec<_> = out.iter().map(|a| (a.state, &*a.message)).collect();
+    assert_eq!(
+        got,
+        [
+            (AlertState::Firing, "too hot"),
+            (AlertState::Firing, "40 on s"),
+            (AlertState::Firing, "mild"),
+            (AlertState::Firing, "tepid"),
+            (AlertState::Resolved, "resolved: too hot"),
+            (AlertState::Resolved, "resolved: 0 on s"),
+            (AlertState::Resolved, "resolved: mild"),
+            (AlertState::Resolved, "back to 0"),
+        ]
+    );
+}
+
+#[test]
+fn label_names_are_identifiers_and_not_reserved() {
+    let labelled = |name: &str| RuleSpec { labels: [(name.to_owned(), "x".to_owned())].into(), ..spec("r", "t > 1") };
+    for good in ["team", "_x", "A9_b"] {
+        assert!(RuleSet::new(vec![labelled(good)]).is_ok(), "{good}");
+    }
+    for (bad, reason) in [("9a", "a letter"), ("a-b", "a letter"), ("", "a letter"), ("severity", "carries it")] {
+        let errors = RuleSet::new(vec![labelled(bad)]).unwrap_err();
+        assert!(
+            matches!(&errors[..], [RuleSetError::Label { rule: 0, name, reason: r }] if name == bad && r.contains(reason)),
+            "{bad}: {errors:?}"
+        );
+    }
+}
+
+#[test]
 fn a_reload_that_adds_absence_counts_silence_from_the_reload() {
     let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() };
     let old = rules(vec![spec("hot", "t > 30")]);

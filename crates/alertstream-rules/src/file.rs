@@ -2,9 +2,14 @@
 //! part kept so that an error, the engine's included, points at the text it is about. Errors are collected as
 //! byte offsets; `diagnostic.rs` turns them into lines and columns.
 
-use std::{collections::HashMap, ops::Range};
+use std::{
+    collections::{BTreeMap, HashMap},
+    ops::Range,
+};
 
-use alertstream_engine::{Hold, Notify, RuleField, RuleSet, RuleSetError, RuleSpec, Severity, Timing, parse_duration};
+use alertstream_engine::{
+    DurationsAsWritten, Hold, Notify, RuleField, RuleSet, RuleSetError, RuleSpec, Severity, Timing, parse_duration,
+};
 use toml::{
     Spanned,
     de::{DeTable, DeValue},
@@ -13,12 +18,14 @@ use toml::{
 use crate::diagnostic::file_offset;
 
 /// The keys a `[[rule]]` table may have.
-const RULE_KEYS: [&str; 10] = [
+const RULE_KEYS: [&str; 12] = [
     "name",
     "condition",
     "resolve",
     "severity",
     "message",
+    "resolve_message",
+    "labels",
     "notify",
     "for",
     "keep_firing_for",
@@ -30,10 +37,12 @@ const RULE_KEYS: [&str; 10] = [
 struct RuleSpans {
     table: usize,
     name: usize,
-    /// The string literals of `condition`, `resolve` and `message`, quotes included.
+    /// The string literals of `condition`, `resolve`, `message` and `resolve_message`, quotes included.
     literals: HashMap<RuleField, Range<usize>>,
     /// Where each key present starts.
     keys: HashMap<String, usize>,
+    /// Where each label's name starts.
+    labels: HashMap<String, usize>,
 }
 
 pub(crate) struct FileParser<'a> {
@@ -116,6 +125,10 @@ impl<'a> FileParser<'a> {
             | RuleSetError::ReservedName { rule, .. }
             | RuleSetError::EmptyName { rule } => self.error(spans[rule].name, message),
             RuleSetError::MissingCondition { rule } => self.error(spans[rule].table, message),
+            RuleSetError::Label { rule, ref name, .. } => {
+                let offset = spans[rule].labels.get(name).copied().unwrap_or(spans[rule].table);
+                self.error(offset, message)
+            }
             RuleSetError::AbsentWith { rule, key } => {
                 self.error(spans[rule].keys.get(key).copied().unwrap_or(spans[rule].table), message)
             }
@@ -129,6 +142,7 @@ impl<'a> FileParser<'a> {
                     RuleField::Condition => "in condition: ",
                     RuleField::Resolve => "in resolve: ",
                     RuleField::Message => "",
+                    RuleField::ResolveMessage => "in resolve_message: ",
                 };
                 self.error(offset, format!("{label}{message}"));
             }
@@ -153,6 +167,7 @@ impl<'a> FileParser<'a> {
         let condition = self.string(table, "condition", table_start, false);
         let resolve = self.string(table, "resolve", table_start, false);
         let message = self.string(table, "message", table_start, false);
+        let resolve_message = self.string(table, "resolve_message", table_start, false);
         let severity = self.parsed(table, "severity", |s| s.parse::<Severity>().map_err(|e| e.to_string()));
         let notify = self.parsed(table, "notify", |s| s.parse::<Notify>().map_err(|e| e.to_string()));
         let hold = self.parsed(table, "for", |s| s.parse::<Hold>().map_err(|e| format!("bad `for`: {e}")));
@@ -161,25 +176,37 @@ impl<'a> FileParser<'a> {
         let absent_for =
             self.parsed(table, "absent_for", |s| parse_duration(s).map_err(|e| format!("bad `absent_for`: {e}")));
         let sensors = self.sensors(table);
+        let (labels, label_spans) = self.labels(table);
+        let as_written = DurationsAsWritten {
+            hold: hold.as_ref().and(self.raw_string(table, "for")),
+            keep_firing_for: keep_firing_for.as_ref().and(self.raw_string(table, "keep_firing_for")),
+            absent_for: absent_for.as_ref().and(self.raw_string(table, "absent_for")),
+        };
         let name = name?;
         let mut literals = HashMap::new();
-        for (field, value) in
-            [(RuleField::Condition, &condition), (RuleField::Resolve, &resolve), (RuleField::Message, &message)]
-        {
+        for (field, value) in [
+            (RuleField::Condition, &condition),
+            (RuleField::Resolve, &resolve),
+            (RuleField::Message, &message),
+            (RuleField::ResolveMessage, &resolve_message),
+        ] {
             if let Some(value) = value {
                 literals.insert(field, value.span());
             }
         }
-        let spans = RuleSpans { table: table_start, name: name.span().start, literals, keys };
+        let spans = RuleSpans { table: table_start, name: name.span().start, literals, keys, labels: label_spans };
         let spec = RuleSpec {
             name: name.into_inner(),
             condition: condition.map(Spanned::into_inner),
             resolve: resolve.map(Spanned::into_inner),
             severity: severity.unwrap_or_default(),
             message: message.map(Spanned::into_inner),
+            resolve_message: resolve_message.map(Spanned::into_inner),
+            labels,
             timing: Timing { notify: notify.unwrap_or_default(), hold, keep_firing_for },
             absent_for,
             sensors,
+            as_written,
         };
         Some((spec, spans))
     }
@@ -194,6 +221,38 @@ impl<'a> FileParser<'a> {
                 None
             }
         }
+    }
+
+    /// The text of string key `key`, as written; `None` when missing or not a string (reported elsewhere).
+    fn raw_string(&self, table: &DeTable<'_>, key: &str) -> Option<String> {
+        match table.get(key)?.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+
+    /// `labels`: a table of strings, and where each name starts. The engine checks the names.
+    fn labels(&mut self, table: &DeTable<'_>) -> (BTreeMap<String, String>, HashMap<String, usize>) {
+        let (mut labels, mut spans) = (BTreeMap::new(), HashMap::new());
+        let Some(value) = table.get("labels") else { return (labels, spans) };
+        let DeValue::Table(entries) = value.get_ref() else {
+            self.error(value.span().start, "`labels` must be a table of strings, as { team = \"ovens\" }");
+            return (labels, spans);
+        };
+        for (name, value) in entries {
+            let name_text: &str = name.get_ref();
+            match value.get_ref() {
+                DeValue::String(text) => {
+                    labels.insert(name_text.to_owned(), text.to_string());
+                    spans.insert(name_text.to_owned(), name.span().start);
+                }
+                other => self.error(
+                    value.span().start,
+                    format!("label `{name_text}` must be a string, found {}", other.type_str()),
+                ),
+            }
+        }
+        (labels, spans)
     }
 
     /// `sensors`: an array of id patterns.

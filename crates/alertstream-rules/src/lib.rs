@@ -86,7 +86,7 @@ pub fn summary(path: &str, rules: &RuleSet) -> String {
 
 #[cfg(test)]
 mod tests {
-    use alertstream_engine::{Hold, Notify, RuleSpec, Severity, Timing};
+    use alertstream_engine::{DurationsAsWritten, Hold, Notify, RuleSpec, Severity, Timing};
 
     use super::*;
 
@@ -108,6 +108,8 @@ condition = "t > 30"
 resolve = "t < 28"
 severity = "critical"
 message = "too hot: {t} on {sensor_id}"
+resolve_message = "cooled to {t}"
+labels = { team = "ovens", room = "B2" }
 notify = "every"
 for = "30s"
 keep_firing_for = "2 readings"
@@ -120,7 +122,7 @@ for = "5 readings"
 
 [[rule]]
 name = "silent"
-absent_for = "10s"
+absent_for = "1m30s"
 "#,
         )
         .unwrap();
@@ -133,6 +135,8 @@ absent_for = "10s"
                 resolve: Some("t < 28".into()),
                 severity: Severity::Critical,
                 message: Some("too hot: {t} on {sensor_id}".into()),
+                resolve_message: Some("cooled to {t}".into()),
+                labels: [("room".to_owned(), "B2".to_owned()), ("team".to_owned(), "ovens".to_owned())].into(),
                 timing: Timing {
                     notify: Notify::Every,
                     hold: Some(Hold::Duration(std::time::Duration::from_secs(30))),
@@ -140,11 +144,40 @@ absent_for = "10s"
                 },
                 absent_for: None,
                 sensors: vec!["line-1/*".into(), "oven".into()],
+                as_written: DurationsAsWritten {
+                    hold: Some("30s".into()),
+                    keep_firing_for: Some("2 readings".into()),
+                    absent_for: None,
+                },
             }
         );
         assert_eq!((specs[1].severity, specs[1].message.as_deref()), (Severity::Warning, None));
         assert_eq!(specs[1].timing.hold, Some(Hold::Readings(5)));
-        assert_eq!(specs[2].absent_for, Some(std::time::Duration::from_secs(10)));
+        assert_eq!(specs[2].absent_for, Some(std::time::Duration::from_secs(90)));
+        assert_eq!(specs[2].as_written.absent_for.as_deref(), Some("1m30s"));
+    }
+
+    #[test]
+    fn label_and_resolve_message_errors_point_into_the_file() {
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"t > 1\"\nlabels = { team = \"x\", severity = \"high\" }\n"),
+            ["r.toml:4:24: bad label name `severity`: every alert carries it already"]
+        );
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"t > 1\"\nlabels = { \"a-b\" = \"x\", n = 3 }\n"),
+            [
+                "r.toml:4:12: bad label name `a-b`: a label name is a letter or `_`, then letters, digits and `_`",
+                "r.toml:4:29: label `n` must be a string, found integer",
+            ]
+        );
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"t > 1\"\nlabels = [\"x\"]\n"),
+            ["r.toml:4:10: `labels` must be a table of strings, as { team = \"ovens\" }"]
+        );
+        assert_eq!(
+            errors("[[rule]]\nname = \"a\"\ncondition = \"t > 1\"\nresolve_message = \"ok {\"\n"),
+            ["r.toml:4:23: in resolve_message: unclosed `{` in message: write `{{` for a literal brace"]
+        );
     }
 
     #[test]
