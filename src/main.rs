@@ -251,17 +251,7 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         };
         match simulate::run(plan, stop.clone()).await {
             Ok(report) => {
-                let latency = |q| report.latency(q).map_or("-".to_owned(), |us| format!("{us} µs"));
-                let summary = format!(
-                    "{} readings, {} alerts, {} reconnects; alert latency p50 {}, p90 {}, p99 {}, max {}",
-                    report.readings,
-                    report.alerts,
-                    report.reconnects,
-                    latency(0.5),
-                    latency(0.9),
-                    latency(0.99),
-                    latency(1.0)
-                );
+                let summary = report.to_string();
                 if output == simulate::Output::Summary {
                     say(&summary)
                 } else {

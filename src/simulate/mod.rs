@@ -89,6 +89,24 @@ impl Report {
     }
 }
 
+/// `2000 readings, 41 alerts, 0 reconnects; alert latency p50 180 µs, p90 240 µs, p99 900 µs, max 2100 µs`.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let latency = |q| self.latency(q).map_or("-".to_owned(), |us| format!("{us} µs"));
+        write!(
+            f,
+            "{} readings, {} alerts, {} reconnects; alert latency p50 {}, p90 {}, p99 {}, max {}",
+            self.readings,
+            self.alerts,
+            self.reconnects,
+            latency(0.5),
+            latency(0.9),
+            latency(0.99),
+            latency(1.0)
+        )
+    }
+}
+
 /// Counts shared by the streams.
 #[derive(Debug, Default)]
 struct Counts {

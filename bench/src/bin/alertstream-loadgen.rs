@@ -9,6 +9,9 @@
 //! - `idle`: C connections, each holding one open stream, until Ctrl-C.
 //! - `compare`: starts both servers (release binaries beside this one) and runs the scenarios interleaved and
 //!   repeated, printing medians and ratios. `scripts/bench.sh` runs it.
+//! - `sensors`: production-line sensors at a chosen rate over M connections, through the product's own client
+//!   (`alertstream::simulate`, what `alertstream simulate` runs): counts and the latency from a reading to its
+//!   alert.
 //! - `soak`: starts alertstream and runs many streams with reconnects, cancels, stalls and bad input for a long
 //!   time, sampling the server's memory, file descriptors, threads and tasks every 10 s.
 
@@ -59,6 +62,23 @@ enum Mode {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Production-line sensors through the product's own client (`alertstream simulate`): counts and alert latency.
+    Sensors {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        sensors: usize,
+        /// Readings per second in total; 0 sends as fast as flow control allows.
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Readings in all.
+        #[arg(long, default_value_t = 10_000)]
+        readings: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Hold C connections, each with one open stream, until Ctrl-C.
     Idle {
         #[arg(long, default_value = "127.0.0.1:50051")]
@@ -97,6 +117,19 @@ async fn main() -> Result<(), BoxError> {
         }
         Mode::Latency { target, rate, streams, seconds } => {
             println!("{}", latency::run(target, rate, streams, seconds).await?);
+        }
+        Mode::Sensors { target, sensors, rate, connections, readings, seed } => {
+            let plan = alertstream::simulate::Plan {
+                target: format!("http://{target}"),
+                sensors,
+                rate,
+                connections,
+                count: readings,
+                seed,
+                excursion_rate: 0.02,
+                output: alertstream::simulate::Output::Summary,
+            };
+            println!("{}", alertstream::simulate::run(plan, Default::default()).await?);
         }
         Mode::Idle { target, connections } => {
             let held = idle::hold(target, connections).await?;
