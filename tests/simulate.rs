@@ -36,7 +36,8 @@ async fn the_simulator_streams_over_several_connections_and_gets_consistent_aler
 
 #[tokio::test]
 async fn when_the_server_ends_its_stream_the_simulator_opens_another_and_goes_on() {
-    let clock = ManualClock::new(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    // The readings carry the system's time: the server's clock starts there.
+    let clock = ManualClock::new(Clock::System.now());
     let policy = ConnectionPolicy { max_age: Some(Duration::from_secs(100)), ..ServeConfig::default().connections };
     let config = ServeConfig { clock: Clock::Manual(clock.clone()), connections: policy, ..ServeConfig::default() };
     let server = TestServer::with(default_rules(), config).await;
@@ -45,7 +46,8 @@ async fn when_the_server_ends_its_stream_the_simulator_opens_another_and_goes_on
     // Its first alert: the stream is open and answered.
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.unwrap().unwrap();
-    assert!(first.is_some_and(|line| line.starts_with("FIRING")));
+    let first = first.unwrap();
+    assert!(first.starts_with("FIRING") && !first.contains("invalid_reading"), "{first}");
     // The connection ages: GOAWAY, and the stream ends UNAVAILABLE.
     clock.advance(Duration::from_secs(111));
     let drain = tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });

@@ -19,9 +19,6 @@ import re
 import sys
 import time
 import traceback
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 PROTO_ALERT_KEYS = {"sensor_id", "rule", "state", "severity", "message", "reading_seq", "time", "values"}
@@ -204,7 +201,9 @@ def main() -> int:
                 expect_true(f"{where}: message names the field (temperature or values)",
                             "temperature" in msg or "values" in msg, msg)
             else:
-                expect(f"{where}: message", messages[a.rule], a.message)
+                # A RESOLVED alert of a rule without resolve_message says "resolved: " and the message.
+                prefix = "resolved: " if state_name(a.state) == "ALERT_STATE_RESOLVED" else ""
+                expect(f"{where}: message", prefix + messages[a.rule], a.message)
             expect_true(f"{where}: values are the reading's {dict(r.values)}",
                         same_values(dict(r.values), dict(a.values)), dict(a.values))
             if r.HasField("time"):

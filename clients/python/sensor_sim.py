@@ -6,9 +6,11 @@ around a set point (temperature ~20, pH ~5) with gaussian measurement noise, and
 that lasts a few readings: the temperature dips below 10, or the pH rises above 5.5. That is what the default rules
 (temp_too_low: temperature < 10, ph_too_high: pH > 5.5) watch for.
 
-All readings of all sensors go over ONE gRPC bidirectional stream (AlertService.Stream): a sender thread writes
-the readings (seq 1, 2, 3, ... and time = now) while the main thread prints each alert the moment it arrives.
-After --count readings the client half-closes and exits 0 once the server has ended the stream with OK.
+All readings of all sensors go over ONE gRPC bidirectional stream (AlertService.Stream), through the package's
+helper (alertstream.stream): it sends the readings (seq 1, 2, 3, ... and time = now) while the main thread prints
+each alert the moment it arrives, and opens a new stream with backoff when the server goes away (its shutdown, the
+connection's maximum age), going on with the next reading. After --count readings the client half-closes and
+exits 0 once the server has ended the stream with OK.
 
 Run it (after scripts/setup-venv.sh, against a running `alertstream serve`):
 
@@ -25,9 +27,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -135,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import grpc
         from google.protobuf import json_format
+
+        import alertstream
         from alertstream.v1 import alertstream_pb2 as pb
-        from alertstream.v1 import alertstream_pb2_grpc as pb_grpc
     except ImportError as err:
         print(f"sensor_sim: {err}; run scripts/setup-venv.sh and use .venv/bin/python", file=sys.stderr)
         return 1
@@ -144,11 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     sensors = [Sensor(f"line-{i}", rng, args.excursion_rate) for i in range(1, args.sensors + 1)]
     stop = threading.Event()
-    sent = 0
+    interrupted = threading.Event()
+    stats = alertstream.StreamStats()
 
     def readings():
-        """Runs on grpc's sender thread: yields readings at the chosen rate; returning half-closes the stream."""
-        nonlocal sent
+        """Runs on the helper's reader thread: yields readings at the chosen rate; returning half-closes."""
         start = time.monotonic()
         seq = 0
         while not stop.is_set() and (args.count == 0 or seq < args.count):
@@ -158,59 +158,63 @@ def main(argv: list[str] | None = None) -> int:
                     return
             sensor = sensors[seq % len(sensors)]
             seq += 1
-            reading = pb.Reading(sensor_id=sensor.sensor_id, values=sensor.read(), seq=seq)
-            reading.time.GetCurrentTime()
-            sent = seq
-            yield reading
+            yield alertstream.reading(sensor.sensor_id, sensor.read(), seq=seq)
 
-    alerts = 0
-    interrupted = threading.Event()
-    channel = grpc.insecure_channel(args.target)
-    call = pb_grpc.AlertServiceStub(channel).Stream(readings())
+    def on_reconnect(code, details: str, pause: float) -> None:
+        if not args.quiet:
+            print(f"sensor_sim: the stream ended ({code.name}: {details}); a new one in {pause:.2f}s",
+                  file=sys.stderr)
+
+    alerts = alertstream.stream(args.target, readings(), on_reconnect=on_reconnect, stats=stats)
 
     def on_signal(signum, frame):
-        # Ctrl-C (SIGINT) or SIGTERM, once or repeatedly: stop sending and cancel the call; the main loop below
-        # then ends with CANCELLED and the process exits 130 with no traceback.
+        # Ctrl-C (SIGINT) or SIGTERM, once or repeatedly: stop sending; the generator is closed below, which
+        # cancels the stream, and the process exits 130 with no traceback.
         interrupted.set()
         stop.set()
-        call.cancel()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    def interrupted_exit() -> int:
-        if not args.quiet:
-            print(f"sensor_sim: interrupted after {sent} readings, {alerts} alerts", file=sys.stderr)
-        return 130
+    def summary() -> str:
+        return (f"sent {stats.sent} readings from {len(sensors)} sensor(s), received {stats.alerts} alerts, "
+                f"{stats.reconnects} reconnects")
 
     try:
-        for alert in call:
-            alerts += 1
+        for alert in alerts:
             if args.json:
                 line = json.dumps(json_format.MessageToDict(alert, preserving_proto_field_name=True))
             else:
                 line = format_alert(alert, pb)
             print(line, flush=True)
+            if interrupted.is_set():
+                break
     except BrokenPipeError:
         # stdout closed (e.g. piped into head): stop quietly.
         stop.set()
-        call.cancel()
+        alerts.close()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except grpc.RpcError as err:
         stop.set()
         if interrupted.is_set():
-            return interrupted_exit()
+            return interrupted_exit(args, summary())
         print(f"sensor_sim: stream to {args.target} failed: {err.code().name}: {err.details()}", file=sys.stderr)
         return 1
     finally:
-        channel.close()
+        alerts.close()
     if interrupted.is_set():
-        return interrupted_exit()
+        return interrupted_exit(args, summary())
     if not args.quiet:
-        print(f"sensor_sim: sent {sent} readings from {len(sensors)} sensor(s), received {alerts} alerts; "
-              "stream ended OK", file=sys.stderr)
+        print(f"sensor_sim: {summary()}; stream ended OK", file=sys.stderr)
     return 0
+
+
+def interrupted_exit(args: argparse.Namespace, summary: str) -> int:
+    if not args.quiet:
+        print(f"sensor_sim: interrupted: {summary}", file=sys.stderr)
+    return 130
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,8 +20,6 @@ import sys
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import grpc  # noqa: E402
 import requests  # noqa: E402
 from selenium import webdriver  # noqa: E402

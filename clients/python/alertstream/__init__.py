@@ -1,1 +1,0 @@
-"""Python client stubs of alertstream, generated from proto/ by clients/python/generate.sh."""
