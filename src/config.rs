@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use alertstream_engine::RuleSet;
 
-use crate::{auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, telemetry::Telemetry, tls::LiveTls};
+use crate::{
+    auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, sinks::Sinks, telemetry::Telemetry, tls::LiveTls,
+};
 
 /// The embedded default rules: the two production-line thresholds of the classic example.
 pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
@@ -99,6 +101,8 @@ pub struct ServeConfig {
     pub security: Security,
     /// Prometheus metrics; off by default (`--metrics-listen` turns them on).
     pub telemetry: Telemetry,
+    /// Where alerts go besides their stream; none by default.
+    pub sinks: Sinks,
 }
 
 /// Who may connect and call: TLS (with mutual TLS when its configuration asks for client certificates) and bearer
@@ -132,6 +136,7 @@ impl Default for ServeConfig {
             clock: Clock::System,
             security: Security::default(),
             telemetry: Telemetry::off(),
+            sinks: Sinks::default(),
         }
     }
 }
@@ -139,6 +144,7 @@ impl Default for ServeConfig {
 /// The embedded default rules, compiled (through the same loader as a rules file).
 pub fn default_rules() -> RuleSet {
     alertstream_rules::parse("<default rules>", DEFAULT_RULES)
+        .map(|file| file.rules)
         .unwrap_or_else(|e| unreachable!("the embedded default rules are valid: {e}"))
 }
 

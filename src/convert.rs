@@ -76,6 +76,7 @@ pub fn rule_to_pb(rule: &Rule) -> pb::Rule {
         sensors: spec.sensors.clone(),
         labels: spec.labels.clone().into_iter().collect(),
         resolve_message: rule.resolve_message_as_written(),
+        sinks: spec.sinks.clone(),
     }
 }
 

@@ -55,6 +55,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod simulate;
+pub mod sinks;
 pub mod stream_codec;
 pub mod stream_loop;
 pub mod telemetry;

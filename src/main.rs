@@ -12,10 +12,12 @@ use alertstream::{
     file_watch,
     logging::{self, complain, say},
     reload, rule_test, server, shutdown, simulate,
+    sinks::Sinks,
     telemetry::Telemetry,
     tls::{self, TlsFiles},
 };
 use alertstream_engine::{RuleSet, parse_duration};
+use alertstream_rules::RulesFile;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
@@ -91,6 +93,10 @@ struct ServeArgs {
     /// How long open streams are served after SIGTERM/SIGINT before they end UNAVAILABLE (500ms, 10s, 1m).
     #[arg(long, env = "ALERTSTREAM_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     shutdown_grace: Duration,
+    /// How long the sinks (the rules file's [[sink]] tables) may take, once the streams have ended at shutdown, to
+    /// deliver the alerts they hold; what they could not is counted and logged.
+    #[arg(long, env = "ALERTSTREAM_SINK_FLUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    sink_flush_timeout: Duration,
     /// Largest inbound message or HTTP body (4MiB, 512KiB).
     #[arg(long, env = "ALERTSTREAM_MAX_MESSAGE_SIZE", default_value = "4MiB", value_parser = parse_byte_size)]
     max_message_size: usize,
@@ -287,11 +293,12 @@ fn test(file: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let rules = match &args.rules {
+    let file = match &args.rules {
         Some(path) => match alertstream_rules::load(path) {
-            Ok(rules) => {
-                tracing::info!(file = %path.display(), rules = rules.rules().len(), "Loaded rules.");
-                rules
+            Ok(file) => {
+                let (rules, sinks) = (file.rules.rules().len(), file.sinks.len());
+                tracing::info!(file = %path.display(), rules, sinks, "Loaded rules.");
+                file
             }
             Err(e) => {
                 complain(&e.to_string());
@@ -301,7 +308,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => {
             tracing::info!("No --rules given: using the embedded default rules.");
-            config::default_rules()
+            RulesFile { rules: config::default_rules(), sinks: Vec::new() }
         }
     };
     let security = match security(&args) {
@@ -330,7 +337,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
         telemetry: if args.metrics_listen.is_some() { Telemetry::on() } else { Telemetry::off() },
         ..ServeConfig::default()
     };
-    match run(&args, rules, config).await {
+    let config = ServeConfig { sinks: Sinks::new(config.telemetry.clone(), args.sink_flush_timeout), ..config };
+    if let Err(e) = config.sinks.apply(&file.sinks, &file.rules) {
+        complain(&format!("alertstream: {e}"));
+        tracing::error!("Refusing to start: {e}");
+        return ExitCode::FAILURE;
+    }
+    match run(&args, file.rules, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "Server failed.");
@@ -367,7 +380,7 @@ async fn run(args: &ServeArgs, rules: RuleSet, config: ServeConfig) -> Result<()
     let drain = shutdown::drain_on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let (live, rules) = tokio::sync::watch::channel(Arc::new(rules));
     match &args.rules {
-        Some(path) => reload::watch_rules_file(path.clone(), live, config.telemetry.clone()),
+        Some(path) => reload::watch_rules_file(path.clone(), live, config.sinks.clone(), config.telemetry.clone()),
         None => reload::explain_hangup_without_file(),
     }
     .map_err(|e| e.to_string())?;

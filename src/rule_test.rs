@@ -135,7 +135,7 @@ pub fn run(path: &Path) -> Result<Vec<TestOutcome>, RuleTestError> {
         RuleTestError::Syntax { path: shown.clone(), line, col, message: e.message().trim_end().to_owned() }
     })?;
     let rules_path = path.parent().unwrap_or(Path::new(".")).join(&file.rules);
-    let rules = alertstream_rules::load(&rules_path)?;
+    let rules = alertstream_rules::load(&rules_path)?.rules;
     let lateness = match &file.lateness {
         Some(text) => parse_duration(text).map_err(|e| invalid(format!("lateness: {e}")))?,
         None => crate::config::DEFAULT_LATENESS,

@@ -95,6 +95,7 @@ pub async fn serve(
         max_readings_per_second: config.max_readings_per_second,
         telemetry: config.telemetry.clone(),
         view: view.clone(),
+        sinks: config.sinks.clone(),
     };
     let api = AlertApi::new(context, streams.clone(), config.max_streams);
     // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
@@ -228,6 +229,8 @@ pub async fn serve(
         abort(http.as_ref());
     }
     load_log.abort();
+    // The streams have ended: the sinks deliver what they hold, until their flush deadline.
+    config.sinks.flush().await;
     metrics_stop.cancel();
     if let Some(metrics) = metrics {
         let _ = tokio::time::timeout(SHUTDOWN_HARD_DEADLINE, metrics).await;

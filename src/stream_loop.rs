@@ -33,6 +33,7 @@ use crate::{
     farewell::{Farewell, Farewells},
     rate_limit::RateLimit,
     reload::LiveRules,
+    sinks::{LiveSinks, SinkSet, Sinks},
     stream_codec::InboundReading,
     telemetry::{Telemetry, stream::StreamMetrics},
     view::{ViewEvent, ViewHub, send_snapshot},
@@ -60,6 +61,8 @@ pub struct StreamContext {
     pub telemetry: Telemetry,
     /// The live web view: told of readings and alerts only while a browser watches.
     pub view: ViewHub,
+    /// Where alerts go besides the stream (`[[sink]]`).
+    pub sinks: Sinks,
 }
 
 /// What limits one stream besides the server's settings.
@@ -128,6 +131,10 @@ pub struct StreamLoop {
     watching_farewells: bool,
     /// Wakes an idle stream when new rules are published.
     rules_changed: Armed,
+    /// The live sinks: looked at (one atomic load) only when an alert goes out.
+    live_sinks: LiveSinks,
+    /// The sinks the stream hands its alerts to.
+    sinks: Arc<SinkSet>,
     /// Wakes an idle stream when the server ends it.
     farewell_sent: Armed,
     /// Wakes an idle stream at its next absence deadline or its deadline; made when the stream first has one.
@@ -160,7 +167,11 @@ impl StreamLoop {
     ) -> Self {
         let rules = Arc::clone(&context.rules.borrow_and_update());
         let state = StreamState::new(context.max_sensors, context.lateness);
+        let mut live_sinks = context.sinks.subscribe();
+        let sinks = Arc::clone(&live_sinks.borrow_and_update());
         Self {
+            live_sinks,
+            sinks,
             rules_changed: Armed::new(changed(&context.rules)),
             farewell_sent: Armed::new(changed(&context.farewells)),
             alarm: None,
@@ -440,6 +451,12 @@ impl Stream for StreamLoop {
         loop {
             if let Some(alert) = this.owed.pop() {
                 this.metrics.alert(&alert);
+                if this.live_sinks.has_changed().unwrap_or(false) {
+                    this.sinks = Arc::clone(&this.live_sinks.borrow_and_update());
+                }
+                if !this.sinks.is_empty() {
+                    this.sinks.offer(&alert);
+                }
                 if this.context.view.watched() {
                     this.context.view.publish(&ViewEvent::Alert {
                         sensor_id: &alert.sensor_id,

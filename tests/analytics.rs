@@ -59,7 +59,8 @@ async fn absence_fires_on_an_idle_stream_and_resolves_on_the_next_reading() {
         "[[rule]]\nname = \"silent\"\nabsent_for = \"30s\"\nmessage = \"{sensor_id} went quiet\"\n\n\
          [[rule]]\nname = \"seen\"\ncondition = \"t > 0\"\nnotify = \"every\"\n",
     )
-    .unwrap();
+    .unwrap()
+    .rules;
     let server = TestServer::with(rules, config).await;
     let (tx, mut alerts) = open_stream(server.channel().await).await;
     tx.send(reading("line-1", 7, &[("t", 1.5)])).await.unwrap();
@@ -140,7 +141,7 @@ async fn a_reload_under_a_live_stream_loses_no_alert() {
     assert_eq!(brief(&next(&mut alerts).await), "a 1 warm FIRING");
     // hot stays as it was; warm changes (so resolves now); cold is new.
     let new = "[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n\n[[rule]]\nname = \"warm\"\ncondition = \"t > 25\"\n\n[[rule]]\nname = \"cold\"\ncondition = \"t < 0\"\n";
-    server.rules.send_replace(std::sync::Arc::new(alertstream_rules::parse("new.toml", new).unwrap()));
+    server.rules.send_replace(std::sync::Arc::new(alertstream_rules::parse("new.toml", new).unwrap().rules));
     assert_eq!(brief(&next(&mut alerts).await), "a 1 warm RESOLVED");
     tx.send(reading("a", 2, &[("t", -5.0)])).await.unwrap();
     tx.send(reading("a", 3, &[("t", 28.0)])).await.unwrap();

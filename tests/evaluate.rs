@@ -103,6 +103,7 @@ absent_for = "1m30s"
                 sensors: vec!["line-1/*".into()],
                 labels: [("team".into(), "ovens".into()), ("room".into(), "B2".into())].into(),
                 resolve_message: "cool again: {t}".into(),
+                sinks: Vec::new(),
             },
             pb::Rule {
                 name: "cold".into(),

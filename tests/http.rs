@@ -158,7 +158,7 @@ absent_for = "1m"
                 "name": r.name, "condition": r.condition, "severity": severity(r.severity), "message": r.message,
                 "notify": r.notify, "for": r.r#for, "resolve": r.resolve, "keep_firing_for": r.keep_firing_for,
                 "absent_for": r.absent_for, "sensors": r.sensors, "labels": r.labels,
-                "resolve_message": r.resolve_message,
+                "resolve_message": r.resolve_message, "sinks": r.sinks,
             })
         })
         .collect();

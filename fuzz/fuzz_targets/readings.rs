@@ -40,7 +40,7 @@ absent_for = "30s"
 
 fn rules() -> &'static RuleSet {
     static RULES_SET: OnceLock<RuleSet> = OnceLock::new();
-    RULES_SET.get_or_init(|| alertstream_rules::parse("fuzz.toml", RULES).expect("the fuzz rules are valid"))
+    RULES_SET.get_or_init(|| alertstream_rules::parse("fuzz.toml", RULES).expect("the fuzz rules are valid").rules)
 }
 
 fuzz_target!(|readings: Vec<(String, Vec<(String, f64)>, u64, u32, u16)>| {

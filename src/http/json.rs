@@ -134,10 +134,13 @@ fn rule_to_json(rule: &Rule) -> Value {
         "sensors": spec.sensors,
         "labels": spec.labels,
         "resolve_message": rule.resolve_message_as_written(),
+        "sinks": spec.sinks,
     })
 }
 
-fn alert_to_json(alert: &Alert) -> Value {
+/// An alert as proto3 JSON (the proto's field names, enum values by name, `reading_seq` as a string), as the HTTP
+/// answers and the sinks write it.
+pub(crate) fn alert_to_json(alert: &Alert) -> Value {
     json!({
         "sensor_id": alert.sensor_id,
         "rule": &*alert.rule,

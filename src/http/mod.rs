@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod json;
+pub(crate) use json::alert_to_json;
 mod view;
 
 use std::{sync::Arc, time::Duration};

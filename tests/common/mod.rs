@@ -36,7 +36,7 @@ impl TestServer {
 
     /// Starts a server with the rules of a rules file's text.
     pub async fn with_rules(text: &str) -> Self {
-        let rules = alertstream_rules::parse("test.toml", text).expect("test rules are valid");
+        let rules = alertstream_rules::parse("test.toml", text).expect("test rules are valid").rules;
         Self::with(rules, ServeConfig::default()).await
     }
 

@@ -42,6 +42,8 @@ pub struct RuleSpec {
     pub absent_for: Option<Duration>,
     /// Sensor id patterns the rule applies to (`line-1/*`); empty: every sensor.
     pub sensors: Vec<String>,
+    /// The sinks the rule's alerts go to, by name; empty: every sink. No part of its identity.
+    pub sinks: Vec<String>,
     /// The durations as the rules file wrote them, for `ListRules`; empty for a spec built in code.
     pub as_written: DurationsAsWritten,
 }

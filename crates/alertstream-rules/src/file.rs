@@ -15,10 +15,10 @@ use toml::{
     de::{DeTable, DeValue},
 };
 
-use crate::diagnostic::file_offset;
+use crate::{RulesFile, diagnostic::file_offset};
 
 /// The keys a `[[rule]]` table may have.
-const RULE_KEYS: [&str; 12] = [
+const RULE_KEYS: [&str; 13] = [
     "name",
     "condition",
     "resolve",
@@ -31,6 +31,7 @@ const RULE_KEYS: [&str; 12] = [
     "keep_firing_for",
     "absent_for",
     "sensors",
+    "sinks",
 ];
 
 /// Where each part of a rule stands in the file, to point errors at it.
@@ -43,6 +44,8 @@ struct RuleSpans {
     keys: HashMap<String, usize>,
     /// Where each label's name starts.
     labels: HashMap<String, usize>,
+    /// Each entry of `sinks`: where it starts.
+    sinks: Vec<usize>,
 }
 
 pub(crate) struct FileParser<'a> {
@@ -52,7 +55,7 @@ pub(crate) struct FileParser<'a> {
 }
 
 impl<'a> FileParser<'a> {
-    fn error(&mut self, offset: usize, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, offset: usize, message: impl Into<String>) {
         self.errors.push((offset, message.into()));
     }
 
@@ -61,8 +64,8 @@ impl<'a> FileParser<'a> {
         Self { text, errors: Vec::new() }
     }
 
-    /// Reads every rule and compiles the rule set; `None` when anything is wrong, every error in `errors`.
-    pub(crate) fn parse(&mut self) -> Option<RuleSet> {
+    /// Reads every rule and sink and compiles the rule set; `None` when anything is wrong, every error in `errors`.
+    pub(crate) fn parse(&mut self) -> Option<RulesFile> {
         let (document, syntax_errors) = DeTable::parse_recoverable(self.text);
         if !syntax_errors.is_empty() {
             for e in syntax_errors {
@@ -71,26 +74,38 @@ impl<'a> FileParser<'a> {
             }
             return None;
         }
-        let mut tables = Vec::new();
+        let (mut tables, mut sink_tables) = (Vec::new(), Vec::new());
         for (key, value) in document.get_ref() {
-            match (key.get_ref().as_ref(), value.get_ref()) {
-                ("rule", DeValue::Array(items)) => {
+            let into = match key.get_ref().as_ref() {
+                "rule" => &mut tables,
+                "sink" => &mut sink_tables,
+                other => {
+                    let message =
+                        format!("unknown key `{other}`: a rules file holds only [[rule]] and [[sink]] tables");
+                    self.error(key.span().start, message);
+                    continue;
+                }
+            };
+            let what = key.get_ref().to_string();
+            match value.get_ref() {
+                DeValue::Array(items) => {
                     for item in items {
                         match item.get_ref() {
-                            DeValue::Table(table) => tables.push((item.span().start, table)),
-                            _ => {
-                                self.error(item.span().start, "`rule` must be a table: write each rule under [[rule]]")
-                            }
+                            DeValue::Table(table) => into.push((item.span().start, table)),
+                            _ => self.error(
+                                item.span().start,
+                                format!("`{what}` must be a table: write each {what} under [[{what}]]"),
+                            ),
                         }
                     }
                 }
-                ("rule", _) => {
-                    self.error(value.span().start, "`rule` must be an array of tables: write each rule under [[rule]]")
-                }
-                (other, _) => self
-                    .error(key.span().start, format!("unknown key `{other}`: a rules file holds only [[rule]] tables")),
+                _ => self.error(
+                    value.span().start,
+                    format!("`{what}` must be an array of tables: write each {what} under [[{what}]]"),
+                ),
             }
         }
+        let sinks = self.sinks(&sink_tables);
         if tables.is_empty() {
             self.error(0, "no rules: a rules file needs at least one [[rule]] table");
             return None;
@@ -106,13 +121,38 @@ impl<'a> FileParser<'a> {
         if specs.is_empty() {
             return None;
         }
+        self.check_rule_sinks(&specs, &spans, &sink_tables);
         match RuleSet::new(specs) {
-            Ok(rules) => Some(rules),
+            Ok(rules) => Some(RulesFile { rules, sinks }),
             Err(errors) => {
                 for error in errors {
                     self.rule_set_error(error, &spans);
                 }
                 None
+            }
+        }
+    }
+
+    /// Every sink a rule names is one of the file's (a sink table with errors counts, so it is not reported twice).
+    fn check_rule_sinks(&mut self, specs: &[RuleSpec], spans: &[RuleSpans], sink_tables: &[(usize, &DeTable<'_>)]) {
+        let mut known: Vec<String> = Vec::new();
+        for (_, table) in sink_tables {
+            if let Some(DeValue::String(name)) = table.get("name").map(|n| n.get_ref())
+                && !known.iter().any(|k| k == name.as_ref())
+            {
+                known.push(name.to_string());
+            }
+        }
+        for (spec, span) in specs.iter().zip(spans) {
+            for (name, at) in spec.sinks.iter().zip(&span.sinks) {
+                if !known.contains(name) {
+                    let listed = if known.is_empty() {
+                        "the file has none".to_owned()
+                    } else {
+                        format!("the file's sinks are {}", known.join(", "))
+                    };
+                    self.error(*at, format!("unknown sink `{name}`: {listed}"));
+                }
             }
         }
     }
@@ -175,7 +215,8 @@ impl<'a> FileParser<'a> {
             .parsed(table, "keep_firing_for", |s| s.parse::<Hold>().map_err(|e| format!("bad `keep_firing_for`: {e}")));
         let absent_for =
             self.parsed(table, "absent_for", |s| parse_duration(s).map_err(|e| format!("bad `absent_for`: {e}")));
-        let sensors = self.sensors(table);
+        let sensors = self.string_list(table, "sensors", "id patterns, as [\"line-1/*\"]").0;
+        let (sinks, sink_spans) = self.string_list(table, "sinks", "sink names, as [\"pager\"]");
         let (labels, label_spans) = self.labels(table);
         let as_written = DurationsAsWritten {
             hold: hold.as_ref().and(self.raw_string(table, "for")),
@@ -194,7 +235,14 @@ impl<'a> FileParser<'a> {
                 literals.insert(field, value.span());
             }
         }
-        let spans = RuleSpans { table: table_start, name: name.span().start, literals, keys, labels: label_spans };
+        let spans = RuleSpans {
+            table: table_start,
+            name: name.span().start,
+            literals,
+            keys,
+            labels: label_spans,
+            sinks: sink_spans,
+        };
         let spec = RuleSpec {
             name: name.into_inner(),
             condition: condition.map(Spanned::into_inner),
@@ -206,13 +254,19 @@ impl<'a> FileParser<'a> {
             timing: Timing { notify: notify.unwrap_or_default(), hold, keep_firing_for },
             absent_for,
             sensors,
+            sinks,
             as_written,
         };
         Some((spec, spans))
     }
 
     /// The value of an optional string key, parsed; a bad value is recorded at the value and read as absent.
-    fn parsed<T>(&mut self, table: &DeTable<'_>, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    pub(crate) fn parsed<T>(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let value = self.string(table, key, 0, false)?;
         match parse(value.get_ref()) {
             Ok(parsed) => Some(parsed),
@@ -255,25 +309,28 @@ impl<'a> FileParser<'a> {
         (labels, spans)
     }
 
-    /// `sensors`: an array of id patterns.
-    fn sensors(&mut self, table: &DeTable<'_>) -> Vec<String> {
-        let Some(value) = table.get("sensors") else { return Vec::new() };
+    /// An array of non-empty strings (`sensors`, `sinks`), and where each starts; `what` says what it holds.
+    fn string_list(&mut self, table: &DeTable<'_>, key: &str, what: &str) -> (Vec<String>, Vec<usize>) {
+        let (mut strings, mut starts) = (Vec::new(), Vec::new());
+        let Some(value) = table.get(key) else { return (strings, starts) };
         let DeValue::Array(items) = value.get_ref() else {
-            self.error(value.span().start, "`sensors` must be an array of id patterns, as [\"line-1/*\"]");
-            return Vec::new();
+            self.error(value.span().start, format!("`{key}` must be an array of {what}"));
+            return (strings, starts);
         };
-        let mut patterns = Vec::new();
         for item in items {
             match item.get_ref() {
-                DeValue::String(pattern) if !pattern.is_empty() => patterns.push(pattern.to_string()),
-                _ => self.error(item.span().start, "each entry of `sensors` must be a non-empty string"),
+                DeValue::String(text) if !text.is_empty() => {
+                    strings.push(text.to_string());
+                    starts.push(item.span().start);
+                }
+                _ => self.error(item.span().start, format!("each entry of `{key}` must be a non-empty string")),
             }
         }
-        patterns
+        (strings, starts)
     }
 
     /// The string value of `key`, recording an error when it is missing but required, or not a string.
-    fn string(
+    pub(crate) fn string(
         &mut self,
         table: &DeTable<'_>,
         key: &str,

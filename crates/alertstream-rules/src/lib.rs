@@ -1,20 +1,35 @@
-//! alertstream's rules file: TOML → a compiled [`RuleSet`], every error of a file reported as
-//! `FILE:LINE:COL: message`, all of them, not only the first.
+//! alertstream's rules file: TOML → a compiled [`RuleSet`] and the [`SinkSpec`]s alerts also go to, every error of
+//! a file reported as `FILE:LINE:COL: message`, all of them, not only the first.
 //!
 //! Its own crate, beside the engine, so that `alertstream check`, the server's startup and reload, and a fuzz
-//! target all reach the same loader without building the server. `file.rs` walks the TOML; `diagnostic.rs` turns
+//! target all reach the same loader without building the server. `file.rs` walks the TOML (`sink.rs` its
+//! `[[sink]]` tables); `diagnostic.rs` turns
 //! byte offsets (a condition's own, mapped through TOML string escapes) into lines and columns.
 
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 mod diagnostic;
 mod file;
+mod sink;
 
 use std::path::Path;
 
 use alertstream_engine::RuleSet;
 
 pub use diagnostic::{Diagnostic, line_col};
+pub use sink::{
+    DEFAULT_MAX_FILE_AGE, DEFAULT_MAX_FILE_BYTES, DEFAULT_QUEUE, DEFAULT_RESEND_INTERVAL, DEFAULT_SUBJECT, Secret,
+    SinkKind, SinkSpec,
+};
+
+/// What a valid rules file holds: its rules, compiled, and its sinks.
+#[derive(Debug, Clone)]
+pub struct RulesFile {
+    /// The rules, compiled.
+    pub rules: RuleSet,
+    /// Where alerts go besides their stream, in file order.
+    pub sinks: Vec<SinkSpec>,
+}
 
 /// Why a rules file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +61,7 @@ fn render(path: &str, diagnostics: &[Diagnostic]) -> String {
 ///
 /// # Errors
 /// The file cannot be read, or has errors (all of them, as `FILE:LINE:COL: message`).
-pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
+pub fn load(path: &Path) -> Result<RulesFile, RulesError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read { path: shown.clone(), source })?;
     parse(&shown, &text)
@@ -56,12 +71,12 @@ pub fn load(path: &Path) -> Result<RuleSet, RulesError> {
 ///
 /// # Errors
 /// Every error in the file, in file order.
-pub fn parse(path: &str, text: &str) -> Result<RuleSet, RulesError> {
+pub fn parse(path: &str, text: &str) -> Result<RulesFile, RulesError> {
     let mut file = file::FileParser::new(text);
     let result = file.parse();
     let mut errors = file.errors;
     match result {
-        Some(rules) if errors.is_empty() => Ok(rules),
+        Some(file) if errors.is_empty() => Ok(file),
         _ => {
             errors.sort_by_key(|(offset, _)| *offset);
             let diagnostics = errors
@@ -76,12 +91,18 @@ pub fn parse(path: &str, text: &str) -> Result<RuleSet, RulesError> {
     }
 }
 
-/// A one-line summary of a valid rule set, as `alertstream check` prints it.
-pub fn summary(path: &str, rules: &RuleSet) -> String {
-    let names: Vec<&str> = rules.rules().iter().map(|r| r.name()).collect();
-    let count = names.len();
-    let noun = if count == 1 { "rule" } else { "rules" };
-    format!("{path}: OK, {count} {noun}: {}", names.join(", "))
+/// A one-line summary of a valid rules file, as `alertstream check` prints it.
+pub fn summary(path: &str, file: &RulesFile) -> String {
+    let listed = |names: Vec<&str>, one: &str, many: &str| {
+        let noun = if names.len() == 1 { one } else { many };
+        format!("{} {noun}: {}", names.len(), names.join(", "))
+    };
+    let rules = listed(file.rules.rules().iter().map(|r| r.name()).collect(), "rule", "rules");
+    if file.sinks.is_empty() {
+        return format!("{path}: OK, {rules}");
+    }
+    let sinks = listed(file.sinks.iter().map(|s| s.name.as_str()).collect(), "sink", "sinks");
+    format!("{path}: OK, {rules}; {sinks}")
 }
 
 #[cfg(test)]
@@ -126,7 +147,7 @@ absent_for = "1m30s"
 "#,
         )
         .unwrap();
-        let specs: Vec<&RuleSpec> = rules.rules().iter().map(|r| r.spec()).collect();
+        let specs: Vec<&RuleSpec> = rules.rules.rules().iter().map(|r| r.spec()).collect();
         assert_eq!(
             *specs[0],
             RuleSpec {
@@ -144,6 +165,7 @@ absent_for = "1m30s"
                 },
                 absent_for: None,
                 sensors: vec!["line-1/*".into(), "oven".into()],
+                sinks: Vec::new(),
                 as_written: DurationsAsWritten {
                     hold: Some("30s".into()),
                     keep_firing_for: Some("2 readings".into()),
