@@ -33,6 +33,9 @@ pub(super) struct JsonLines {
     /// The number of the next file.
     next: u64,
     open: Option<OpenFile>,
+    /// Alerts of the batch being delivered that are already in completed files: a retry of that batch (after a
+    /// failed write) starts after them, so that none is written twice.
+    committed: usize,
 }
 
 /// The file being written, under its hidden name.
@@ -42,16 +45,21 @@ struct OpenFile {
     complete: PathBuf,
     bytes: u64,
     opened: Instant,
+    /// A failed write could not be undone: the file is left as it is, hidden.
+    broken: bool,
 }
 
 impl JsonLines {
     pub(super) fn new(dir: PathBuf, max_bytes: u64, max_age: Duration) -> Self {
         let started = Clock::System.now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         let stem = format!("alertstream-{started}-{}", std::process::id());
-        Self { dir, max_bytes, max_age, stem, next: 0, open: None }
+        Self { dir, max_bytes, max_age, stem, next: 0, open: None, committed: 0 }
     }
 
     async fn open(&mut self) -> std::io::Result<&mut OpenFile> {
+        if self.open.as_ref().is_some_and(|open| open.broken) {
+            self.open = None;
+        }
         if self.open.is_none() {
             tokio::fs::create_dir_all(&self.dir).await?;
             let name = format!("{}-{}.jsonl", self.stem, self.next);
@@ -59,7 +67,7 @@ impl JsonLines {
             let file = File::create(&hidden).await?;
             self.next += 1;
             let complete = self.dir.join(name);
-            self.open = Some(OpenFile { file, hidden, complete, bytes: 0, opened: Instant::now() });
+            self.open = Some(OpenFile { file, hidden, complete, bytes: 0, opened: Instant::now(), broken: false });
         }
         Ok(self.open.as_mut().unwrap_or_else(|| unreachable!("opened above")))
     }
@@ -67,6 +75,10 @@ impl JsonLines {
     /// Completes the open file: on disk, then renamed into place.
     async fn complete(&mut self) -> std::io::Result<()> {
         let Some(open) = &mut self.open else { return Ok(()) };
+        if open.broken {
+            self.open = None;
+            return Ok(());
+        }
         open.file.sync_data().await?;
         tokio::fs::rename(&open.hidden, &open.complete).await?;
         tracing::debug!(file = %open.complete.display(), bytes = open.bytes, "Completed an alerts file.");
@@ -75,14 +87,48 @@ impl JsonLines {
     }
 }
 
-fn lines(batch: &[Arc<SinkAlert>]) -> Vec<u8> {
-    let mut text = Vec::with_capacity(batch.len() * 256);
-    for alert in batch {
-        // Writing JSON into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut text, &alert_to_json(&alert.alert));
-        text.push(b'\n');
+/// Each alert as one line of proto3 JSON.
+fn lines(batch: &[Arc<SinkAlert>]) -> Vec<Vec<u8>> {
+    batch
+        .iter()
+        .map(|alert| {
+            // Writing JSON into a Vec cannot fail.
+            let mut line = serde_json::to_vec(&alert_to_json(&alert.alert)).unwrap_or_default();
+            line.push(b'\n');
+            line
+        })
+        .collect()
+}
+
+/// Appends `lines` to `open`, all or, on error, none: a failed write is undone, so that a retry does not write part
+/// of it twice. A file whose failed write cannot be undone is left hidden and closed: the next write starts another.
+async fn write(open: &mut OpenFile, lines: &[Vec<u8>]) -> std::io::Result<()> {
+    let before = open.bytes;
+    let written = async {
+        for line in lines {
+            open.file.write_all(line).await?;
+        }
+        open.file.flush().await
     }
-    text
+    .await;
+    match written {
+        Ok(()) => {
+            open.bytes += lines.iter().map(|l| l.len() as u64).sum::<u64>();
+            Ok(())
+        }
+        Err(error) => {
+            let undone = async {
+                open.file.set_len(before).await?;
+                open.file.seek(SeekFrom::Start(before)).await.map(drop)
+            }
+            .await;
+            if undone.is_err() {
+                tracing::error!(file = %open.hidden.display(), "Abandoned an alerts file after a failed write.");
+                open.broken = true;
+            }
+            Err(error)
+        }
+    }
 }
 
 fn retry(what: &str, path: &Path, error: std::io::Error) -> DeliveryError {
@@ -91,33 +137,31 @@ fn retry(what: &str, path: &Path, error: std::io::Error) -> DeliveryError {
 
 impl Deliver for JsonLines {
     async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
-        let text = lines(batch);
-        let dir = self.dir.clone();
-        let open = self.open().await.map_err(|e| retry("create a file in", &dir, e))?;
-        let before = open.bytes;
-        let written = async {
-            open.file.write_all(&text).await?;
-            open.file.flush().await
-        }
-        .await;
-        if let Err(error) = written {
-            // As if none of it was written, so that the retry does not write part of it twice.
-            let undone = async {
-                open.file.set_len(before).await?;
-                open.file.seek(SeekFrom::Start(before)).await.map(drop)
+        let lines = lines(&batch[self.committed..]);
+        let (dir, max) = (self.dir.clone(), self.max_bytes);
+        let mut lines = lines.as_slice();
+        while !lines.is_empty() {
+            let open = self.open().await.map_err(|e| retry("create a file in", &dir, e))?;
+            // As many lines as fit under the bound (at least one, however long, in a new file).
+            let mut fit = 0;
+            let mut bytes = open.bytes;
+            for line in lines {
+                if bytes > 0 && bytes + line.len() as u64 > max {
+                    break;
+                }
+                bytes += line.len() as u64;
+                fit += 1;
             }
-            .await;
-            if undone.is_err() {
-                // The file cannot be trusted: it is left hidden, and the next batch starts another.
-                tracing::error!(file = %open.hidden.display(), "Abandoned an alerts file after a failed write.");
-                self.open = None;
+            if fit > 0 {
+                write(open, &lines[..fit]).await.map_err(|e| retry("write to a file in", &dir, e))?;
             }
-            return Err(retry("write to a file in", &dir, error));
+            if fit < lines.len() || open.bytes >= max {
+                self.complete().await.map_err(|e| retry("complete a file in", &dir, e))?;
+                self.committed = batch.len() - (lines.len() - fit);
+            }
+            lines = &lines[fit..];
         }
-        open.bytes += text.len() as u64;
-        if open.bytes >= self.max_bytes {
-            self.complete().await.map_err(|e| retry("complete a file in", &dir, e))?;
-        }
+        self.committed = 0;
         Ok(())
     }
 
@@ -134,5 +178,53 @@ impl Deliver for JsonLines {
         if let Err(error) = self.complete().await {
             tracing::error!(dir = %self.dir.display(), "Cannot complete the last alerts file: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, time::SystemTime};
+
+    use alertstream_engine::{Alert, AlertState, Severity, Values};
+
+    use super::*;
+
+    fn alert(seq: u64) -> Arc<SinkAlert> {
+        let alert = Alert {
+            sensor_id: "s".into(),
+            rule: Arc::from("hot"),
+            state: AlertState::Firing,
+            severity: Severity::Warning,
+            message: Arc::from("too hot"),
+            reading_seq: seq,
+            time: SystemTime::UNIX_EPOCH,
+            values: Values::default(),
+        };
+        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()) })
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_file_is_completed_when_its_age_is_up_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = JsonLines::new(dir.path().to_owned(), 1 << 20, Duration::from_secs(60));
+        assert_eq!(sink.due_at(), None, "no file, nothing due");
+        let before = Instant::now();
+        sink.deliver(&[alert(1), alert(2)]).await.unwrap();
+        let due = sink.due_at().expect("an open file is due at its age");
+        assert!(due >= before + Duration::from_secs(60) && due <= Instant::now() + Duration::from_secs(60));
+        let hidden = names(dir.path());
+        assert!(hidden.len() == 1 && hidden[0].starts_with(".alertstream-"), "{hidden:?}");
+        sink.due().await.unwrap();
+        let complete = names(dir.path());
+        assert_eq!(complete, [hidden[0].trim_start_matches('.')]);
+        assert_eq!(std::fs::read_to_string(dir.path().join(&complete[0])).unwrap().lines().count(), 2);
+        assert_eq!(sink.due_at(), None, "the next file opens with the next alert");
     }
 }

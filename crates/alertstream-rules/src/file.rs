@@ -203,11 +203,11 @@ impl<'a> FileParser<'a> {
                 );
             }
         }
-        let name = self.string(table, "name", table_start, true);
-        let condition = self.string(table, "condition", table_start, false);
-        let resolve = self.string(table, "resolve", table_start, false);
-        let message = self.string(table, "message", table_start, false);
-        let resolve_message = self.string(table, "resolve_message", table_start, false);
+        let name = self.string(table, "name", table_start, Some("rule"));
+        let condition = self.string(table, "condition", table_start, None);
+        let resolve = self.string(table, "resolve", table_start, None);
+        let message = self.string(table, "message", table_start, None);
+        let resolve_message = self.string(table, "resolve_message", table_start, None);
         let severity = self.parsed(table, "severity", |s| s.parse::<Severity>().map_err(|e| e.to_string()));
         let notify = self.parsed(table, "notify", |s| s.parse::<Notify>().map_err(|e| e.to_string()));
         let hold = self.parsed(table, "for", |s| s.parse::<Hold>().map_err(|e| format!("bad `for`: {e}")));
@@ -267,7 +267,7 @@ impl<'a> FileParser<'a> {
         key: &str,
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Option<T> {
-        let value = self.string(table, key, 0, false)?;
+        let value = self.string(table, key, 0, None)?;
         match parse(value.get_ref()) {
             Ok(parsed) => Some(parsed),
             Err(message) => {
@@ -330,16 +330,17 @@ impl<'a> FileParser<'a> {
     }
 
     /// The string value of `key`, recording an error when it is missing but required, or not a string.
+    /// `required` names the table (`rule`, `sink`) when the key must be there.
     pub(crate) fn string(
         &mut self,
         table: &DeTable<'_>,
         key: &str,
         table_start: usize,
-        required: bool,
+        required: Option<&str>,
     ) -> Option<Spanned<String>> {
         let Some(value) = table.get(key) else {
-            if required {
-                self.error(table_start, format!("rule is missing the required key `{key}`"));
+            if let Some(what) = required {
+                self.error(table_start, format!("{what} is missing the required key `{key}`"));
             }
             return None;
         };

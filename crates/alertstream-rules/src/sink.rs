@@ -162,8 +162,8 @@ impl FileParser<'_> {
     }
 
     fn sink(&mut self, start: usize, table: &DeTable<'_>) -> Option<SinkSpec> {
-        let name = self.string(table, "name", start, true);
-        let kind = self.string(table, "type", start, true);
+        let name = self.string(table, "name", start, Some("sink"));
+        let kind = self.string(table, "type", start, Some("sink"));
         let allowed = kind.as_ref().and_then(|k| TYPES.iter().find(|(t, _)| *t == k.get_ref().as_str()));
         if let (Some(kind), None) = (&kind, allowed) {
             let types: Vec<&str> = TYPES.iter().map(|(t, _)| *t).collect();
@@ -202,14 +202,15 @@ impl FileParser<'_> {
             "nats" => {
                 let url = self.url(table, start, &["nats://"]);
                 let subject = self.subject(table);
-                let stream = self.string(table, "stream", start, false).map(|s| s.into_inner());
+                let stream = self.string(table, "stream", start, None).map(|s| s.into_inner());
                 SinkKind::Nats { url: url?, subject: subject?, stream }
             }
-            "jsonl" => SinkKind::Jsonl {
-                dir: PathBuf::from(self.string(table, "dir", start, true)?.into_inner()),
-                max_file_bytes: self.count(table, "max_file_bytes").unwrap_or(DEFAULT_MAX_FILE_BYTES),
-                max_file_age: self.duration(table, "max_file_age").unwrap_or(DEFAULT_MAX_FILE_AGE),
-            },
+            "jsonl" => {
+                let dir = self.string(table, "dir", start, Some("sink"));
+                let max_file_bytes = self.count(table, "max_file_bytes").unwrap_or(DEFAULT_MAX_FILE_BYTES);
+                let max_file_age = self.duration(table, "max_file_age").unwrap_or(DEFAULT_MAX_FILE_AGE);
+                SinkKind::Jsonl { dir: PathBuf::from(dir?.into_inner()), max_file_bytes, max_file_age }
+            }
             _ => {
                 let url = self.url(table, start, &["http://", "https://"]);
                 let headers = self.headers(table);
@@ -222,7 +223,7 @@ impl FileParser<'_> {
 
     /// `url`: required, a secret, starting with one of `schemes`.
     fn url(&mut self, table: &DeTable<'_>, start: usize, schemes: &[&str]) -> Option<Secret> {
-        let written = self.string(table, "url", start, true)?;
+        let written = self.string(table, "url", start, Some("sink"))?;
         let url = self.secret(written.get_ref(), written.span().start)?;
         if !schemes.iter().any(|s| url.expose().starts_with(s)) {
             // The value is not shown: it may be a secret read from elsewhere.
@@ -282,7 +283,7 @@ impl FileParser<'_> {
 
     /// `subject`: dot-separated tokens of `[A-Za-z0-9_-]`.
     fn subject(&mut self, table: &DeTable<'_>) -> Option<String> {
-        let Some(written) = self.string(table, "subject", 0, false) else { return Some(DEFAULT_SUBJECT.to_owned()) };
+        let Some(written) = self.string(table, "subject", 0, None) else { return Some(DEFAULT_SUBJECT.to_owned()) };
         let good = written
             .get_ref()
             .split('.')

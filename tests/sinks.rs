@@ -1,0 +1,222 @@
+//! Sinks against real counterparts on loopback: a webhook receiver this test runs (an axum server recording what it
+//! is sent) and JSON-lines files in a temporary directory; and what a sink does when its counterpart is away: it
+//! retries until the alerts go through, and what it finally gives up on is counted.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use alertstream::{config::ServeConfig, pb, sinks::Sinks, telemetry::Telemetry};
+use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use common::{TestServer, reading, stream_all};
+use serde_json::Value;
+
+/// What the receiver was sent: each request's `authorization` header and its alerts.
+#[derive(Default)]
+struct Received {
+    requests: AtomicUsize,
+    /// Requests answered 503 before the receiver starts taking alerts.
+    failures: usize,
+    batches: Mutex<Vec<(Option<String>, Vec<Value>)>>,
+}
+
+async fn receive(State(received): State<Arc<Received>>, headers: HeaderMap, body: String) -> StatusCode {
+    if received.requests.fetch_add(1, Ordering::SeqCst) < received.failures {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let body: Value = serde_json::from_str(&body).expect("a JSON body");
+    let alerts = body["alerts"].as_array().expect("{\"alerts\": [...]}").clone();
+    let authorization = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+    received.batches.lock().unwrap().push((authorization, alerts));
+    StatusCode::OK
+}
+
+/// A webhook receiver on a loopback port that answers its first `failures` requests 503.
+async fn receiver(failures: usize) -> (SocketAddr, Arc<Received>) {
+    let received = Arc::new(Received { failures, ..Received::default() });
+    let app = Router::new().route("/hook", post(receive)).with_state(Arc::clone(&received));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, received)
+}
+
+/// A server with the default rules and the `[[sink]]` tables of `sinks`, its metrics on; sinks flush for at most
+/// `flush`.
+async fn server_with_sinks(sinks_text: &str, flush: Duration) -> (TestServer, Sinks, Telemetry) {
+    let rules = format!("{}\n{sinks_text}", alertstream::config::DEFAULT_RULES);
+    let file = alertstream_rules::parse("sinks.toml", &rules).unwrap_or_else(|e| panic!("{e}"));
+    let telemetry = Telemetry::on();
+    let sinks = Sinks::new(telemetry.clone(), flush);
+    sinks.apply(&file.sinks, &file.rules).unwrap();
+    let config = ServeConfig { sinks: sinks.clone(), telemetry: telemetry.clone(), ..ServeConfig::default() };
+    (TestServer::with(file.rules, config).await, sinks, telemetry)
+}
+
+/// Readings of sensor `s` whose temperature crosses 10 every time: one temp_too_low alert each, FIRING then
+/// RESOLVED in turn.
+fn crossings(count: u64) -> Vec<pb::Reading> {
+    (1..=count).map(|seq| reading("s", seq, &[("temperature", if seq % 2 == 1 { 5.0 } else { 15.0 })])).collect()
+}
+
+/// `rule state seq` of a proto3 JSON alert, or of a wire alert.
+fn json_brief(alert: &Value) -> String {
+    format!("{} {} {}", alert["rule"].as_str().unwrap(), alert["state"].as_str().unwrap(), alert["reading_seq"])
+}
+
+fn wire_brief(alert: &pb::Alert) -> String {
+    let state = pb::AlertState::try_from(alert.state).unwrap().as_str_name();
+    format!("{} {state} \"{}\"", alert.rule, alert.reading_seq)
+}
+
+/// The value of the metric line `series` (name and labels as rendered), or 0 when absent.
+fn metric(telemetry: &Telemetry, series: &str) -> u64 {
+    let text = telemetry.render().unwrap();
+    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Waits (bounded, polling) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test]
+async fn a_webhook_gets_every_alert_with_its_secret_header_through_an_outage() {
+    let (addr, received) = receiver(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "Bearer s3cret\n").unwrap();
+    let sinks_text = format!(
+        "[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\n\
+         headers = {{ Authorization = \"file:{}\" }}\n",
+        token.display()
+    );
+    let (server, _sinks, telemetry) = server_with_sinks(&sinks_text, Duration::from_secs(5)).await;
+    let mut readings = crossings(6);
+    // An event: it reaches the stream, and not this sink, which does not ask for events.
+    readings.insert(3, reading("s", 100, &[("temperature", f64::NAN)]));
+    let (alerts, status) = stream_all(&mut server.client().await, readings).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 7, "six crossings and an invalid_reading");
+    let expected: Vec<String> =
+        alerts.iter().filter(|a| a.rule != "invalid_reading").map(wire_brief).collect::<Vec<_>>();
+    eventually("six alerts at the receiver", || {
+        received.batches.lock().unwrap().iter().map(|(_, alerts)| alerts.len()).sum::<usize>() == 6
+    })
+    .await;
+    let batches = received.batches.lock().unwrap().clone();
+    let delivered: Vec<String> = batches.iter().flat_map(|(_, alerts)| alerts.iter().map(json_brief)).collect();
+    assert_eq!(delivered, expected, "every alert, once, in order, after three refusals");
+    assert!(batches.iter().all(|(auth, _)| auth.as_deref() == Some("Bearer s3cret")), "the header, read from its file");
+    assert!(received.requests.load(Ordering::SeqCst) > 3, "the first three were answered 503 and tried again");
+    let first = &batches[0].1[0];
+    assert_eq!((first["sensor_id"].as_str(), first["severity"].as_str()), (Some("s"), Some("SEVERITY_WARNING")));
+    assert_eq!(first["values"]["temperature"], 5.0);
+    assert_eq!(metric(&telemetry, "alertstream_sink_sent_total{sink=\"hook\"}"), 6);
+}
+
+#[tokio::test]
+async fn a_full_queue_and_a_counterpart_that_never_answers_lose_nothing_silently() {
+    // A port nobody listens on: every delivery is refused, and retried.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let sinks_text =
+        format!("[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{closed}/hook\"\nqueue = 2\n");
+    let (server, sinks, telemetry) = server_with_sinks(&sinks_text, Duration::from_millis(200)).await;
+    let (alerts, status) = stream_all(&mut server.client().await, crossings(10)).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 10, "the stream itself is not slowed or cut");
+    sinks.flush().await;
+    let dropped = |reason: &str| {
+        metric(&telemetry, &format!("alertstream_sink_dropped_total{{sink=\"hook\",reason=\"{reason}\"}}"))
+    };
+    let (full, unsent) = (dropped("queue_full"), dropped("flush_deadline"));
+    assert_eq!(full + unsent, 10, "every alert is counted: {full} for a full queue, {unsent} at the flush deadline");
+    // The task holds one batch (taken when the first alert came) and the queue two more.
+    assert!(full >= 6, "{full}");
+    assert_eq!(metric(&telemetry, "alertstream_sink_sent_total{sink=\"hook\"}"), 0);
+}
+
+#[tokio::test]
+async fn json_lines_files_rotate_by_size_and_appear_only_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let sinks_text = format!(
+        "[[sink]]\nname = \"lake\"\ntype = \"jsonl\"\ndir = \"{}\"\nmax_file_bytes = 600\nevents = true\n",
+        dir.path().display()
+    );
+    let (server, sinks, _telemetry) = server_with_sinks(&sinks_text, Duration::from_secs(5)).await;
+    let mut readings = crossings(20);
+    readings.push(reading("s", 100, &[("temperature", f64::NAN)]));
+    let (alerts, status) = stream_all(&mut server.client().await, readings).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 21);
+    // Until the flush, the files being written are hidden; then every file is complete.
+    sinks.flush().await;
+    let mut files: Vec<(u64, String)> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .map(|name| {
+            let stem = name.strip_suffix(".jsonl").unwrap_or_else(|| panic!("{name}"));
+            let parts: Vec<&str> = stem.split('-').collect();
+            assert_eq!(parts[0], "alertstream", "{name}: no hidden file is left");
+            assert_eq!(parts[2], std::process::id().to_string(), "{name}: the process id");
+            (parts[3].parse().unwrap(), name)
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "rotated by size: {files:?}");
+    let lines: Vec<Value> = files
+        .iter()
+        .flat_map(|(_, name)| {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert!(text.len() < 600 + 300, "{name} stops near its bound");
+            text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect::<Vec<_>>()
+        })
+        .collect();
+    let expected: Vec<String> = alerts.iter().map(wire_brief).collect();
+    assert_eq!(lines.iter().map(json_brief).collect::<Vec<_>>(), expected, "every alert, the event included");
+}
+
+#[tokio::test]
+async fn a_reload_adds_a_sink_and_shutdown_completes_its_last_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    let lake = dir.path().join("lake");
+    std::fs::write(&rules, alertstream::config::DEFAULT_RULES).unwrap();
+    let mut server = common::binary::Binary::start(&["--rules", rules.to_str().unwrap()]);
+    let sink = format!("\n[[sink]]\nname = \"lake\"\ntype = \"jsonl\"\ndir = \"{}\"\n", lake.display());
+    let staged = dir.path().join("rules.staged");
+    std::fs::write(&staged, format!("{}{sink}", alertstream::config::DEFAULT_RULES)).unwrap();
+    std::fs::rename(&staged, &rules).unwrap();
+    let reloaded = server.wait_for_log("Reloaded rules.").await;
+    assert!(reloaded.contains("\"sinks\":1"), "{reloaded}");
+    let mut client = pb::alert_service_client::AlertServiceClient::new(server.channel().await);
+    let (alerts, status) = stream_all(&mut client, crossings(4)).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 4);
+    // The file is still being written (its age is a minute): hidden until shutdown completes it.
+    server.signal("TERM");
+    assert_eq!(server.exit_code().await, Some(0));
+    let names: Vec<String> =
+        std::fs::read_dir(&lake).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("alertstream-") && names[0].ends_with("-0.jsonl"), "{names:?}");
+    let lines: Vec<Value> = std::fs::read_to_string(lake.join(&names[0]))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.iter().map(json_brief).collect::<Vec<_>>(), alerts.iter().map(wire_brief).collect::<Vec<_>>());
+}
