@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the tests run against, when this machine lacks them: promtool (package `prometheus`),
-# which checks the /metrics exposition, and headless Chromium with its WebDriver (`chromium`, `chromium-driver`),
-# which loads the live web view. Installing them starts no service here. Idempotent; runnable from any directory.
+# which checks the /metrics exposition; headless Chromium with its WebDriver (`chromium`, `chromium-driver`), which
+# loads the live web view; and Alertmanager (`prometheus-alertmanager`), which the Alertmanager sink sends to.
+# Installing them starts no service here. Idempotent; runnable from any directory.
 set -euo pipefail
 
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 [[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
+[[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
 
 if ((${#missing[@]})); then
   echo "setup-tools.sh: installing Debian's ${missing[*]}" >&2
@@ -25,4 +27,5 @@ if ((${#missing[@]})); then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [[ -z "$created_policy" ]] || $sudo rm -f "$policy"
 fi
-echo "setup-tools.sh: $(promtool --version 2>&1 | head -n 1); $(/usr/bin/chromium --version 2>/dev/null)"
+echo "setup-tools.sh: $(promtool --version 2>&1 | head -n 1); $(/usr/bin/chromium --version 2>/dev/null);" \
+  "$(/usr/bin/prometheus-alertmanager --version 2>&1 | head -n 1)"

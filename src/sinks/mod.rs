@@ -8,6 +8,7 @@
 //! counterpart is away. [`Sinks`] owns the tasks: it starts them, swaps them on reload (an unchanged sink keeps its
 //! task and queue) and, at shutdown, after the streams have ended, gives them a flush deadline.
 
+mod alertmanager;
 mod http;
 mod jsonl;
 mod runner;
@@ -298,6 +299,10 @@ fn start(spec: &SinkSpec, telemetry: &Telemetry) -> Result<Running, String> {
         }
         SinkKind::Jsonl { dir, max_file_bytes, max_file_age } => {
             let deliver = jsonl::JsonLines::new(dir.clone(), *max_file_bytes, *max_file_age);
+            tokio::spawn(runner::run(deliver, inbox, Arc::clone(&counts), stops))
+        }
+        SinkKind::Alertmanager { url, resend_interval } => {
+            let deliver = alertmanager::Alertmanager::new(url.expose(), *resend_interval)?;
             tokio::spawn(runner::run(deliver, inbox, Arc::clone(&counts), stops))
         }
         other => return Err(format!("{} sinks are not built yet", other.type_name())),
