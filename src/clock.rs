@@ -92,6 +92,13 @@ impl Stopwatch {
     }
 }
 
+/// When an operational timer set now for `after` fires, on the runtime's timer: a sink's resend or file age, a flush
+/// deadline. Such timers pace work outside the engine and never reach it as time; a test pauses and advances them
+/// with Tokio's own test clock.
+pub fn timer_deadline(after: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + after
+}
+
 /// A clock for tests and simulations: starts at a given time and moves only by [`ManualClock::advance`], waking
 /// every stream that waits on it.
 #[derive(Debug, Clone)]

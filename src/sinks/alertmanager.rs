@@ -25,7 +25,10 @@ use super::{
     SinkAlert, http,
     runner::{Deliver, DeliveryError, MAX_BATCH},
 };
-use crate::{clock::Clock, convert::timestamp_text};
+use crate::{
+    clock::{Clock, timer_deadline},
+    convert::timestamp_text,
+};
 
 /// How far ahead `endsAt` of a firing alert is, in resend intervals (Prometheus' own choice).
 const ENDS_AFTER_INTERVALS: u32 = 4;
@@ -142,7 +145,7 @@ impl Deliver for Alertmanager {
         if self.firing.is_empty() {
             self.next_resend = None;
         } else if self.next_resend.is_none() {
-            self.next_resend = Some(Instant::now() + self.resend);
+            self.next_resend = Some(timer_deadline(self.resend));
         }
         Ok(())
     }
@@ -158,7 +161,7 @@ impl Deliver for Alertmanager {
         for chunk in alerts.chunks(MAX_BATCH) {
             self.post(chunk).await?;
         }
-        self.next_resend = (!self.firing.is_empty()).then(|| Instant::now() + self.resend);
+        self.next_resend = (!self.firing.is_empty()).then(|| timer_deadline(self.resend));
         Ok(())
     }
 }

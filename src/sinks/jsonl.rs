@@ -21,7 +21,10 @@ use super::{
     SinkAlert,
     runner::{Deliver, DeliveryError},
 };
-use crate::{clock::Clock, http::alert_to_json};
+use crate::{
+    clock::{Clock, timer_deadline},
+    http::alert_to_json,
+};
 
 /// JSON-lines files in a directory.
 pub(super) struct JsonLines {
@@ -67,7 +70,14 @@ impl JsonLines {
             let file = File::create(&hidden).await?;
             self.next += 1;
             let complete = self.dir.join(name);
-            self.open = Some(OpenFile { file, hidden, complete, bytes: 0, opened: Instant::now(), broken: false });
+            self.open = Some(OpenFile {
+                file,
+                hidden,
+                complete,
+                bytes: 0,
+                opened: timer_deadline(Duration::ZERO),
+                broken: false,
+            });
         }
         Ok(self.open.as_mut().unwrap_or_else(|| unreachable!("opened above")))
     }
@@ -215,10 +225,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = JsonLines::new(dir.path().to_owned(), 1 << 20, Duration::from_secs(60));
         assert_eq!(sink.due_at(), None, "no file, nothing due");
-        let before = Instant::now();
+        let before = timer_deadline(Duration::ZERO);
         sink.deliver(&[alert(1), alert(2)]).await.unwrap();
         let due = sink.due_at().expect("an open file is due at its age");
-        assert!(due >= before + Duration::from_secs(60) && due <= Instant::now() + Duration::from_secs(60));
+        assert!(due >= before + Duration::from_secs(60) && due <= timer_deadline(Duration::from_secs(60)));
         let hidden = names(dir.path());
         assert!(hidden.len() == 1 && hidden[0].starts_with(".alertstream-"), "{hidden:?}");
         sink.due().await.unwrap();

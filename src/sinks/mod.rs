@@ -29,7 +29,10 @@ use metrics::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::{Telemetry, label};
+use crate::{
+    clock::timer_deadline,
+    telemetry::{Telemetry, label},
+};
 
 /// How long the sinks may take to deliver what they hold once the streams have ended, unless
 /// `--sink-flush-timeout` says otherwise.
@@ -327,7 +330,7 @@ fn routes(rules: &RuleSet, sinks: &[Running]) -> HashMap<Arc<str>, Route> {
 /// Closes the queues of `sinks` and waits for their tasks to deliver what they hold until `timeout`; then tells the
 /// rest to count what they still hold as dropped and stop.
 async fn flush(sinks: Vec<Running>, timeout: Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = timer_deadline(timeout);
     for sink in &sinks {
         sink.finish.cancel();
     }
