@@ -101,12 +101,22 @@ async fn interleaved(
     repeat: usize,
     rules: Option<&Path>,
 ) -> Result<[Sample; 2], BoxError> {
+    let rules = servers.map(|server| if server == Server::Baseline { None } else { rules });
+    interleaved_rules(servers, scenario, repeat, rules).await
+}
+
+/// [`interleaved`], each server with its own rules file.
+async fn interleaved_rules(
+    servers: [Server; 2],
+    scenario: Scenario,
+    repeat: usize,
+    rules: [Option<&Path>; 2],
+) -> Result<[Sample; 2], BoxError> {
     let mut runs: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
     for round in 0..repeat.max(1) {
         let order = if round.is_multiple_of(2) { [0, 1] } else { [1, 0] };
         for i in order {
-            let rules = if servers[i] == Server::Baseline { None } else { rules };
-            runs[i].push(measure(servers[i], scenario, rules).await?);
+            runs[i].push(measure(servers[i], scenario, rules[i]).await?);
         }
     }
     Ok([median_sample(&runs[0]), median_sample(&runs[1])])
@@ -121,6 +131,25 @@ fn absence_rules_file(dir: &Path) -> Result<PathBuf, BoxError> {
     let path = dir.join("rules-absence.toml");
     std::fs::write(&path, text)?;
     Ok(path)
+}
+
+/// The default rules (as a file, so that both sides of the sinks table read one).
+const DEFAULT_RULES: &str = "[[rule]]\nname = \"temp_too_low\"\ncondition = \"temperature < 10\"\nmessage = \"temp too low\"\n\n\
+                             [[rule]]\nname = \"ph_too_high\"\ncondition = \"pH > 5.5\"\nmessage = \"pH too high\"\n";
+
+/// Writes the default rules three ways: with a webhook whose counterpart is away (a port nobody listens on: it
+/// retries with backoff, its queue fills, and the rest is dropped and counted: what a stream pays to offer an alert),
+/// with that webhook and JSON-lines files written for real under `dir` (a sink that works on the server's cores),
+/// and with no sink.
+fn sinks_rules_files(dir: &Path) -> Result<[PathBuf; 3], BoxError> {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let hook = format!("\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{closed}/alerts\"\n");
+    let lake = format!("\n[[sink]]\nname = \"lake\"\ntype = \"jsonl\"\ndir = \"{}\"\n", dir.join("lake").display());
+    let files = [dir.join("rules-hook.toml"), dir.join("rules-hook-lake.toml"), dir.join("rules-default.toml")];
+    std::fs::write(&files[0], format!("{DEFAULT_RULES}{hook}"))?;
+    std::fs::write(&files[1], format!("{DEFAULT_RULES}{hook}{lake}"))?;
+    std::fs::write(&files[2], DEFAULT_RULES)?;
+    Ok(files)
 }
 
 /// Writes a rules file of `count` rules: the default rule first (every reading fires or resolves it), then rules
@@ -171,17 +200,18 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs the tables named in `only` (all when empty: throughput, metrics, sensors, rules, latency, idle, aa), each
+/// Runs the tables named in `only` (all when empty: throughput, metrics, sinks, sensors, rules, latency, idle, aa),
+/// each
 /// scenario
 /// `repeat` times per server, smaller and shorter when `quick`, and prints them.
 pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxError> {
-    const TABLES: [&str; 7] = ["throughput", "metrics", "sensors", "rules", "latency", "idle", "aa"];
+    const TABLES: [&str; 8] = ["throughput", "metrics", "sinks", "sensors", "rules", "latency", "idle", "aa"];
     if let Some(unknown) = only.iter().find(|o| !TABLES.contains(&o.as_str())) {
         return Err(format!("no table {unknown:?}: the tables are {}", TABLES.join(", ")).into());
     }
     let wanted = |table: &str| only.is_empty() || only.iter().any(|o| o == table);
     // Fail before printing anything when a server is missing.
-    if ["throughput", "metrics", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
+    if ["throughput", "metrics", "sinks", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
         ServerProcess::locate(Server::Alertstream)?;
     }
     if ["throughput", "latency", "idle", "aa"].iter().any(|t| wanted(t)) {
@@ -258,6 +288,34 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
                 on.server_cpu_us,
                 off.server_cpu_us
             );
+        }
+    }
+    if wanted("sinks") {
+        println!("\n## Sinks on against off (alertstream, default rules: every reading yields one alert)\n");
+        println!(
+            "A webhook whose counterpart is away takes each alert into its queue until it is full, then drops and \
+             counts the rest: what a stream pays to offer alerts. With JSON-lines files as well, a sink writes every \
+             alert it can take, on the same two cores as the streams and the load generator. Off: no sink.\n"
+        );
+        println!("| sinks | streams | readings/s, on | off | ratio | CPU ratio | server CPU µs/reading, on | off |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let [hook, hook_lake, off_rules] = sinks_rules_files(&tmp.0)?;
+        for (label, on_rules) in [("webhook, away", &hook), ("webhook, away + JSON lines", &hook_lake)] {
+            for streams in [1usize, 64] {
+                let servers = [Server::Alertstream, Server::Alertstream];
+                let rules = [Some(on_rules.as_path()), Some(off_rules.as_path())];
+                let [on, off] = interleaved_rules(servers, throughput(streams, 1), repeat, rules).await?;
+                heavy.check(|| format!("alertstream with sinks ({label}), {streams} streams"), &on);
+                println!(
+                    "| {label} | {streams} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
+                    on.rate,
+                    off.rate,
+                    on.rate / off.rate,
+                    on.server_cpu_us / off.server_cpu_us,
+                    on.server_cpu_us,
+                    off.server_cpu_us
+                );
+            }
         }
     }
     if wanted("sensors") {

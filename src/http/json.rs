@@ -139,18 +139,30 @@ fn rule_to_json(rule: &Rule) -> Value {
 }
 
 /// An alert as proto3 JSON (the proto's field names, enum values by name, `reading_seq` as a string), as the HTTP
-/// answers and the sinks write it.
-pub(crate) fn alert_to_json(alert: &Alert) -> Value {
-    json!({
-        "sensor_id": alert.sensor_id,
-        "rule": &*alert.rule,
-        "state": alert_state_name(alert.state),
-        "severity": severity_name(alert.severity),
-        "message": &*alert.message,
-        "reading_seq": alert.reading_seq.to_string(),
-        "time": timestamp_text(alert.time),
-        "values": alert.values,
-    })
+/// answers write it.
+fn alert_to_json(alert: &Alert) -> Value {
+    serde_json::to_value(AlertJson(alert)).unwrap_or_default()
+}
+
+/// An alert serialised as proto3 JSON straight from the engine's form, with no intermediate [`Value`]: what the
+/// sinks write, once per alert.
+pub(crate) struct AlertJson<'a>(pub(crate) &'a Alert);
+
+impl serde::Serialize for AlertJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let alert = self.0;
+        let mut map = serializer.serialize_map(Some(8))?;
+        map.serialize_entry("sensor_id", &alert.sensor_id)?;
+        map.serialize_entry("rule", &*alert.rule)?;
+        map.serialize_entry("state", alert_state_name(alert.state))?;
+        map.serialize_entry("severity", severity_name(alert.severity))?;
+        map.serialize_entry("message", &*alert.message)?;
+        map.serialize_entry("reading_seq", &alert.reading_seq.to_string())?;
+        map.serialize_entry("time", &timestamp_text(alert.time))?;
+        map.serialize_entry("values", &alert.values)?;
+        map.end()
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 pub mod auth;
 mod json;
-pub(crate) use json::alert_to_json;
+pub(crate) use json::AlertJson;
 mod view;
 
 use std::{sync::Arc, time::Duration};

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     clock::{Clock, timer_deadline},
-    http::alert_to_json,
+    http::AlertJson,
 };
 
 /// JSON-lines files in a directory.
@@ -97,33 +97,31 @@ impl JsonLines {
     }
 }
 
-/// Each alert as one line of proto3 JSON.
-fn lines(batch: &[Arc<SinkAlert>]) -> Vec<Vec<u8>> {
-    batch
-        .iter()
-        .map(|alert| {
-            // Writing JSON into a Vec cannot fail.
-            let mut line = serde_json::to_vec(&alert_to_json(&alert.alert)).unwrap_or_default();
-            line.push(b'\n');
-            line
-        })
-        .collect()
+/// Each alert as one line of proto3 JSON, in one buffer; and where each line ends in it.
+fn lines(batch: &[Arc<SinkAlert>]) -> (Vec<u8>, Vec<usize>) {
+    let mut text = Vec::with_capacity(batch.len() * 192);
+    let mut ends = Vec::with_capacity(batch.len());
+    for alert in batch {
+        // Writing JSON into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut text, &AlertJson(&alert.alert));
+        text.push(b'\n');
+        ends.push(text.len());
+    }
+    (text, ends)
 }
 
-/// Appends `lines` to `open`, all or, on error, none: a failed write is undone, so that a retry does not write part
+/// Appends `text` to `open`, all or, on error, none: a failed write is undone, so that a retry does not write part
 /// of it twice. A file whose failed write cannot be undone is left hidden and closed: the next write starts another.
-async fn write(open: &mut OpenFile, lines: &[Vec<u8>]) -> std::io::Result<()> {
+async fn write(open: &mut OpenFile, text: &[u8]) -> std::io::Result<()> {
     let before = open.bytes;
     let written = async {
-        for line in lines {
-            open.file.write_all(line).await?;
-        }
+        open.file.write_all(text).await?;
         open.file.flush().await
     }
     .await;
     match written {
         Ok(()) => {
-            open.bytes += lines.iter().map(|l| l.len() as u64).sum::<u64>();
+            open.bytes += text.len() as u64;
             Ok(())
         }
         Err(error) => {
@@ -147,29 +145,29 @@ fn retry(what: &str, path: &Path, error: std::io::Error) -> DeliveryError {
 
 impl Deliver for JsonLines {
     async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
-        let lines = lines(&batch[self.committed..]);
+        let start = self.committed;
+        let (text, ends) = lines(&batch[start..]);
         let (dir, max) = (self.dir.clone(), self.max_bytes);
-        let mut lines = lines.as_slice();
-        while !lines.is_empty() {
+        // Lines [done, ends.len()) are still to write; `from` is where line `done` starts in `text`.
+        let (mut done, mut from) = (0, 0);
+        while done < ends.len() {
             let open = self.open().await.map_err(|e| retry("create a file in", &dir, e))?;
             // As many lines as fit under the bound (at least one, however long, in a new file).
-            let mut fit = 0;
-            let mut bytes = open.bytes;
-            for line in lines {
-                if bytes > 0 && bytes + line.len() as u64 > max {
-                    break;
-                }
-                bytes += line.len() as u64;
+            let mut fit = done;
+            while fit < ends.len() && (fit == done && open.bytes == 0 || open.bytes + (ends[fit] - from) as u64 <= max)
+            {
                 fit += 1;
             }
-            if fit > 0 {
-                write(open, &lines[..fit]).await.map_err(|e| retry("write to a file in", &dir, e))?;
+            let to = if fit > done { ends[fit - 1] } else { from };
+            if to > from {
+                write(open, &text[from..to]).await.map_err(|e| retry("write to a file in", &dir, e))?;
             }
-            if fit < lines.len() || open.bytes >= max {
+            let full = fit < ends.len() || open.bytes >= max;
+            (done, from) = (fit, to);
+            if full {
                 self.complete().await.map_err(|e| retry("complete a file in", &dir, e))?;
-                self.committed = batch.len() - (lines.len() - fit);
+                self.committed = start + done;
             }
-            lines = &lines[fit..];
         }
         self.committed = 0;
         Ok(())

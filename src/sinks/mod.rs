@@ -164,6 +164,12 @@ impl SinkSet {
             if !wanted {
                 continue;
             }
+            // A full queue drops the alert before any copy of it is made: an overloaded sink costs its streams
+            // least.
+            if input.queue.capacity() == 0 {
+                input.counts.dropped(DropReason::QueueFull, 1, "its counterpart is away or slow");
+                continue;
+            }
             let payload = shared.get_or_insert_with(|| {
                 let labels = route.map(|r| Arc::clone(&r.labels)).unwrap_or_default();
                 Arc::new(SinkAlert { alert: alert.clone(), labels })

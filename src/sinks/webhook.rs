@@ -5,13 +5,18 @@ use std::sync::Arc;
 
 use alertstream_rules::Secret;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use serde_json::json;
 
 use super::{
     SinkAlert, http,
     runner::{Deliver, DeliveryError},
 };
-use crate::http::alert_to_json;
+use crate::http::AlertJson;
+
+/// What a webhook is sent: `{"alerts": [...]}`.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    alerts: Vec<AlertJson<'a>>,
+}
 
 /// POSTs batches of alerts to one URL.
 pub(super) struct Webhook {
@@ -38,8 +43,8 @@ impl Webhook {
 
 impl Deliver for Webhook {
     async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
-        let alerts: Vec<_> = batch.iter().map(|a| alert_to_json(&a.alert)).collect();
-        let body = json!({ "alerts": alerts }).to_string();
+        let body = Body { alerts: batch.iter().map(|a| AlertJson(&a.alert)).collect() };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let request = self.client.post(self.url.clone()).headers(self.headers.clone()).body(body);
         http::outcome(request.send().await)
     }
