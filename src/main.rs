@@ -12,7 +12,7 @@ use alertstream::{
     file_watch,
     logging::{self, complain, say},
     reload, rule_test, server, shutdown, simulate,
-    sinks::Sinks,
+    sinks::{SinkOptions, Sinks},
     telemetry::Telemetry,
     tls::{self, TlsFiles},
 };
@@ -97,6 +97,10 @@ struct ServeArgs {
     /// deliver the alerts they hold; what they could not is counted and logged.
     #[arg(long, env = "ALERTSTREAM_SINK_FLUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     sink_flush_timeout: Duration,
+    /// How long the sinks keep an alert firing after its stream ended while it fired; then they get its RESOLVED,
+    /// marked stale, unless a stream has fired it again meanwhile.
+    #[arg(long, env = "ALERTSTREAM_STALE_AFTER", default_value = "5m", value_parser = parse_duration)]
+    stale_after: Duration,
     /// Largest inbound message or HTTP body (4MiB, 512KiB).
     #[arg(long, env = "ALERTSTREAM_MAX_MESSAGE_SIZE", default_value = "4MiB", value_parser = parse_byte_size)]
     max_message_size: usize,
@@ -337,7 +341,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         telemetry: if args.metrics_listen.is_some() { Telemetry::on() } else { Telemetry::off() },
         ..ServeConfig::default()
     };
-    let config = ServeConfig { sinks: Sinks::new(config.telemetry.clone(), args.sink_flush_timeout), ..config };
+    let options = SinkOptions {
+        flush_timeout: args.sink_flush_timeout,
+        stale_after: args.stale_after,
+        clock: config.clock.clone(),
+    };
+    let config = ServeConfig { sinks: Sinks::new(config.telemetry.clone(), options), ..config };
     if let Err(e) = config.sinks.apply(&file.sinks, &file.rules) {
         complain(&format!("alertstream: {e}"));
         tracing::error!("Refusing to start: {e}");

@@ -442,6 +442,19 @@ impl StreamLoop {
     }
 }
 
+/// However the stream ends (its status sent, or the client gone): what still fires in it goes to the sinks, which
+/// resolve it as stale after `--stale-after` unless a stream fires it again.
+impl Drop for StreamLoop {
+    fn drop(&mut self) {
+        if self.live_sinks.has_changed().unwrap_or(false) {
+            self.sinks = Arc::clone(&self.live_sinks.borrow_and_update());
+        }
+        if !self.sinks.is_empty() {
+            self.sinks.stream_ended(self.rules.still_firing(&self.state, self.context.clock.now()));
+        }
+    }
+}
+
 /// The response stream: the owed alerts, in order, then the next wake; at the end, its status.
 impl Stream for StreamLoop {
     type Item = Result<Alert, Status>;

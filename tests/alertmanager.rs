@@ -14,7 +14,13 @@ use std::{
     time::Duration,
 };
 
-use alertstream::{clock::Clock, config::ServeConfig, pb, sinks::Sinks, telemetry::Telemetry};
+use alertstream::{
+    clock::Clock,
+    config::ServeConfig,
+    pb,
+    sinks::{SinkOptions, Sinks},
+    telemetry::Telemetry,
+};
 use axum::{Router, extract::State, routing::post};
 use common::{TestServer, brief, next_alert, open_stream};
 use serde_json::Value;
@@ -143,7 +149,7 @@ async fn alertmanager_notifies_firing_and_resolved_and_a_restarted_one_learns_ag
         )
     );
     let file = alertstream_rules::parse("am.toml", &rules).unwrap();
-    let sinks = Sinks::new(Telemetry::off(), Duration::from_secs(5));
+    let sinks = Sinks::new(Telemetry::off(), SinkOptions::default());
     sinks.apply(&file.sinks, &file.rules).unwrap();
     let server = TestServer::with(file.rules, ServeConfig { sinks, ..ServeConfig::default() }).await;
     let (tx, mut alerts) = open_stream(server.channel().await).await;

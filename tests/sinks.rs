@@ -13,7 +13,13 @@ use std::{
     time::Duration,
 };
 
-use alertstream::{config::ServeConfig, pb, sinks::Sinks, telemetry::Telemetry};
+use alertstream::{
+    clock::{Clock, ManualClock},
+    config::ServeConfig,
+    pb,
+    sinks::{SinkOptions, Sinks},
+    telemetry::Telemetry,
+};
 use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use common::{TestServer, reading, stream_all};
 use serde_json::Value;
@@ -54,7 +60,7 @@ async fn server_with_sinks(sinks_text: &str, flush: Duration) -> (TestServer, Si
     let rules = format!("{}\n{sinks_text}", alertstream::config::DEFAULT_RULES);
     let file = alertstream_rules::parse("sinks.toml", &rules).unwrap_or_else(|e| panic!("{e}"));
     let telemetry = Telemetry::on();
-    let sinks = Sinks::new(telemetry.clone(), flush);
+    let sinks = Sinks::new(telemetry.clone(), SinkOptions { flush_timeout: flush, ..SinkOptions::default() });
     sinks.apply(&file.sinks, &file.rules).unwrap();
     let config = ServeConfig { sinks: sinks.clone(), telemetry: telemetry.clone(), ..ServeConfig::default() };
     (TestServer::with(file.rules, config).await, sinks, telemetry)
@@ -219,4 +225,70 @@ async fn a_reload_adds_a_sink_and_shutdown_completes_its_last_file() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.iter().map(json_brief).collect::<Vec<_>>(), alerts.iter().map(wire_brief).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_alert_whose_stream_ended_while_firing_is_resolved_as_stale_unless_a_stream_fires_it_again() {
+    let (addr, received) = receiver(0).await;
+    // The server's clock, which --stale-after counts on, starts at the system's time (the readings' own).
+    let clock = ManualClock::new(Clock::System.now());
+    let rules = format!(
+        "{}\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\n",
+        alertstream::config::DEFAULT_RULES
+    );
+    let file = alertstream_rules::parse("stale.toml", &rules).unwrap();
+    let telemetry = Telemetry::on();
+    let options = SinkOptions { clock: Clock::Manual(clock.clone()), ..SinkOptions::default() };
+    let sinks = Sinks::new(telemetry.clone(), options);
+    sinks.apply(&file.sinks, &file.rules).unwrap();
+    let config = ServeConfig {
+        clock: Clock::Manual(clock.clone()),
+        sinks: sinks.clone(),
+        telemetry: telemetry.clone(),
+        ..ServeConfig::default()
+    };
+    let server = TestServer::with(file.rules, config).await;
+    let now = |sensor: &str, seq: u64, temperature: f64| pb::Reading {
+        time: Some(prost_types::Timestamp::from(clock.now())),
+        ..reading(sensor, seq, &[("temperature", temperature)])
+    };
+    // A stream fires for a and b, and ends while both fire.
+    let (alerts, status) = stream_all(&mut server.client().await, vec![now("a", 1, 5.0), now("b", 2, 5.0)]).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 2);
+    eventually("both wait to go stale", || metric(&telemetry, "alertstream_sink_stale_waiting") == 2).await;
+    // Another stream fires for b again, and stays open: b is that stream's now.
+    let (tx, mut open) = common::open_stream(server.channel().await).await;
+    tx.send(now("b", 3, 4.0)).await.unwrap();
+    assert_eq!(wire_brief(&common::next_alert(&mut open).await), "temp_too_low ALERT_STATE_FIRING \"3\"");
+    eventually("only a waits", || metric(&telemetry, "alertstream_sink_stale_waiting") == 1).await;
+    // --stale-after passes: a goes to the sink as a RESOLVED marked stale; b, which a live stream fired, does not.
+    clock.advance(Duration::from_secs(301));
+    eventually("nothing waits", || metric(&telemetry, "alertstream_sink_stale_waiting") == 0).await;
+    let stale_at = clock.now();
+    eventually("four alerts at the receiver", || {
+        received.batches.lock().unwrap().iter().map(|(_, alerts)| alerts.len()).sum::<usize>() == 4
+    })
+    .await;
+    let delivered: Vec<Value> =
+        received.batches.lock().unwrap().iter().flat_map(|(_, alerts)| alerts.iter().cloned()).collect();
+    let shown: Vec<String> = delivered
+        .iter()
+        .map(|a| {
+            format!("{} {} {}", a["sensor_id"].as_str().unwrap(), json_brief(a), a["stale"].as_bool().unwrap_or(false))
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "a temp_too_low ALERT_STATE_FIRING \"1\" false",
+            "b temp_too_low ALERT_STATE_FIRING \"2\" false",
+            "b temp_too_low ALERT_STATE_FIRING \"3\" false",
+            "a temp_too_low ALERT_STATE_RESOLVED \"1\" true",
+        ]
+    );
+    let a = delivered.iter().find(|a| a["sensor_id"] == "a" && a["stale"] == true).unwrap();
+    assert_eq!(a["message"], "resolved: temp too low");
+    assert_eq!(a["time"].as_str().unwrap(), alertstream::convert::timestamp_text(stale_at), "resolved at its time");
+    drop(tx);
 }

@@ -141,18 +141,21 @@ fn rule_to_json(rule: &Rule) -> Value {
 /// An alert as proto3 JSON (the proto's field names, enum values by name, `reading_seq` as a string), as the HTTP
 /// answers write it.
 fn alert_to_json(alert: &Alert) -> Value {
-    serde_json::to_value(AlertJson(alert)).unwrap_or_default()
+    serde_json::to_value(AlertJson { alert, stale: false }).unwrap_or_default()
 }
 
 /// An alert serialised as proto3 JSON straight from the engine's form, with no intermediate [`Value`]: what the
-/// sinks write, once per alert.
-pub(crate) struct AlertJson<'a>(pub(crate) &'a Alert);
+/// sinks write, once per alert. A stale RESOLVED (its stream ended while it fired) adds `"stale": true`.
+pub(crate) struct AlertJson<'a> {
+    pub(crate) alert: &'a Alert,
+    pub(crate) stale: bool,
+}
 
 impl serde::Serialize for AlertJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
-        let alert = self.0;
-        let mut map = serializer.serialize_map(Some(8))?;
+        let alert = self.alert;
+        let mut map = serializer.serialize_map(Some(8 + usize::from(self.stale)))?;
         map.serialize_entry("sensor_id", &alert.sensor_id)?;
         map.serialize_entry("rule", &*alert.rule)?;
         map.serialize_entry("state", alert_state_name(alert.state))?;
@@ -161,6 +164,9 @@ impl serde::Serialize for AlertJson<'_> {
         map.serialize_entry("reading_seq", &alert.reading_seq.to_string())?;
         map.serialize_entry("time", &timestamp_text(alert.time))?;
         map.serialize_entry("values", &alert.values)?;
+        if self.stale {
+            map.serialize_entry("stale", &true)?;
+        }
         map.end()
     }
 }

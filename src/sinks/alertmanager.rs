@@ -9,6 +9,7 @@
 //! - A FIRING alert for a sensor and rule already firing under other labels (a reload changed the rule's labels or
 //!   severity) resolves the old one first.
 //! - An event (`events = true`) is sent once, ending one resend interval after it happened.
+//! - A stale RESOLVED (its stream ended while it fired) carries the annotation `stale`.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -50,10 +51,14 @@ impl Posted {
         labels.insert("severity".into(), alert.severity.as_str().to_owned());
         let mut values: Vec<String> = alert.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
         values.sort();
-        let annotations = BTreeMap::from([
+        let mut annotations = BTreeMap::from([
             ("summary".to_owned(), alert.message.to_string()),
             ("values".to_owned(), values.join(" ")),
         ]);
+        if sink_alert.stale {
+            let why = "its stream ended while it fired, and no stream fired it again";
+            annotations.insert("stale".to_owned(), why.to_owned());
+        }
         Self { labels, annotations, starts_at: alert.time }
     }
 

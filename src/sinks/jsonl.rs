@@ -103,7 +103,7 @@ fn lines(batch: &[Arc<SinkAlert>]) -> (Vec<u8>, Vec<usize>) {
     let mut ends = Vec::with_capacity(batch.len());
     for alert in batch {
         // Writing JSON into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut text, &AlertJson(&alert.alert));
+        let _ = serde_json::to_writer(&mut text, &AlertJson { alert: &alert.alert, stale: alert.stale });
         text.push(b'\n');
         ends.push(text.len());
     }
@@ -208,7 +208,7 @@ mod tests {
             time: SystemTime::UNIX_EPOCH,
             values: Values::default(),
         };
-        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()) })
+        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false })
     }
 
     fn names(dir: &Path) -> Vec<String> {

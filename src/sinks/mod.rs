@@ -12,6 +12,7 @@ mod alertmanager;
 mod http;
 mod jsonl;
 mod runner;
+mod stale;
 mod webhook;
 
 use std::{
@@ -23,20 +24,41 @@ use std::{
     time::Duration,
 };
 
-use alertstream_engine::{Alert, RESERVED_NAMES, RuleSet};
+use alertstream_engine::{Alert, AlertState, RESERVED_NAMES, RuleSet};
 use alertstream_rules::{SinkKind, SinkSpec};
 use metrics::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    clock::timer_deadline,
+    clock::{Clock, timer_deadline},
     telemetry::{Telemetry, label},
 };
+use stale::StaleTracker;
 
 /// How long the sinks may take to deliver what they hold once the streams have ended, unless
 /// `--sink-flush-timeout` says otherwise.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an alert whose stream ended while it fired stays firing at the sinks, unless `--stale-after` says
+/// otherwise.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// How the sinks behave, beyond each one's table.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// How long the sinks may take at shutdown, once the streams have ended, to deliver what they hold.
+    pub flush_timeout: Duration,
+    /// How long an alert whose stream ended while it fired stays firing before it is resolved as stale.
+    pub stale_after: Duration,
+    /// The server's clock, which `stale_after` is counted on.
+    pub clock: Clock,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self { flush_timeout: DEFAULT_FLUSH_TIMEOUT, stale_after: DEFAULT_STALE_AFTER, clock: Clock::System }
+    }
+}
 
 /// An alert on its way to the sinks, with what its rule adds for them; one copy shared by every sink.
 #[derive(Debug)]
@@ -45,6 +67,9 @@ pub struct SinkAlert {
     pub alert: Alert,
     /// Its rule's labels (none for an event).
     pub labels: Arc<BTreeMap<String, String>>,
+    /// A RESOLVED that no reading caused: the alert's stream ended while it fired, and no stream fired it again
+    /// within `--stale-after`.
+    pub stale: bool,
 }
 
 /// Why a sink gave up on alerts; the `reason` label of `alertstream_sink_dropped_total`.
@@ -146,6 +171,8 @@ struct Route {
 pub struct SinkSet {
     inputs: Vec<SinkInput>,
     routes: HashMap<Arc<str>, Route>,
+    /// Where the alerts of ended streams wait to go stale; `None` while there is no sink.
+    stale: Option<StaleTracker>,
 }
 
 impl SinkSet {
@@ -156,6 +183,30 @@ impl SinkSet {
 
     /// Hands `alert` to every sink that takes it, without waiting: a sink whose queue is full drops it (counted).
     pub fn offer(&self, alert: &Alert) {
+        if alert.state == AlertState::Firing
+            && let Some(stale) = &self.stale
+        {
+            stale.fired(alert);
+        }
+        self.hand_over(alert, false);
+    }
+
+    /// A stream ended while `alerts` fired (each as the RESOLVED it would have ended with): unless a stream fires
+    /// them again, the sinks get those RESOLVED alerts, marked stale, after `--stale-after`.
+    pub fn stream_ended(&self, alerts: Vec<Alert>) {
+        if let Some(stale) = &self.stale
+            && !alerts.is_empty()
+        {
+            stale.ended(alerts);
+        }
+    }
+
+    /// Hands a stale RESOLVED to the sinks.
+    fn offer_stale(&self, alert: &Alert) {
+        self.hand_over(alert, true);
+    }
+
+    fn hand_over(&self, alert: &Alert, stale: bool) {
         let event = RESERVED_NAMES.contains(&&*alert.rule);
         let route = self.routes.get(&alert.rule);
         let mut shared: Option<Arc<SinkAlert>> = None;
@@ -172,7 +223,7 @@ impl SinkSet {
             }
             let payload = shared.get_or_insert_with(|| {
                 let labels = route.map(|r| Arc::clone(&r.labels)).unwrap_or_default();
-                Arc::new(SinkAlert { alert: alert.clone(), labels })
+                Arc::new(SinkAlert { alert: alert.clone(), labels, stale })
             });
             match input.queue.try_send(Arc::clone(payload)) {
                 Ok(()) => {}
@@ -210,7 +261,9 @@ struct Hub {
     live: watch::Sender<Arc<SinkSet>>,
     running: Mutex<Vec<Running>>,
     telemetry: Telemetry,
-    flush_timeout: Duration,
+    options: SinkOptions,
+    /// Started with the first sinks.
+    stale: std::sync::OnceLock<StaleTracker>,
 }
 
 impl std::fmt::Debug for Sinks {
@@ -221,14 +274,20 @@ impl std::fmt::Debug for Sinks {
 
 impl Default for Sinks {
     fn default() -> Self {
-        Self::new(Telemetry::off(), DEFAULT_FLUSH_TIMEOUT)
+        Self::new(Telemetry::off(), SinkOptions::default())
     }
 }
 
 impl Sinks {
-    /// No sinks yet; sinks added later count in `telemetry` and get `flush_timeout` at shutdown.
-    pub fn new(telemetry: Telemetry, flush_timeout: Duration) -> Self {
-        let hub = Hub { live: watch::channel(Arc::default()).0, running: Mutex::default(), telemetry, flush_timeout };
+    /// No sinks yet; sinks added later count in `telemetry` and behave as `options` say.
+    pub fn new(telemetry: Telemetry, options: SinkOptions) -> Self {
+        let hub = Hub {
+            live: watch::channel(Arc::default()).0,
+            running: Mutex::default(),
+            telemetry,
+            options,
+            stale: std::sync::OnceLock::new(),
+        };
         Self { inner: Arc::new(hub) }
     }
 
@@ -269,13 +328,25 @@ impl Sinks {
                 },
             }
         }
-        let set = SinkSet { inputs: next.iter().map(|r| r.input.clone()).collect(), routes: routes(rules, &next) };
+        let stale = (!next.is_empty()).then(|| {
+            hub.stale
+                .get_or_init(|| {
+                    let dropped = hub.telemetry.counter("alertstream_sink_stale_notices_dropped_total", Vec::new());
+                    let waiting = hub.telemetry.gauge("alertstream_sink_stale_waiting");
+                    let options = &hub.options;
+                    let (clock, after) = (options.clock.clone(), options.stale_after);
+                    StaleTracker::start(hub.live.subscribe(), clock, after, (dropped, waiting))
+                })
+                .clone()
+        });
+        let set =
+            SinkSet { inputs: next.iter().map(|r| r.input.clone()).collect(), routes: routes(rules, &next), stale };
         *running = next;
         drop(running);
         hub.live.send_replace(Arc::new(set));
         for gone in kept.into_iter().flatten() {
             tracing::info!(sink = %gone.spec.name, "Sink removed or changed; flushing it.");
-            tokio::spawn(flush(vec![gone], hub.flush_timeout));
+            tokio::spawn(flush(vec![gone], hub.options.flush_timeout));
         }
         for name in started {
             tracing::info!(sink = %name, "Sink started.");
@@ -291,7 +362,7 @@ impl Sinks {
             std::mem::take(&mut *running)
         };
         self.inner.live.send_replace(Arc::default());
-        flush(running, self.inner.flush_timeout).await;
+        flush(running, self.inner.options.flush_timeout).await;
     }
 }
 

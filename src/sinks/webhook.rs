@@ -43,7 +43,7 @@ impl Webhook {
 
 impl Deliver for Webhook {
     async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
-        let body = Body { alerts: batch.iter().map(|a| AlertJson(&a.alert)).collect() };
+        let body = Body { alerts: batch.iter().map(|a| AlertJson { alert: &a.alert, stale: a.stale }).collect() };
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let request = self.client.post(self.url.clone()).headers(self.headers.clone()).body(body);
         http::outcome(request.send().await)

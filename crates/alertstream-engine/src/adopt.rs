@@ -1,4 +1,5 @@
-//! Hot reload inside a stream: the move of a stream's state from one rule set to the next, between readings.
+//! Hot reload inside a stream: the move of a stream's state from one rule set to the next, between readings; and
+//! what still fires when a stream ends.
 
 use std::time::SystemTime;
 
@@ -61,5 +62,35 @@ impl RuleSet {
         }
         stream.rule_states = new_states;
         stream.rules_per_sensor = new_n;
+    }
+}
+
+impl RuleSet {
+    /// What fires in `stream` now, each as the RESOLVED alert it would end with: its rule's resolve message, the
+    /// sensor's last reading's seq (and values, when this rule set watches absence, else none), at server time
+    /// `now`. For a stream that ended while firing: the alerts that no later reading of its will resolve.
+    pub fn still_firing(&self, stream: &StreamState, now: SystemTime) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        if stream.rules_per_sensor != self.rules.len() {
+            return alerts;
+        }
+        let no_values = Values::default();
+        for (index, sensor) in stream.sensors.iter().enumerate() {
+            let states = &stream.rule_states[index * self.rules.len()..(index + 1) * self.rules.len()];
+            let values = if self.watches_absence() { &sensor.last_values } else { &no_values };
+            for (rule, state) in self.rules.iter().zip(states) {
+                if state.state.is_firing() {
+                    alerts.push(Alert::of_last_reading(
+                        rule,
+                        AlertState::Resolved,
+                        &sensor.id,
+                        sensor.last_seq,
+                        values,
+                        now,
+                    ));
+                }
+            }
+        }
+        alerts
     }
 }

@@ -459,6 +459,32 @@ fn label_names_are_identifiers_and_not_reserved() {
 }
 
 #[test]
+fn what_still_fires_is_listed_as_the_resolved_alerts_it_would_end_with() {
+    let set = rules(vec![
+        spec("hot", "t > 30"),
+        RuleSpec { resolve_message: Some("ok {t}".into()), ..spec("warm", "t > 20") },
+    ]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    for (sensor, seq, t) in [("a", 1, 40.0), ("b", 2, 25.0), ("c", 3, 10.0)] {
+        let r = reading(sensor, seq, &[("t", t)]);
+        set.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    }
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(500);
+    let got: Vec<_> = set
+        .still_firing(&stream, now)
+        .iter()
+        .map(|a| {
+            format!("{} {} {} {:?} {} {:?}", a.sensor_id, a.rule, a.reading_seq, a.state, a.message, a.time == now)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        ["a hot 1 Resolved resolved: hot true", "a warm 1 Resolved ok - true", "b warm 2 Resolved ok - true"]
+    );
+}
+
+#[test]
 fn a_reload_that_adds_absence_counts_silence_from_the_reload() {
     let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() };
     let old = rules(vec![spec("hot", "t > 30")]);
