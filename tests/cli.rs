@@ -140,7 +140,7 @@ fn every_rules_file_of_the_readmes_sink_section_checks() {
     let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let section = readme.split("## Send alerts to").nth(1).unwrap().split("\n## ").next().unwrap();
     let blocks: Vec<&str> = section.split("```toml\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
-    assert_eq!(blocks.len(), 3, "a snippet per sink");
+    assert_eq!(blocks.len(), 4, "a snippet per sink");
     for block in blocks {
         let file = alertstream_rules::parse("README.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
         assert_eq!(file.sinks.len(), 1, "{block}");

@@ -208,7 +208,7 @@ mod tests {
             time: SystemTime::UNIX_EPOCH,
             values: Values::default(),
         };
-        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false })
+        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false, serial: 0 })
     }
 
     fn names(dir: &Path) -> Vec<String> {

@@ -11,6 +11,7 @@
 mod alertmanager;
 mod http;
 mod jsonl;
+mod nats;
 mod runner;
 mod stale;
 mod webhook;
@@ -70,7 +71,13 @@ pub struct SinkAlert {
     /// A RESOLVED that no reading caused: the alert's stream ended while it fired, and no stream fired it again
     /// within `--stale-after`.
     pub stale: bool,
+    /// For an alert whose reading has no seq: a number this process gave it, unique and fixed (0 otherwise), so
+    /// that a sink can tell it from another alert of the same sensor, rule and time, and a retry keeps it.
+    pub serial: u64,
 }
+
+/// The next [`SinkAlert::serial`].
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// Why a sink gave up on alerts; the `reason` label of `alertstream_sink_dropped_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +230,8 @@ impl SinkSet {
             }
             let payload = shared.get_or_insert_with(|| {
                 let labels = route.map(|r| Arc::clone(&r.labels)).unwrap_or_default();
-                Arc::new(SinkAlert { alert: alert.clone(), labels, stale })
+                let serial = if alert.reading_seq == 0 { NEXT_SERIAL.fetch_add(1, Ordering::Relaxed) } else { 0 };
+                Arc::new(SinkAlert { alert: alert.clone(), labels, stale, serial })
             });
             match input.queue.try_send(Arc::clone(payload)) {
                 Ok(()) => {}
@@ -385,7 +393,10 @@ fn start(spec: &SinkSpec, telemetry: &Telemetry) -> Result<Running, String> {
             let deliver = alertmanager::Alertmanager::new(url.expose(), *resend_interval)?;
             tokio::spawn(runner::run(deliver, inbox, Arc::clone(&counts), stops))
         }
-        other => return Err(format!("{} sinks are not built yet", other.type_name())),
+        SinkKind::Nats { url, subject, stream } => {
+            let deliver = nats::Nats::new(url.expose(), subject, stream.as_deref());
+            tokio::spawn(runner::run(deliver, inbox, Arc::clone(&counts), stops))
+        }
     };
     let input = SinkInput { queue, events: spec.events, counts };
     Ok(Running { spec: spec.clone(), input, finish, abandon, task })
