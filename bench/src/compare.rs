@@ -12,7 +12,9 @@ use std::{
 };
 
 use crate::{
-    BoxError, idle,
+    BoxError,
+    counterparts::Counterparts,
+    idle,
     latency::{self, Latency},
     server::{Server, ServerProcess},
     throughput::{self, Plan},
@@ -137,19 +139,37 @@ fn absence_rules_file(dir: &Path) -> Result<PathBuf, BoxError> {
 const DEFAULT_RULES: &str = "[[rule]]\nname = \"temp_too_low\"\ncondition = \"temperature < 10\"\nmessage = \"temp too low\"\n\n\
                              [[rule]]\nname = \"ph_too_high\"\ncondition = \"pH > 5.5\"\nmessage = \"pH too high\"\n";
 
-/// Writes the default rules three ways: with a webhook whose counterpart is away (a port nobody listens on: it
-/// retries with backoff, its queue fills, and the rest is dropped and counted: what a stream pays to offer an alert),
-/// with that webhook and JSON-lines files written for real under `dir` (a sink that works on the server's cores),
-/// and with no sink.
-fn sinks_rules_files(dir: &Path) -> Result<[PathBuf; 3], BoxError> {
+/// Writes the default rules three ways, and names the second's sinks:
+/// - with a webhook whose counterpart is away (a port nobody listens on: it retries with backoff, its queue fills,
+///   and the rest is dropped and counted): what a stream pays to offer an alert;
+/// - with every kind of sink: that webhook, JSON-lines files written for real under `dir`, and NATS JetStream and
+///   Alertmanager where `counterparts` runs them (away too otherwise);
+/// - with no sink.
+fn sinks_rules_files(dir: &Path, counterparts: &Counterparts) -> Result<([PathBuf; 3], String), BoxError> {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let hook = format!("\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{closed}/alerts\"\n");
     let lake = format!("\n[[sink]]\nname = \"lake\"\ntype = \"jsonl\"\ndir = \"{}\"\n", dir.join("lake").display());
-    let files = [dir.join("rules-hook.toml"), dir.join("rules-hook-lake.toml"), dir.join("rules-default.toml")];
+    let nats = format!(
+        "\n[[sink]]\nname = \"bus\"\ntype = \"nats\"\nurl = \"nats://{}\"\nstream = \"ALERTS\"\n",
+        counterparts.nats.unwrap_or(closed)
+    );
+    let pager = format!(
+        "\n[[sink]]\nname = \"pager\"\ntype = \"alertmanager\"\nurl = \"http://{}\"\n",
+        counterparts.alertmanager.unwrap_or(closed)
+    );
+    let files = [dir.join("rules-hook.toml"), dir.join("rules-every-sink.toml"), dir.join("rules-default.toml")];
     std::fs::write(&files[0], format!("{DEFAULT_RULES}{hook}"))?;
-    std::fs::write(&files[1], format!("{DEFAULT_RULES}{hook}{lake}"))?;
+    std::fs::write(&files[1], format!("{DEFAULT_RULES}{hook}{lake}{nats}{pager}"))?;
     std::fs::write(&files[2], DEFAULT_RULES)?;
-    Ok(files)
+    let real = |on: Option<std::net::SocketAddr>, name: &str| {
+        if on.is_some() { name.to_owned() } else { format!("{name} (away: not installed)") }
+    };
+    let every = format!(
+        "webhook (away) + JSON lines + {} + {}",
+        real(counterparts.nats, "NATS"),
+        real(counterparts.alertmanager, "Alertmanager")
+    );
+    Ok((files, every))
 }
 
 /// Writes a rules file of `count` rules: the default rule first (every reading fires or resolves it), then rules
@@ -294,13 +314,15 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
         println!("\n## Sinks on against off (alertstream, default rules: every reading yields one alert)\n");
         println!(
             "A webhook whose counterpart is away takes each alert into its queue until it is full, then drops and \
-             counts the rest: what a stream pays to offer alerts. With JSON-lines files as well, a sink writes every \
-             alert it can take, on the same two cores as the streams and the load generator. Off: no sink.\n"
+             counts the rest: what a stream pays to offer alerts. With every sink, the JSON-lines, NATS and \
+             Alertmanager sinks deliver every alert they can take, and nats-server and Alertmanager run too, all on \
+             the same cores as the streams and the load generator. Off: no sink.\n"
         );
         println!("| sinks | streams | readings/s, on | off | ratio | CPU ratio | server CPU µs/reading, on | off |");
         println!("|---|---|---|---|---|---|---|---|");
-        let [hook, hook_lake, off_rules] = sinks_rules_files(&tmp.0)?;
-        for (label, on_rules) in [("webhook, away", &hook), ("webhook, away + JSON lines", &hook_lake)] {
+        let counterparts = Counterparts::start(&tmp.0).await?;
+        let ([hook, every, off_rules], every_label) = sinks_rules_files(&tmp.0, &counterparts)?;
+        for (label, on_rules) in [("webhook (away)", &hook), (every_label.as_str(), &every)] {
             for streams in [1usize, 64] {
                 let servers = [Server::Alertstream, Server::Alertstream];
                 let rules = [Some(on_rules.as_path()), Some(off_rules.as_path())];

@@ -6,13 +6,15 @@
 //! being decoded ([`codec`], used through [`client`]). Each scenario has its module: [`throughput`], [`latency`]
 //! and [`idle`] drive one server at an address; [`server`] starts a server process and [`cpu`] reads its CPU time
 //! and memory from /proc; [`compare`] runs every scenario against alertstream and the baseline, interleaved, and
-//! prints the tables; [`soak`] runs a long mixed load against alertstream and samples what it holds.
+//! prints the tables (with [`counterparts`], the sinks' real counterparts where the machine has them); [`soak`] runs
+//! a long mixed load against alertstream and samples what it holds.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
 pub mod codec;
 pub mod compare;
+pub mod counterparts;
 pub mod cpu;
 pub mod idle;
 pub mod latency;

@@ -5,9 +5,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    hash::BuildHasher as _,
     sync::{
         Arc,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime},
 };
@@ -21,6 +22,8 @@ use crate::clock::Clock;
 
 /// Notices a stale tracker holds before it drops the next (counted).
 const NOTICES: usize = 4096;
+/// Slots of the filter that tells a FIRING alert whether its sensor and rule may be waiting.
+const SLOTS: usize = 4096;
 
 /// What the tracker learns from the streams.
 #[derive(Debug)]
@@ -31,14 +34,51 @@ enum Notice {
     Fired { sensor_id: String, rule: Arc<str> },
 }
 
+/// A counting filter over (sensor, rule): a slot per hash, counting the waiting alerts that fall in it. A FIRING
+/// alert whose slot is 0 needs no notice, so a stream pays one hash and one atomic load per FIRING alert, however
+/// many alerts wait.
+#[derive(Debug)]
+struct Filter {
+    slots: Box<[AtomicU32]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Filter {
+    fn new() -> Self {
+        Self {
+            slots: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            hasher: foldhash::fast::FixedState::with_seed(0),
+        }
+    }
+
+    fn slot(&self, sensor_id: &str, rule: &str) -> &AtomicU32 {
+        let hash = self.hasher.hash_one((sensor_id, rule));
+        &self.slots[(hash as usize) % SLOTS]
+    }
+
+    fn add(&self, sensor_id: &str, rule: &str) {
+        self.slot(sensor_id, rule).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn remove(&self, sensor_id: &str, rule: &str) {
+        self.slot(sensor_id, rule).fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn may_hold(&self, sensor_id: &str, rule: &str) -> bool {
+        self.slot(sensor_id, rule).load(Ordering::Relaxed) > 0
+    }
+}
+
 /// The streams' way to the tracker.
 #[derive(Debug, Clone)]
 pub(super) struct StaleTracker {
     notices: mpsc::Sender<Notice>,
-    /// Alerts waiting to go stale: while there are none, a FIRING alert needs no notice.
-    waiting: Arc<AtomicUsize>,
+    /// Which sensors and rules may have alerts waiting to go stale.
+    waiting: Arc<Filter>,
     /// `alertstream_sink_stale_notices_dropped_total`.
     dropped: Counter,
+    /// Notices dropped so far: the log says so at 1, 2, 4, 8, … of them.
+    dropped_so_far: Arc<AtomicU64>,
 }
 
 impl StaleTracker {
@@ -51,34 +91,45 @@ impl StaleTracker {
         (dropped, gauge): (Counter, Gauge),
     ) -> Self {
         let (notices, inbox) = mpsc::channel(NOTICES);
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(Filter::new());
         tokio::spawn(run(inbox, live, clock, after, (Arc::clone(&waiting), gauge)));
-        Self { notices, waiting, dropped }
+        Self { notices, waiting, dropped, dropped_so_far: Arc::default() }
     }
 
     /// A stream ended while `alerts` fired.
     pub(super) fn ended(&self, alerts: Vec<Alert>) {
-        let count = alerts.len() as u64;
         // Counted at once, so that a stream firing one of them again before the tracker has read this says so.
-        self.waiting.fetch_add(alerts.len(), Ordering::Relaxed);
-        if self.notices.try_send(Notice::Ended(alerts)).is_err() {
-            self.dropped.increment(count);
-            tracing::warn!(
-                alerts = count,
-                "Stale tracker full: alerts of an ended stream will not be resolved as stale."
-            );
+        for alert in &alerts {
+            self.waiting.add(&alert.sensor_id, &alert.rule);
+        }
+        if let Err(refused) = self.notices.try_send(Notice::Ended(alerts)) {
+            let (mpsc::error::TrySendError::Full(notice) | mpsc::error::TrySendError::Closed(notice)) = refused;
+            if let Notice::Ended(alerts) = notice {
+                for alert in &alerts {
+                    self.waiting.remove(&alert.sensor_id, &alert.rule);
+                }
+                self.lost(alerts.len() as u64, "alerts of ended streams will not be resolved as stale");
+            }
         }
     }
 
-    /// A stream fired `rule` for `sensor_id`: told only while some alert waits to go stale.
+    /// A stream fired `alert`: the tracker is told when the filter says it may hold that sensor and rule.
     pub(super) fn fired(&self, alert: &Alert) {
-        if self.waiting.load(Ordering::Relaxed) == 0 {
+        if !self.waiting.may_hold(&alert.sensor_id, &alert.rule) {
             return;
         }
         let notice = Notice::Fired { sensor_id: alert.sensor_id.clone(), rule: Arc::clone(&alert.rule) };
         if self.notices.try_send(notice).is_err() {
-            self.dropped.increment(1);
-            tracing::warn!("Stale tracker full: a firing alert may be resolved as stale.");
+            self.lost(1, "a firing alert may be resolved as stale");
+        }
+    }
+
+    /// Counts and logs notices the tracker could not take.
+    fn lost(&self, count: u64, what: &str) {
+        self.dropped.increment(count);
+        let before = self.dropped_so_far.fetch_add(count, Ordering::Relaxed);
+        if before == 0 || (before + count).is_power_of_two() {
+            tracing::warn!(dropped = before + count, "Stale tracker full: {what}.");
         }
     }
 }
@@ -90,7 +141,7 @@ async fn run(
     live: watch::Receiver<Arc<SinkSet>>,
     clock: Clock,
     after: Duration,
-    (waiting_count, gauge): (Arc<AtomicUsize>, Gauge),
+    (filter, gauge): (Arc<Filter>, Gauge),
 ) {
     // Each waiting alert, and the alerts by when they go stale (with a counter, for alerts due at one time).
     let mut waiting: HashMap<Key, ((SystemTime, u64), Alert)> = HashMap::new();
@@ -108,13 +159,16 @@ async fn run(
                         let key = (alert.sensor_id.clone(), Arc::clone(&alert.rule));
                         if let Some((old, _)) = waiting.insert(key.clone(), (at, alert)) {
                             due.remove(&old);
+                            filter.remove(&key.0, &key.1);
                         }
                         due.insert(at, key);
                     }
                 }
                 Some(Notice::Fired { sensor_id, rule }) => {
-                    if let Some((at, _)) = waiting.remove(&(sensor_id, rule)) {
+                    let key = (sensor_id, rule);
+                    if let Some((at, _)) = waiting.remove(&key) {
                         due.remove(&at);
+                        filter.remove(&key.0, &key.1);
                     }
                 }
             },
@@ -127,13 +181,13 @@ async fn run(
                     }
                     let key = entry.remove();
                     if let Some((_, mut alert)) = waiting.remove(&key) {
+                        filter.remove(&key.0, &key.1);
                         alert.time = now;
                         sinks.offer_stale(&alert);
                     }
                 }
             }
         }
-        waiting_count.store(waiting.len(), Ordering::Relaxed);
         gauge.set(waiting.len() as f64);
     }
     if !waiting.is_empty() {
