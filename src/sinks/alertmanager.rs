@@ -73,13 +73,16 @@ impl Posted {
     }
 }
 
+/// A sensor and a rule.
+type Key = (String, Arc<str>);
+
 /// Sends to one Alertmanager.
 pub(super) struct Alertmanager {
     client: reqwest::Client,
     url: reqwest::Url,
     resend: Duration,
     /// What fires now, by sensor and rule.
-    firing: HashMap<(String, Arc<str>), Posted>,
+    firing: HashMap<Key, Posted>,
     /// When the firing alerts are sent again.
     next_resend: Option<Instant>,
 }
@@ -95,18 +98,10 @@ impl Alertmanager {
         now + self.resend * ENDS_AFTER_INTERVALS
     }
 
-    async fn post(&self, alerts: &[Value]) -> Result<(), DeliveryError> {
-        let body = serde_json::to_vec(alerts).unwrap_or_default();
-        let request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(body);
-        http::outcome(request.send().await)
-    }
-}
-
-impl Deliver for Alertmanager {
-    async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
-        let now = Clock::System.now();
-        // The changes to `firing` are kept apart until Alertmanager has taken the batch: a retry starts over.
-        let mut staged: HashMap<(String, Arc<str>), Option<Posted>> = HashMap::new();
+    /// What to send Alertmanager for `batch` at `now`, and the changes to `firing` once it has taken them (kept
+    /// apart until then: a retry starts over).
+    fn plan(&self, batch: &[Arc<SinkAlert>], now: SystemTime) -> (Vec<Value>, HashMap<Key, Option<Posted>>) {
+        let mut staged: HashMap<Key, Option<Posted>> = HashMap::new();
         let mut body = Vec::with_capacity(batch.len());
         for sink_alert in batch {
             let alert = &sink_alert.alert;
@@ -140,6 +135,19 @@ impl Deliver for Alertmanager {
                 }
             }
         }
+        (body, staged)
+    }
+
+    async fn post(&self, alerts: &[Value]) -> Result<(), DeliveryError> {
+        let body = serde_json::to_vec(alerts).unwrap_or_default();
+        let request = self.client.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(body);
+        http::outcome(request.send().await)
+    }
+}
+
+impl Deliver for Alertmanager {
+    async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
+        let (body, staged) = self.plan(batch, Clock::System.now());
         self.post(&body).await?;
         for (key, posted) in staged {
             match posted {
@@ -168,5 +176,65 @@ impl Deliver for Alertmanager {
         }
         self.next_resend = (!self.firing.is_empty()).then(|| timer_deadline(self.resend));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alertstream_engine::{Alert, Severity, Values};
+
+    use super::*;
+
+    fn alert(state: AlertState, severity: Severity, team: &str, seconds: u64) -> Arc<SinkAlert> {
+        let alert = Alert {
+            sensor_id: "s".into(),
+            rule: Arc::from("hot"),
+            state,
+            severity,
+            message: Arc::from("too hot"),
+            reading_seq: seconds,
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+            values: Values::default(),
+        };
+        let labels = Arc::new(BTreeMap::from([("team".to_owned(), team.to_owned())]));
+        Arc::new(SinkAlert { alert, labels, stale: false, serial: 0 })
+    }
+
+    fn brief(posted: &Value) -> String {
+        let labels = &posted["labels"];
+        format!("{} {} {} ends {}", labels["severity"], labels["team"], posted["startsAt"], posted["endsAt"])
+    }
+
+    #[test]
+    fn a_firing_alert_under_new_labels_resolves_the_old_one_and_resolved_uses_the_labels_it_fired_with() {
+        let mut sink = Alertmanager::new("http://127.0.0.1:9", Duration::from_secs(60)).unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let (body, staged) = sink.plan(&[alert(AlertState::Firing, Severity::Warning, "ovens", 10)], now);
+        assert_eq!(
+            body.iter().map(brief).collect::<Vec<_>>(),
+            [r#""warning" "ovens" "1970-01-01T00:00:10Z" ends "1970-01-01T00:20:40Z""#]
+        );
+        for (key, posted) in staged {
+            sink.firing.insert(key, posted.unwrap());
+        }
+        // A reload made the rule critical and moved it to another team; it fires again (notify = "every").
+        let (body, _) = sink.plan(
+            &[
+                alert(AlertState::Firing, Severity::Critical, "utilities", 20),
+                alert(AlertState::Resolved, Severity::Critical, "utilities", 30),
+            ],
+            now,
+        );
+        assert_eq!(
+            body.iter().map(brief).collect::<Vec<_>>(),
+            [
+                // The old alert ends now; the new one fires; it resolves under the labels it fired with.
+                r#""warning" "ovens" "1970-01-01T00:00:10Z" ends "1970-01-01T00:16:40Z""#,
+                r#""critical" "utilities" "1970-01-01T00:00:20Z" ends "1970-01-01T00:20:40Z""#,
+                r#""critical" "utilities" "1970-01-01T00:00:20Z" ends "1970-01-01T00:00:30Z""#,
+            ]
+        );
     }
 }
