@@ -156,3 +156,35 @@ async fn a_reload_under_a_live_stream_loses_no_alert() {
     let listed = server.client().await.list_rules(pb::ListRulesRequest {}).await.unwrap().into_inner().rules;
     assert_eq!(listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["hot", "warm", "cold"]);
 }
+
+#[tokio::test]
+async fn lag_abs_greatest_and_least_through_a_real_stream() {
+    let server = TestServer::with_rules(
+        "[[rule]]\nname = \"jump\"\ncondition = \"abs(t - lag(t, 1)) > 5\"\n\n\
+         [[rule]]\nname = \"day\"\ncondition = \"t > 2 * lag(t, 1d)\"\n\n\
+         [[rule]]\nname = \"span\"\ncondition = \"greatest(t, u) - least(t, u) > 50\"\n",
+    )
+    .await;
+    let day = 86_400;
+    // `reading` stamps seq N at N seconds: the readings of a day later are 86,400 seqs on.
+    let readings = vec![
+        reading("s", 1, &[("t", 10.0), ("u", 0.0)]),
+        reading("s", 2, &[("t", 30.0), ("u", 0.0)]),
+        reading("s", 3, &[("t", 31.0), ("u", 0.0)]),
+        reading("s", 2 + day, &[("t", 61.0), ("u", 0.0)]),
+    ];
+    let (alerts, status) = common::stream_all(&mut server.client().await, readings).await;
+    status.unwrap();
+    assert_eq!(
+        alerts.iter().map(brief).collect::<Vec<_>>(),
+        [
+            // No lag on the first reading; then a jump of 20 fires, and one of 1 resolves.
+            "s 2 jump FIRING",
+            "s 3 jump RESOLVED",
+            // A day after reading 2 (t = 30): 61 > 60, and a jump of 30; t - u = 61 > 50.
+            "s 86402 jump FIRING",
+            "s 86402 day FIRING",
+            "s 86402 span FIRING",
+        ]
+    );
+}

@@ -146,3 +146,18 @@ fn every_rules_file_of_the_readmes_sink_section_checks() {
         assert_eq!(file.sinks.len(), 1, "{block}");
     }
 }
+
+#[test]
+fn every_rules_example_in_the_rules_reference_checks() {
+    let reference = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/RULES.md")).unwrap();
+    let blocks: Vec<&str> = reference
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .filter(|b| b.contains("[[rule]]"))
+        .collect();
+    assert!(blocks.len() >= 20, "the examples are there: {}", blocks.len());
+    for block in blocks {
+        alertstream_rules::parse("docs/RULES.md", block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+}

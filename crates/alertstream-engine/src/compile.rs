@@ -58,6 +58,12 @@ pub(crate) enum NumExpr {
     Metric(usize),
     Neg(Box<NumExpr>),
     Arith(ArithOp, Box<NumExpr>, Box<NumExpr>),
+    /// `abs(x)`.
+    Abs(Box<NumExpr>),
+    /// `greatest(a, b, ...)`: the largest of its arguments (NaN if any is NaN).
+    Greatest(Vec<NumExpr>),
+    /// `least(a, b, ...)`: the smallest.
+    Least(Vec<NumExpr>),
     /// A window function call: its state is the rule's window number `slot` for the sensor.
     Window {
         slot: usize,
@@ -131,6 +137,9 @@ impl Compiler<'_> {
                     "a duration is only a window's length, as in `avg(temperature, 30s)`",
                 ));
             }
+            Expr::Call(name, args) if SCALAR_FUNCTIONS.contains(&name.as_str()) => {
+                Typed::Num(self.scalar_call(name, args, node.span.clone())?)
+            }
             Expr::Call(name, args) => {
                 let (function, arg) = self.call(name, args, node.span.clone())?;
                 self.windows.push(function);
@@ -161,6 +170,25 @@ impl Compiler<'_> {
         })
     }
 
+    /// Checks a scalar function call (`abs`, `greatest`, `least`) and compiles it with its arguments.
+    fn scalar_call(&mut self, name: &str, args: &[Node], span: Range<usize>) -> Result<NumExpr, ConditionError> {
+        let what = format!("`{name}`");
+        let mut compiled = Vec::with_capacity(args.len());
+        for arg in args {
+            compiled.push(self.number(arg, &what)?);
+        }
+        match (name, compiled.len()) {
+            ("abs", 1) => Ok(NumExpr::Abs(Box::new(compiled.remove(0)))),
+            ("greatest", 2..) => Ok(NumExpr::Greatest(compiled)),
+            ("least", 2..) => Ok(NumExpr::Least(compiled)),
+            ("abs", _) => Err(error(span, "`abs` takes one number: (x)")),
+            _ => Err(error(
+                span,
+                format!("`{name}` takes two numbers or more: ({name}(a, b, ...)); over a window, use `max` or `min`"),
+            )),
+        }
+    }
+
     /// Checks a window function call and compiles its first argument.
     fn call(&mut self, name: &str, args: &[Node], span: Range<usize>) -> Result<(WindowFn, NumExpr), ConditionError> {
         let usage = match name {
@@ -172,12 +200,13 @@ impl Compiler<'_> {
             "ewma" => "(x, alpha) with 0 < alpha <= 1",
             "zscore" => "(x) over all history or (x, N) over the last N readings",
             "robust_zscore" => "(x, N)",
+            "lag" => "(x, N), the value N readings ago, or (x, 1d), the latest value at or before 1d ago",
             _ => {
                 return Err(error(
                     span,
                     format!(
                         "unknown function `{name}`; the functions are avg, min, max, sum, count, stddev, delta, rate, \
-                         ewma, zscore and robust_zscore"
+                         ewma, zscore, robust_zscore, lag, abs, greatest and least"
                     ),
                 ));
             }
@@ -214,6 +243,8 @@ impl Compiler<'_> {
             ("zscore", None, _) => WindowFn::ZScore(None),
             ("zscore", Some(Expr::Number(n)), _) => WindowFn::ZScore(Some(count(*n, ANOMALY_WARM_UP, at)?)),
             ("robust_zscore", Some(Expr::Number(n)), _) => WindowFn::RobustZScore(count(*n, ANOMALY_WARM_UP, at)?),
+            ("lag", Some(Expr::Number(n)), _) => WindowFn::Lag(Span::Readings(count(*n, 1, at)?)),
+            ("lag", Some(Expr::Duration(d)), _) => WindowFn::Lag(Span::Time(positive(*d, at)?)),
             _ => return Err(bad(at)),
         };
         Ok((function, arg))
@@ -238,6 +269,9 @@ impl Compiler<'_> {
         }
     }
 }
+
+/// The functions of the current reading alone, which keep no state.
+const SCALAR_FUNCTIONS: [&str; 3] = ["abs", "greatest", "least"];
 
 /// A window length in readings: a whole number from `min` to [`MAX_WINDOW_READINGS`].
 fn count(n: f64, min: usize, span: Range<usize>) -> Result<usize, ConditionError> {
@@ -325,7 +359,7 @@ mod tests {
             (
                 "foo(a) > 1",
                 0..6,
-                "unknown function `foo`; the functions are avg, min, max, sum, count, stddev, delta, rate, ewma, zscore and robust_zscore",
+                "unknown function `foo`; the functions are avg, min, max, sum, count, stddev, delta, rate, ewma, zscore, robust_zscore, lag, abs, greatest and least",
             ),
             ("avg(a) > 1", 0..6, "`avg` takes (x, N) over the last N readings or (x, 30s) over a duration"),
             ("avg(a, 0) > 1", 7..8, "a window of readings is a whole number from 1 to 100000, not 0"),
@@ -339,6 +373,19 @@ mod tests {
             ("avg(a > 1, 3) > 1", 4..9, "`avg` needs a number here, not a true/false condition"),
             ("a > 30s", 4..7, "a duration is only a window's length, as in `avg(temperature, 30s)`"),
             ("max(a, 3, 4) > 1", 10..11, "`max` takes (x, N) over the last N readings or (x, 30s) over a duration"),
+            ("abs(a, b) > 1", 0..9, "`abs` takes one number: (x)"),
+            (
+                "greatest(a) > 1",
+                0..11,
+                "`greatest` takes two numbers or more: (greatest(a, b, ...)); over a window, use `max` or `min`",
+            ),
+            ("least(a, b > 1) > 1", 9..14, "`least` needs a number here, not a true/false condition"),
+            (
+                "lag(a) > 1",
+                0..6,
+                "`lag` takes (x, N), the value N readings ago, or (x, 1d), the latest value at or before 1d ago",
+            ),
+            ("lag(a, 0) > 1", 7..8, "a window of readings is a whole number from 1 to 100000, not 0"),
         ] {
             let err = compile(src, &mut MetricTable::default(), &mut Vec::new()).unwrap_err();
             assert_eq!((err.span, err.message.as_str()), (span, message), "{src}");

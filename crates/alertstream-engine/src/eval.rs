@@ -91,11 +91,39 @@ impl NumExpr {
                     ArithOp::Div => lhs / rhs,
                 })
             }
+            NumExpr::Abs(operand) => operand.value(inputs, windows).map(f64::abs),
+            NumExpr::Greatest(operands) => extreme(operands, inputs, windows, f64::max),
+            NumExpr::Least(operands) => extreme(operands, inputs, windows, f64::min),
             NumExpr::Window { slot, function, arg } => {
                 let value = arg.value(inputs, windows)?;
                 windows[*slot].update(function, inputs.time, inputs.latest, value)
             }
         }
+    }
+}
+
+/// The largest (or, with `f64::min`, smallest) of `operands`: every operand is evaluated (so their windows learn
+/// from the reading), then no value if any has none, NaN if any is NaN (as a comparison with NaN is false).
+fn extreme(
+    operands: &[NumExpr],
+    inputs: &Inputs<'_>,
+    windows: &mut [Window],
+    pick: fn(f64, f64) -> f64,
+) -> Option<f64> {
+    let (mut missing, mut nan, mut best) = (false, false, None);
+    for operand in operands {
+        match operand.value(inputs, windows) {
+            None => missing = true,
+            Some(v) if v.is_nan() => nan = true,
+            Some(v) => best = Some(best.map_or(v, |b| pick(b, v))),
+        }
+    }
+    if missing {
+        None
+    } else if nan {
+        Some(f64::NAN)
+    } else {
+        best
     }
 }
 
@@ -117,6 +145,18 @@ mod tests {
         }
         let inputs = Inputs { values: &values, time: SystemTime::UNIX_EPOCH, latest: SystemTime::UNIX_EPOCH };
         condition.evaluate(&inputs, &mut [])
+    }
+
+    #[test]
+    fn abs_greatest_and_least_are_scalar_and_have_no_value_when_an_argument_has_none() {
+        assert_eq!(check("abs(a) > 3", Some(-4.0), None), Some(true));
+        assert_eq!(check("abs(a - b) < 1", Some(2.0), Some(2.5)), Some(true));
+        assert_eq!(check("greatest(a, b, 1) == 7", Some(7.0), Some(-2.0)), Some(true));
+        assert_eq!(check("least(a, b, 1) == -2", Some(7.0), Some(-2.0)), Some(true));
+        assert_eq!(check("greatest(a, b) > 0", Some(1.0), None), None);
+        // NaN in, NaN out: every comparison with it is false.
+        assert_eq!(check("greatest(a, b / b) > 0", Some(1.0), Some(0.0)), Some(false));
+        assert_eq!(check("least(a, b / b) <= 1", Some(1.0), Some(0.0)), Some(false));
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub(crate) struct Token {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TokenKind {
     Number(f64),
-    /// A number with a time unit (`500ms`, `30s`, `5m`, `1h`): a window's length on reading time.
+    /// A number with a time unit (`500ms`, `30s`, `5m`, `1h`, `1d`): a window's length on reading time.
     Duration(Duration),
     /// A metric or function name, bare (`pH`) or written in backticks (`` `line-1.temp` ``), without the backticks.
     Metric(String),
@@ -214,10 +214,11 @@ impl Lexer<'_> {
             "s" => 1_000.0,
             "m" => 60_000.0,
             "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
             _ => {
                 return Err(error(
                     unit_start..self.pos,
-                    format!("unknown unit `{unit}` after a number: a duration is written 500ms, 30s, 5m or 1h"),
+                    format!("unknown unit `{unit}` after a number: a duration is written 500ms, 30s, 5m, 1h or 1d"),
                 ));
             }
         };
@@ -331,7 +332,7 @@ mod tests {
             ("a > 1e", 5..6, "an exponent needs digits, as in `1e-3`"),
             ("`abc > 1", 0..1, "unclosed backtick: a quoted metric name ends with `"),
             ("`` > 1", 0..2, "empty metric name"),
-            ("a > 12x", 6..7, "unknown unit `x` after a number: a duration is written 500ms, 30s, 5m or 1h"),
+            ("a > 12x", 6..7, "unknown unit `x` after a number: a duration is written 500ms, 30s, 5m, 1h or 1d"),
             ("a > 1.5.2", 7..8, "unexpected character after a number"),
             ("avg(a, 0.5ms) > 1", 7..12, "`0.5ms` is not a whole number of milliseconds"),
             ("a # b", 2..3, "unexpected character `#`; write metric names with other characters in backticks"),

@@ -133,10 +133,10 @@ impl fmt::Display for Hold {
 pub fn parse_duration(text: &str) -> Result<Duration, TextError> {
     let not_a_duration = || {
         TextError(format!(
-            "`{text}` is not a duration: write a number and a unit, as in 500ms, 30s, 1.5s, 5m, 1h or 1h30m"
+            "`{text}` is not a duration: write a number and a unit, as in 500ms, 30s, 1.5s, 5m, 1h, 1h30m or 1d"
         ))
     };
-    let no_unit = || TextError(format!("`{text}` has no known unit: use ms, s, m or h, as in 30s"));
+    let no_unit = || TextError(format!("`{text}` has no known unit: use ms, s, m, h or d, as in 30s"));
     let too_long = || TextError(format!("`{text}` is too long a duration"));
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -156,6 +156,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, TextError> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return Err(no_unit()),
         };
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
@@ -247,7 +248,7 @@ mod tests {
             ),
             (
                 "3".parse::<Hold>().unwrap_err(),
-                "`3` has no known unit: use ms, s, m or h, as in 30s; or a count, as in \"5 readings\"",
+                "`3` has no known unit: use ms, s, m, h or d, as in 30s; or a count, as in \"5 readings\"",
             ),
         ] {
             assert_eq!(error.to_string(), expected);

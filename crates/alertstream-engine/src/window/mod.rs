@@ -55,6 +55,8 @@ pub(crate) enum WindowFn {
     /// Over the last N readings, or over all of the sensor's history.
     ZScore(Option<usize>),
     RobustZScore(usize),
+    /// The value N readings before the current one, or the latest at or before a duration before it.
+    Lag(Span),
 }
 
 impl WindowFn {
@@ -69,6 +71,7 @@ impl WindowFn {
             WindowFn::Ewma(_) => Window::Ewma(None),
             WindowFn::ZScore(None) => Window::History(Welford::default()),
             WindowFn::RobustZScore(_) => Window::Robust(Robust::default()),
+            WindowFn::Lag(_) => Window::Lag(VecDeque::new()),
         }
     }
 }
@@ -81,6 +84,8 @@ pub(crate) enum Window {
     Ewma(Option<f64>),
     History(Welford),
     Robust(Robust),
+    /// The readings a `lag` may still reach back to, in time order.
+    Lag(VecDeque<(SystemTime, f64)>),
 }
 
 impl Window {
@@ -133,6 +138,7 @@ impl Window {
                 score
             }
             (Window::Robust(robust), WindowFn::RobustZScore(n)) => robust.update(*n, time, value),
+            (Window::Lag(entries), WindowFn::Lag(span)) => lag(entries, *span, time, latest, value),
             // A state always comes from its own function's `instantiate`.
             _ => None,
         }
@@ -292,6 +298,46 @@ impl Buffer {
         let seconds = t1.duration_since(t0).ok()?.as_secs_f64();
         (seconds > 0.0).then(|| (v1 - v0) / seconds)
     }
+}
+
+/// Adds `value` at `time` to a `lag` window and returns the value `span` before it: N readings before it in time
+/// order, or the latest at or before `time - D`. Keeps only what a later reading can still reach: N + 1 readings,
+/// or the readings after the latest one at or before `latest - D` (that one included), at most
+/// [`MAX_WINDOW_READINGS`].
+fn lag(
+    entries: &mut VecDeque<(SystemTime, f64)>,
+    span: Span,
+    time: SystemTime,
+    latest: SystemTime,
+    value: f64,
+) -> Option<f64> {
+    let at = entries.partition_point(|&(t, _)| t <= time);
+    entries.insert(at, (time, value));
+    let found = match span {
+        Span::Readings(n) => at.checked_sub(n).map(|i| entries[i].1),
+        Span::Time(d) => time.checked_sub(d).and_then(|cutoff| {
+            let before = entries.partition_point(|&(t, _)| t <= cutoff);
+            before.checked_sub(1).map(|i| entries[i].1)
+        }),
+    };
+    match span {
+        Span::Readings(n) => {
+            while entries.len() > n.min(MAX_WINDOW_READINGS) + 1 {
+                entries.pop_front();
+            }
+        }
+        Span::Time(d) => {
+            if let Some(cutoff) = latest.checked_sub(d) {
+                while entries.len() > 1 && entries[1].0 <= cutoff {
+                    entries.pop_front();
+                }
+            }
+            while entries.len() > MAX_WINDOW_READINGS {
+                entries.pop_front();
+            }
+        }
+    }
+    found
 }
 
 /// Pushes `entry` after dropping the candidates it makes useless (`dominated(back, new)`).

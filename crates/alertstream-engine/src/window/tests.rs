@@ -381,3 +381,73 @@ mod properties {
         }
     }
 }
+
+/// `lag` by brute force: every reading kept; N readings before the current one in time order, or the latest at or
+/// before its time minus D.
+fn lag_reference(span: Span, readings: &[(u64, f64)]) -> Vec<Option<f64>> {
+    let mut seen: Vec<(u64, f64)> = Vec::new();
+    readings
+        .iter()
+        .map(|&(ms, v)| {
+            let at = seen.partition_point(|&(t, _)| t <= ms);
+            seen.insert(at, (ms, v));
+            match span {
+                Span::Readings(n) => at.checked_sub(n).map(|i| seen[i].1),
+                Span::Time(d) => {
+                    let cutoff = ms.checked_sub(d.as_millis() as u64)?;
+                    seen.iter().rfind(|&&(t, _)| t <= cutoff).map(|&(_, v)| v)
+                }
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn lag_reaches_back_n_readings_or_a_duration_like_a_brute_force_reference() {
+    // Irregular times, some readings out of order (as lateness allows).
+    let values = values(400, 11);
+    let mut readings: Vec<(u64, f64)> = values.iter().enumerate().map(|(i, &v)| (1_000 + i as u64 * 700, v)).collect();
+    for i in (5..readings.len()).step_by(17) {
+        readings.swap(i, i - 1);
+    }
+    for span in
+        [Span::Readings(1), Span::Readings(5), Span::Time(Duration::from_secs(3)), Span::Time(Duration::from_secs(60))]
+    {
+        let got = run(WindowFn::Lag(span), &readings);
+        let expected = lag_reference(span, &readings);
+        let mut latest = 0;
+        for (i, (&(ms, _), (got, expected))) in readings.iter().zip(got.iter().zip(&expected)).enumerate() {
+            if ms >= latest {
+                assert_eq!(got, expected, "{span:?}, reading {i}");
+            } else {
+                // A late reading reaches back only as far as the window still holds, measured from the latest.
+                assert!(got.is_none() || got == expected, "{span:?}, late reading {i}: {got:?} vs {expected:?}");
+            }
+            latest = latest.max(ms);
+        }
+    }
+    // No value until there is one: the first reading has nothing before it.
+    assert_eq!(run(WindowFn::Lag(Span::Readings(1)), &[(0, 1.0), (10, 2.0)]), [None, Some(1.0)]);
+    assert_eq!(
+        run(WindowFn::Lag(Span::Time(Duration::from_secs(1))), &[(0, 1.0), (500, 2.0), (1_000, 3.0), (1_700, 4.0)]),
+        [None, None, Some(1.0), Some(2.0)]
+    );
+}
+
+#[test]
+fn lag_keeps_only_what_a_later_reading_can_reach() {
+    let mut window = WindowFn::Lag(Span::Readings(3)).instantiate();
+    for i in 0..100u64 {
+        window.update(&WindowFn::Lag(Span::Readings(3)), at(i), at(i), i as f64);
+    }
+    let Window::Lag(entries) = &window else { panic!() };
+    assert_eq!(entries.len(), 4);
+    let function = WindowFn::Lag(Span::Time(Duration::from_secs(10)));
+    let mut window = function.instantiate();
+    for i in 0..1_000u64 {
+        window.update(&function, at(i * 100), at(i * 100), i as f64);
+    }
+    let Window::Lag(entries) = &window else { panic!() };
+    // 10 s of readings every 100 ms, and the one at the edge.
+    assert_eq!(entries.len(), 101);
+}
