@@ -24,6 +24,13 @@ const MAD_TO_SIGMA: f64 = 1.4826;
 /// Scales the mean absolute deviation likewise (√(π/2)); used when the MAD is 0, as in Iglewicz and Hoaglin's
 /// modified z-score, because a window more than half of whose readings are equal has a MAD of 0.
 const MEAN_AD_TO_SIGMA: f64 = 1.253_314;
+/// `robust_zscore`'s scale is never below this fraction of the median's magnitude. A quantised or flat series (CPU
+/// readings of 0.1 and 0.102, a window of equal values) has a MAD, and even a mean absolute deviation, of almost or
+/// exactly nothing, and every wobble would score in the hundreds or be infinite; as robust scalers floor a zero scale,
+/// the score is measured against at least 1 % of the level.
+pub const ROBUST_SCALE_FLOOR: f64 = 0.01;
+/// And never below this, for a series that sits at 0: a score stays finite.
+pub const ROBUST_SCALE_MIN: f64 = 1e-9;
 
 /// How far back a window reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,8 +371,9 @@ impl Robust {
         let score = (self.sorted.len() >= ANOMALY_WARM_UP).then(|| {
             let median = self.median();
             let mad = self.mad(median);
-            let sigma =
+            let spread =
                 if mad > 0.0 { MAD_TO_SIGMA * mad } else { MEAN_AD_TO_SIGMA * self.mean_absolute_deviation(median) };
+            let sigma = spread.max(ROBUST_SCALE_FLOOR * median.abs()).max(ROBUST_SCALE_MIN);
             (value - median) / sigma
         });
         let at = self.entries.partition_point(|&(t, _)| t <= time);

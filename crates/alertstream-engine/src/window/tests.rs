@@ -199,9 +199,31 @@ fn robust_zscore_falls_back_to_the_mean_absolute_deviation_when_the_mad_is_zero(
     readings.push((10_000, 13.0));
     let got = run(WindowFn::RobustZScore(10), &readings).last().copied().flatten();
     assert!(close(got, Some(3.0 / (MEAN_AD_TO_SIGMA * 0.4))), "{got:?}");
-    // All equal: no spread at all, so any other value is infinitely far (IEEE), and the same value is NaN.
-    let flat: Vec<(u64, f64)> = (0..11).map(|i| (i * 1000, if i < 10 { 5.0 } else { 6.0 })).collect();
-    assert_eq!(run(WindowFn::RobustZScore(10), &flat).last().copied().flatten(), Some(f64::INFINITY));
+}
+
+#[test]
+fn robust_zscore_stays_finite_and_meaningful_on_flat_and_quantised_series() {
+    // All equal: no spread at all. The scale is floored at 1 % of the level: 6 after a run of 5s is 20 such steps,
+    // and 5 itself scores 0 (not NaN).
+    let flat: Vec<(u64, f64)> = (0..12).map(|i| (i * 1000, if i == 10 { 6.0 } else { 5.0 })).collect();
+    let scores = run(WindowFn::RobustZScore(10), &flat);
+    assert!(close(scores[10], Some(1.0 / (ROBUST_SCALE_FLOOR * 5.0))), "{:?}", scores[10]);
+    assert_eq!(scores[11], Some(0.0));
+    // Quantised: CPU readings of 0.1 with now and then 0.102. The next 0.102 is an ordinary reading, not a
+    // hundred-sigma event; a jump to 0.3 still stands out.
+    let cpu: Vec<(u64, f64)> = (0..200).map(|i| (i * 1000, if i % 7 == 0 { 0.102 } else { 0.1 })).collect();
+    let with = |last: f64| {
+        let mut readings = cpu.clone();
+        readings.push((200_000, last));
+        run(WindowFn::RobustZScore(100), &readings).last().copied().flatten().unwrap()
+    };
+    let (ordinary, jump) = (with(0.102), with(0.3));
+    assert!(ordinary.abs() < 3.0, "{ordinary}");
+    assert!(jump > 100.0 && jump.is_finite(), "{jump}");
+    // A series that sits at 0: any other value scores high, and finite.
+    let zeros: Vec<(u64, f64)> = (0..11).map(|i| (i * 1000, if i < 10 { 0.0 } else { 1.0 })).collect();
+    let score = run(WindowFn::RobustZScore(10), &zeros).last().copied().flatten().unwrap();
+    assert!(score.is_finite() && score > 1e6, "{score}");
 }
 
 fn median_of(mut v: Vec<f64>) -> f64 {
