@@ -50,6 +50,7 @@ pub mod logging;
 pub mod preface;
 pub mod rate_limit;
 pub mod reload;
+pub mod replay;
 pub mod rule_test;
 pub mod server;
 pub mod service;

@@ -46,6 +46,19 @@ enum Command {
     /// Simulate production-line sensors streaming to a server over M connections, printing alerts as they arrive;
     /// a stream the server ends (shutdown, maximum connection age) is opened again with backoff.
     Simulate(SimulateArgs),
+    /// Replay recorded readings (JSON lines, or CSV with a timestamp column) through a rules file offline: the alerts
+    /// as proto3 JSON lines on stdout, a summary per rule on stderr.
+    Replay {
+        /// The rules file (TOML).
+        #[arg(long)]
+        rules: PathBuf,
+        /// How far behind its sensor's latest reading a reading may be and still be applied (500ms, 10s, 1m).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        lateness: Duration,
+        /// The recorded readings: `.csv` files, or JSON lines of readings.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -197,6 +210,7 @@ fn main() -> ExitCode {
         Command::Check { file } => check(&file),
         Command::Test { file } => test(&file),
         Command::Simulate(args) => simulate(&args),
+        Command::Replay { rules, lateness, files } => replay(&rules, lateness, &files),
         Command::Serve(args) => {
             logging::init(args.log_format.into());
             let runtime = match tokio::runtime::Runtime::new() {
@@ -275,6 +289,28 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
             }
         }
     })
+}
+
+fn replay(rules: &std::path::Path, lateness: Duration, files: &[PathBuf]) -> ExitCode {
+    let rules = match alertstream_rules::load(rules) {
+        Ok(file) => file.rules,
+        Err(e) => {
+            complain(&e.to_string());
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    match alertstream::replay::replay(&rules, files, lateness, &mut out) {
+        Ok(summary) => {
+            complain(&summary.to_string());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            complain(&format!("alertstream replay: {e}"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn test(file: &std::path::Path) -> ExitCode {

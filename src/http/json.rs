@@ -22,7 +22,7 @@ pub const DEFAULT_SENSOR_ID: &str = "http";
 ///
 /// `seq` is a number or a string of one (proto3 JSON writes a uint64 as a string); `time` is RFC 3339, and without
 /// one the reading is given `received_at`.
-pub(super) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<Reading, String> {
+pub(crate) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<Reading, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let Value::Object(object) = value else {
         return Err(format!(

@@ -8,7 +8,7 @@
 
 pub mod auth;
 mod json;
-pub(crate) use json::AlertJson;
+pub(crate) use json::{AlertJson, reading_from_json};
 mod view;
 
 use std::{sync::Arc, time::Duration};
