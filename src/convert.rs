@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity};
+use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, Term};
 
 use crate::pb;
 use crate::stream_codec::InboundReading;
@@ -57,6 +57,17 @@ pub fn alert_to_pb(alert: Alert) -> pb::Alert {
         reading_seq: alert.reading_seq,
         time: Some(alert.time.into()),
         values: alert.values.into_iter().collect(),
+        explanation: alert.explanation.iter().map(term_to_pb).collect(),
+    }
+}
+
+/// The wire form of an explanation's term.
+pub fn term_to_pb(term: &Term) -> pb::Term {
+    pb::Term {
+        expression: term.expression.to_string(),
+        value: term.value,
+        operator: term.operator.to_owned(),
+        threshold: term.threshold,
     }
 }
 
@@ -134,6 +145,12 @@ pub(crate) fn sample_alert() -> Alert {
         reading_seq: 9,
         time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1500),
         values: [("t".into(), 31.0)].into_iter().collect(),
+        explanation: vec![alertstream_engine::Term {
+            expression: std::sync::Arc::from("avg(t, 3)"),
+            value: 27.5,
+            operator: "<",
+            threshold: 28.0,
+        }],
     }
 }
 
@@ -176,6 +193,12 @@ mod tests {
                 reading_seq: 9,
                 time: Some(prost_types::Timestamp { seconds: 1, nanos: 500_000_000 }),
                 values: [("t".into(), 31.0)].into_iter().collect(),
+                explanation: vec![pb::Term {
+                    expression: "avg(t, 3)".into(),
+                    value: 27.5,
+                    operator: "<".into(),
+                    threshold: 28.0
+                }],
             }
         );
         assert_eq!(timestamp_text(time), "1970-01-01T00:00:01.500Z");

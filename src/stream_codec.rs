@@ -89,6 +89,39 @@ pub fn encode_alert(alert: &Alert, buf: &mut impl BufMut) {
             encoding::double::encode(2, value, buf);
         }
     }
+    for term in &alert.explanation {
+        let len = str_len(1, &term.expression)
+            + double_len(2, term.value)
+            + str_len(3, term.operator)
+            + double_len(4, term.threshold);
+        encoding::encode_key(9, WireType::LengthDelimited, buf);
+        encoding::encode_varint(len as u64, buf);
+        put_str(1, &term.expression, buf);
+        put_double(2, term.value, buf);
+        put_str(3, term.operator, buf);
+        put_double(4, term.threshold, buf);
+    }
+}
+
+/// The encoded length of a proto3 `string` field (0 when empty, as it is omitted).
+fn str_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        encoding::key_len(tag) + encoding::encoded_len_varint(value.len() as u64) + value.len()
+    }
+}
+
+/// The encoded length of a proto3 `double` field (0 when 0, as it is omitted).
+fn double_len(tag: u32, value: f64) -> usize {
+    if value == 0.0 { 0 } else { encoding::double::encoded_len(tag, &value) }
+}
+
+/// A proto3 `double` field, omitted when 0 (as prost omits it: -0.0 too).
+fn put_double(tag: u32, value: f64, buf: &mut impl BufMut) {
+    if value != 0.0 {
+        encoding::double::encode(tag, &value, buf);
+    }
 }
 
 /// A proto3 `string` field, omitted when empty.
@@ -114,7 +147,7 @@ mod tests {
         time::{Duration, SystemTime},
     };
 
-    use alertstream_engine::{AlertState, Severity, Values};
+    use alertstream_engine::{AlertState, Severity, Term, Values};
     use prost::Message as _;
 
     use super::*;
@@ -170,6 +203,14 @@ mod tests {
             reading_seq: [0, 1, 300, u64::MAX, rng.next()][(rng.next() % 5) as usize],
             time,
             values,
+            explanation: (0..rng.next() % 3)
+                .map(|_| Term {
+                    expression: Arc::from(rng.text()),
+                    value: [f64::NAN, f64::INFINITY, rng.value()][(rng.next() % 3) as usize],
+                    operator: ["<", ">=", "=="][(rng.next() % 3) as usize],
+                    threshold: rng.value(),
+                })
+                .collect(),
         }
     }
 
@@ -254,7 +295,13 @@ mod tests {
             encode_alert(&alert, &mut ours);
             // Decoded by prost, the alert is the one `alert_to_pb` makes: every field, whatever the map's order.
             let decoded = pb::Alert::decode(ours.as_slice()).unwrap();
-            assert_eq!(decoded, crate::convert::alert_to_pb(alert.clone()), "{alert:?}");
+            // NaN is not equal to itself: compared by its bits (-0.0, omitted as 0 is, as 0).
+            let bits = |alert: pb::Alert| {
+                let bits = |v: f64| if v == 0.0 { 0 } else { v.to_bits() };
+                let terms: Vec<_> = alert.explanation.iter().map(|t| (bits(t.value), bits(t.threshold))).collect();
+                (pb::Alert { explanation: Vec::new(), ..alert }, terms)
+            };
+            assert_eq!(bits(decoded), bits(crate::convert::alert_to_pb(alert.clone())), "{alert:?}");
             // With at most one map entry there is one order: the bytes are prost's, to the byte.
             if alert.values.len() <= 1 {
                 assert_eq!(ours, prost_bytes(&alert), "{alert:?}");

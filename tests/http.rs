@@ -192,3 +192,31 @@ async fn a_body_may_carry_seq_and_time_and_take_the_grpc_json_form() {
     assert_eq!(code, 400, "{answer}");
     assert!(answer["error"].as_str().unwrap().starts_with("invalid reading: time is"), "{answer}");
 }
+
+#[tokio::test]
+async fn an_evaluation_explains_each_alert_over_grpc_and_http_alike() {
+    let rules = "[[rule]]\nname = \"acid\"\ncondition = \"pH > 5.5 and abs(temperature - 20) < 15\"\n";
+    let server = TestServer::with_rules(rules).await;
+    let reading = alertstream::pb::Reading {
+        sensor_id: "s".into(),
+        values: [("pH".to_owned(), 6.0), ("temperature".to_owned(), 25.0)].into(),
+        ..Default::default()
+    };
+    let grpc = server.client().await.evaluate(reading).await.unwrap().into_inner();
+    let terms: Vec<(String, f64, String, f64)> = grpc.alerts[0]
+        .explanation
+        .iter()
+        .map(|t| (t.expression.clone(), t.value, t.operator.clone(), t.threshold))
+        .collect();
+    assert_eq!(terms, [("pH".into(), 6.0, ">".into(), 5.5), ("abs(temperature - 20)".into(), 5.0, "<".into(), 15.0)]);
+    let body = br#"{"sensor_id": "s", "pH": 6, "temperature": 25}"#;
+    let (code, answer) = post(server.http_addr, "/v1/evaluate", None, body).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(
+        answer["alerts"][0]["explanation"],
+        json!([
+            {"expression": "pH", "value": 6.0, "operator": ">", "threshold": 5.5},
+            {"expression": "abs(temperature - 20)", "value": 5.0, "operator": "<", "threshold": 15.0},
+        ])
+    );
+}

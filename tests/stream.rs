@@ -71,6 +71,13 @@ async fn alerts_carry_every_field_of_the_reading_and_rule() {
             reading_seq: 42,
             time: sent.time,
             values: sent.values,
+            // Why it fired: the comparison, its side's value and the threshold.
+            explanation: vec![pb::Term {
+                expression: "temperature".into(),
+                value: 8.5,
+                operator: "<".into(),
+                threshold: 10.0,
+            }],
         }]
     );
 }

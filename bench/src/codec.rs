@@ -272,6 +272,12 @@ mod tests {
             reading_seq: seq,
             time: Some(prost_types::Timestamp { seconds: 1_700_000_000, nanos: 5 }),
             values: HashMap::from([("temperature".to_owned(), 5.0), ("pH".to_owned(), 7.0)]),
+            explanation: vec![pb::Term {
+                expression: "temperature".to_owned(),
+                value: 5.0,
+                operator: "<".to_owned(),
+                threshold: 10.0,
+            }],
         }
     }
 

@@ -211,6 +211,20 @@ impl HeavyClient {
     }
 }
 
+/// A row of an on-against-off table: `first` (its leading cells), then readings/s on and off, their ratio, the
+/// server CPU ratio, and server CPU per reading on and off.
+fn print_on_off(first: &str, on: &Sample, off: &Sample) {
+    println!(
+        "| {first} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
+        on.rate,
+        off.rate,
+        on.rate / off.rate,
+        on.server_cpu_us / off.server_cpu_us,
+        on.server_cpu_us,
+        off.server_cpu_us
+    );
+}
+
 /// The temporary directory of one `compare` run, removed on drop.
 struct TempDir(PathBuf);
 
@@ -299,15 +313,7 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
             let servers = [Server::AlertstreamMetrics, Server::Alertstream];
             let [on, off] = interleaved(servers, throughput(streams, 1), repeat, None).await?;
             heavy.check(|| format!("alertstream with metrics, {streams} streams"), &on);
-            println!(
-                "| {streams} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
-                on.rate,
-                off.rate,
-                on.rate / off.rate,
-                on.server_cpu_us / off.server_cpu_us,
-                on.server_cpu_us,
-                off.server_cpu_us
-            );
+            print_on_off(&streams.to_string(), &on, &off);
         }
     }
     if wanted("sinks") {
@@ -328,15 +334,7 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
                 let rules = [Some(on_rules.as_path()), Some(off_rules.as_path())];
                 let [on, off] = interleaved_rules(servers, throughput(streams, 1), repeat, rules).await?;
                 heavy.check(|| format!("alertstream with sinks ({label}), {streams} streams"), &on);
-                println!(
-                    "| {label} | {streams} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
-                    on.rate,
-                    off.rate,
-                    on.rate / off.rate,
-                    on.server_cpu_us / off.server_cpu_us,
-                    on.server_cpu_us,
-                    off.server_cpu_us
-                );
+                print_on_off(&format!("{label} | {streams}"), &on, &off);
             }
         }
     }

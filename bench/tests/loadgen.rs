@@ -125,6 +125,12 @@ async fn the_baseline_sends_the_alert_alertstream_sends() {
         reading_seq: 42,
         time: reading.time,
         values: reading.values.clone(),
+        explanation: vec![pb::Term {
+            expression: "temperature".to_owned(),
+            value: reading.values["temperature"],
+            operator: "<".to_owned(),
+            threshold: 10.0,
+        }],
     };
     assert_eq!(alerts_for(&baseline(), reading.clone()).await, std::slice::from_ref(&expected));
     assert_eq!(alerts_for(&alertstream(), reading).await, [expected]);

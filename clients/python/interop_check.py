@@ -21,7 +21,7 @@ import time
 import traceback
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-PROTO_ALERT_KEYS = {"sensor_id", "rule", "state", "severity", "message", "reading_seq", "time", "values"}
+PROTO_ALERT_KEYS = {"sensor_id", "rule", "state", "severity", "message", "reading_seq", "time", "values", "explanation"}
 SERVICE = "alertstream.v1.AlertService"
 
 

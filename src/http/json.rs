@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, Evaluation, Reading, Rule, RuleSet, Values};
+use alertstream_engine::{Alert, Evaluation, Reading, Rule, RuleSet, Term, Values};
 use serde_json::{Value, json};
 
 use crate::convert::{alert_state_name, severity_name, timestamp_text};
@@ -144,6 +144,43 @@ fn alert_to_json(alert: &Alert) -> Value {
     serde_json::to_value(AlertJson { alert, stale: false }).unwrap_or_default()
 }
 
+/// An alert's explanation as proto3 JSON: its terms, a `double` that is not finite written as proto3 JSON writes it
+/// (`"NaN"`, `"Infinity"`, `"-Infinity"`).
+struct Explanation<'a>(&'a [Term]);
+
+impl serde::Serialize for Explanation<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        struct Double(f64);
+        impl serde::Serialize for Double {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                match self.0 {
+                    v if v.is_nan() => serializer.serialize_str("NaN"),
+                    v if v == f64::INFINITY => serializer.serialize_str("Infinity"),
+                    v if v == f64::NEG_INFINITY => serializer.serialize_str("-Infinity"),
+                    v => serializer.serialize_f64(v),
+                }
+            }
+        }
+        let mut terms = serializer.serialize_seq(Some(self.0.len()))?;
+        for term in self.0 {
+            struct TermJson<'a>(&'a Term);
+            impl serde::Serialize for TermJson<'_> {
+                fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                    let mut map = serializer.serialize_map(Some(4))?;
+                    map.serialize_entry("expression", &*self.0.expression)?;
+                    map.serialize_entry("value", &Double(self.0.value))?;
+                    map.serialize_entry("operator", self.0.operator)?;
+                    map.serialize_entry("threshold", &Double(self.0.threshold))?;
+                    map.end()
+                }
+            }
+            terms.serialize_element(&TermJson(term))?;
+        }
+        terms.end()
+    }
+}
+
 /// An alert serialised as proto3 JSON straight from the engine's form, with no intermediate [`Value`]: what the
 /// sinks write, once per alert. A stale RESOLVED (its stream ended while it fired) adds `"stale": true`.
 pub(crate) struct AlertJson<'a> {
@@ -155,7 +192,7 @@ impl serde::Serialize for AlertJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap as _;
         let alert = self.alert;
-        let mut map = serializer.serialize_map(Some(8 + usize::from(self.stale)))?;
+        let mut map = serializer.serialize_map(Some(9 + usize::from(self.stale)))?;
         map.serialize_entry("sensor_id", &alert.sensor_id)?;
         map.serialize_entry("rule", &*alert.rule)?;
         map.serialize_entry("state", alert_state_name(alert.state))?;
@@ -164,6 +201,7 @@ impl serde::Serialize for AlertJson<'_> {
         map.serialize_entry("reading_seq", &alert.reading_seq.to_string())?;
         map.serialize_entry("time", &timestamp_text(alert.time))?;
         map.serialize_entry("values", &alert.values)?;
+        map.serialize_entry("explanation", &Explanation(&alert.explanation))?;
         if self.stale {
             map.serialize_entry("stale", &true)?;
         }
@@ -190,8 +228,16 @@ mod tests {
             json!({"status": "too hot", "alerts": [{
                 "sensor_id": "s", "rule": "hot", "state": "ALERT_STATE_RESOLVED", "severity": "SEVERITY_CRITICAL",
                 "message": "too hot", "reading_seq": "9", "time": "1970-01-01T00:00:01.500Z", "values": {"t": 31.0},
+                "explanation": [{"expression": "avg(t, 3)", "value": 27.5, "operator": "<", "threshold": 28.0}],
             }], "skipped": [{"rule": "cold", "reason": "the reading has no `t`"}]})
         );
+        // A score that is not finite is written as proto3 JSON writes such a double.
+        let mut alert = crate::convert::sample_alert();
+        alert.explanation[0].value = f64::INFINITY;
+        alert.explanation[0].threshold = f64::NAN;
+        let json = serde_json::to_value(AlertJson { alert: &alert, stale: false }).unwrap();
+        assert_eq!(json["explanation"][0]["value"], "Infinity");
+        assert_eq!(json["explanation"][0]["threshold"], "NaN");
     }
 
     #[test]

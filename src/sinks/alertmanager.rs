@@ -2,7 +2,8 @@
 //! alive while they fire, as Prometheus keeps its own.
 //!
 //! - Labels: `alertname` (the rule), `sensor_id`, `severity` and the rule's `labels`; annotations: `summary` (the
-//!   message) and `values` (the reading's, `pH=5.7 temperature=21`); `startsAt` the reading's time.
+//!   message), `values` (the reading's, `pH=5.7 temperature=21`) and `explanation` (`pH = 5.7 > 5.5`); `startsAt`
+//!   the reading's time.
 //! - A FIRING alert is sent with `endsAt` four resend intervals ahead and sent again every `resend_interval`, so
 //!   that Alertmanager's `resolve_timeout` never resolves a live alert, and an Alertmanager that restarted learns
 //!   of it again. A RESOLVED alert is sent with the labels it fired with and `endsAt` its reading's time.
@@ -58,6 +59,14 @@ impl Posted {
         if sink_alert.stale {
             let why = "its stream ended while it fired, and no stream fired it again";
             annotations.insert("stale".to_owned(), why.to_owned());
+        }
+        if !alert.explanation.is_empty() {
+            let terms: Vec<String> = alert
+                .explanation
+                .iter()
+                .map(|t| format!("{} = {} {} {}", t.expression, t.value, t.operator, t.threshold))
+                .collect();
+            annotations.insert("explanation".to_owned(), terms.join("; "));
         }
         Self { labels, annotations, starts_at: alert.time }
     }
@@ -197,6 +206,7 @@ mod tests {
             reading_seq: seconds,
             time: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
             values: Values::default(),
+            explanation: Vec::new(),
         };
         let labels = Arc::new(BTreeMap::from([("team".to_owned(), team.to_owned())]));
         Arc::new(SinkAlert { alert, labels, stale: false, serial: 0 })

@@ -207,6 +207,7 @@ mod tests {
             reading_seq: seq,
             time: SystemTime::UNIX_EPOCH,
             values: Values::default(),
+            explanation: Vec::new(),
         };
         Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false, serial: 0 })
     }

@@ -134,6 +134,7 @@ mod tests {
             reading_seq: seq,
             time: std::time::UNIX_EPOCH + Duration::from_secs(1),
             values: alertstream_engine::Values::default(),
+            explanation: Vec::new(),
         };
         SinkAlert { alert, labels: Arc::default(), stale: false, serial }
     }

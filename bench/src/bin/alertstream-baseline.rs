@@ -24,6 +24,13 @@ impl pb::alert_service_server::AlertService for Baseline {
     async fn stream(&self, request: Request<Streaming<pb::Reading>>) -> Result<Response<Alerts>, Status> {
         let alerts = request.into_inner().map(|reading| {
             let reading = reading?;
+            // The term alertstream's default rule explains its alert with: the alert stays contract-sized.
+            let explanation = vec![pb::Term {
+                expression: "temperature".to_owned(),
+                value: reading.values.get("temperature").copied().unwrap_or_default(),
+                operator: "<".to_owned(),
+                threshold: 10.0,
+            }];
             Ok(pb::Alert {
                 sensor_id: reading.sensor_id,
                 rule: "temp_too_low".to_owned(),
@@ -33,6 +40,7 @@ impl pb::alert_service_server::AlertService for Baseline {
                 reading_seq: reading.seq,
                 time: Some(reading.time.unwrap_or_else(|| SystemTime::now().into())),
                 values: reading.values,
+                explanation,
             })
         });
         Ok(Response::new(Box::pin(alerts)))

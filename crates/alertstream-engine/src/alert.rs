@@ -60,6 +60,23 @@ pub struct Alert {
     pub time: SystemTime,
     /// The values of the reading that caused the alert.
     pub values: Values,
+    /// Why a rule's alert fired or resolved: one term per comparison of the condition (for a RESOLVED alert of a rule
+    /// with `resolve`, of that), at the reading; empty for events, absence and alerts no reading caused.
+    pub explanation: Vec<Term>,
+}
+
+/// One comparison of a condition at a reading: `zscore(value, 1000) > 4` with a score of 4.2 is
+/// `zscore(value, 1000)`, 4.2, `>`, 4.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    /// The left side of the comparison, as written.
+    pub expression: Arc<str>,
+    /// Its value at the reading.
+    pub value: f64,
+    /// `<`, `<=`, `>`, `>=`, `==` or `!=`.
+    pub operator: &'static str,
+    /// The right side's value at the reading.
+    pub threshold: f64,
 }
 
 impl Alert {
@@ -87,6 +104,7 @@ impl Alert {
             reading_seq: reading.seq,
             time: reading.time,
             values: reading.values.clone(),
+            explanation: Vec::new(),
         }
     }
 
@@ -111,6 +129,7 @@ impl Alert {
             reading_seq: seq,
             time,
             values: Values::default(),
+            explanation: Vec::new(),
         }
     }
 

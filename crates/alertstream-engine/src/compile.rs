@@ -3,7 +3,7 @@
 //! Metric names are resolved once, here, to slots in a [`MetricTable`] shared by every rule of a rule set, so a
 //! reading's value for each metric is looked up once per reading, not once per rule.
 
-use std::{ops::Range, time::Duration};
+use std::{ops::Range, sync::Arc, time::Duration};
 
 use super::{
     ConditionError,
@@ -32,10 +32,21 @@ impl MetricTable {
     }
 }
 
+/// One comparison of a condition, as an alert's explanation names it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TermSpec {
+    /// The left side as written: `zscore(value, 1000)`.
+    pub(crate) expression: Arc<str>,
+    /// `>`, `<=`, …
+    pub(crate) operator: &'static str,
+}
+
 /// A compiled boolean condition and the slots it reads.
 #[derive(Debug, Clone)]
 pub(crate) struct Condition {
     pub(crate) root: BoolExpr,
+    /// Its comparisons in the order they are written; each evaluation records their sides' values by this index.
+    pub(crate) terms: Vec<TermSpec>,
     /// Every slot the condition reads, without repeats: a reading that lacks one skips the rule.
     pub(crate) slots: Vec<usize>,
     /// Whether it calls a window function, so needs a sensor's history (stateless evaluation skips it).
@@ -45,7 +56,8 @@ pub(crate) struct Condition {
 /// A compiled expression with a boolean value.
 #[derive(Debug, Clone)]
 pub(crate) enum BoolExpr {
-    Compare(CompareOp, NumExpr, NumExpr),
+    /// A comparison, and its index in the condition's terms.
+    Compare(CompareOp, NumExpr, NumExpr, usize),
     And(Box<BoolExpr>, Box<BoolExpr>),
     Or(Box<BoolExpr>, Box<BoolExpr>),
     Not(Box<BoolExpr>),
@@ -101,7 +113,7 @@ pub(crate) fn compile(
 ) -> Result<Condition, ConditionError> {
     let ast = parse(src)?;
     let windows_before = windows.len();
-    let mut compiler = Compiler { metrics, slots: Vec::new(), windows };
+    let mut compiler = Compiler { src, metrics, slots: Vec::new(), windows, terms: Vec::new() };
     let root = match compiler.typed(&ast)? {
         Typed::Bool(root) => root,
         Typed::Num(_) => {
@@ -112,8 +124,8 @@ pub(crate) fn compile(
         }
     };
     let stateful = compiler.windows.len() > windows_before;
-    let slots = compiler.slots;
-    Ok(Condition { root, slots, stateful })
+    let (slots, terms) = (compiler.slots, compiler.terms);
+    Ok(Condition { root, terms, slots, stateful })
 }
 
 enum Typed {
@@ -122,9 +134,12 @@ enum Typed {
 }
 
 struct Compiler<'a> {
+    /// The condition's text, for its comparisons' left sides as written.
+    src: &'a str,
     metrics: &'a mut MetricTable,
     slots: Vec<usize>,
     windows: &'a mut Vec<WindowFn>,
+    terms: Vec<TermSpec>,
 }
 
 impl Compiler<'_> {
@@ -159,11 +174,15 @@ impl Compiler<'_> {
                 let (lhs, rhs) = (Box::new(self.boolean(lhs, &what)?), Box::new(self.boolean(rhs, &what)?));
                 Typed::Bool(if *op == BinaryOp::And { BoolExpr::And(lhs, rhs) } else { BoolExpr::Or(lhs, rhs) })
             }
-            Expr::Binary(op, lhs, rhs) => {
+            Expr::Binary(op, lhs_node, rhs) => {
                 let what = format!("`{}`", op.symbol());
-                let (lhs, rhs) = (self.number(lhs, &what)?, self.number(rhs, &what)?);
+                let (lhs, rhs) = (self.number(lhs_node, &what)?, self.number(rhs, &what)?);
                 match compare_op(*op) {
-                    Some(cmp) => Typed::Bool(BoolExpr::Compare(cmp, lhs, rhs)),
+                    Some(cmp) => {
+                        let expression = self.src.get(lhs_node.span.clone()).unwrap_or_default().trim();
+                        self.terms.push(TermSpec { expression: Arc::from(expression), operator: op.symbol() });
+                        Typed::Bool(BoolExpr::Compare(cmp, lhs, rhs, self.terms.len() - 1))
+                    }
                     None => Typed::Num(NumExpr::Arith(arith_op(*op), Box::new(lhs), Box::new(rhs))),
                 }
             }

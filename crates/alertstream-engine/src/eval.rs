@@ -28,20 +28,34 @@ impl Condition {
         self.slots.iter().all(|&slot| values[slot].is_some())
     }
 
-    /// Whether the condition holds, updating the rule's `windows`; `None` when a window function has no value yet,
-    /// or when a metric is missing (every operator passes a missing value on). A caller whose condition has windows
-    /// checks [`Condition::has_inputs`] first, so that no window learns from a reading the rule skips.
-    pub(crate) fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<bool> {
-        self.root.evaluate(inputs, windows)
+    /// Whether the condition holds, updating the rule's `windows` and recording each comparison's two sides in
+    /// `terms` (one entry per [`Condition::terms`], `None` where a side has no value); `None` when a window function
+    /// has no value yet, or when a metric is missing (every operator passes a missing value on). A caller whose
+    /// condition has windows checks [`Condition::has_inputs`] first, so that no window learns from a reading the rule
+    /// skips.
+    pub(crate) fn evaluate(
+        &self,
+        inputs: &Inputs<'_>,
+        windows: &mut [Window],
+        terms: &mut [TermValue],
+    ) -> Option<bool> {
+        self.root.evaluate(inputs, windows, terms)
     }
 }
 
+/// The two sides of one comparison at a reading, when both have a value.
+pub(crate) type TermValue = Option<(f64, f64)>;
+
 impl BoolExpr {
-    fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window]) -> Option<bool> {
+    fn evaluate(&self, inputs: &Inputs<'_>, windows: &mut [Window], terms: &mut [TermValue]) -> Option<bool> {
         match self {
-            BoolExpr::Compare(op, lhs, rhs) => {
+            BoolExpr::Compare(op, lhs, rhs, term) => {
                 let (lhs, rhs) = (lhs.value(inputs, windows), rhs.value(inputs, windows));
-                let (lhs, rhs) = (lhs?, rhs?);
+                let sides = lhs.zip(rhs);
+                if let Some(slot) = terms.get_mut(*term) {
+                    *slot = sides;
+                }
+                let (lhs, rhs) = sides?;
                 Some(match op {
                     CompareOp::Lt => lhs < rhs,
                     CompareOp::Le => lhs <= rhs,
@@ -52,14 +66,14 @@ impl BoolExpr {
                 })
             }
             BoolExpr::And(lhs, rhs) => {
-                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                let (lhs, rhs) = (lhs.evaluate(inputs, windows, terms), rhs.evaluate(inputs, windows, terms));
                 Some(lhs? & rhs?)
             }
             BoolExpr::Or(lhs, rhs) => {
-                let (lhs, rhs) = (lhs.evaluate(inputs, windows), rhs.evaluate(inputs, windows));
+                let (lhs, rhs) = (lhs.evaluate(inputs, windows, terms), rhs.evaluate(inputs, windows, terms));
                 Some(lhs? | rhs?)
             }
-            BoolExpr::Not(operand) => operand.evaluate(inputs, windows).map(|b| !b),
+            BoolExpr::Not(operand) => operand.evaluate(inputs, windows, terms).map(|b| !b),
         }
     }
 }
@@ -144,7 +158,7 @@ mod tests {
             return None;
         }
         let inputs = Inputs { values: &values, time: SystemTime::UNIX_EPOCH, latest: SystemTime::UNIX_EPOCH };
-        condition.evaluate(&inputs, &mut [])
+        condition.evaluate(&inputs, &mut [], &mut [None; 8])
     }
 
     #[test]
@@ -194,7 +208,7 @@ mod tests {
         for (i, a) in [3.0, 6.0, 9.0, 200.0].into_iter().enumerate() {
             let time = SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64);
             let values = [Some(a)];
-            results.push(condition.evaluate(&Inputs { values: &values, time, latest: time }, &mut windows));
+            results.push(condition.evaluate(&Inputs { values: &values, time, latest: time }, &mut windows, &mut []));
         }
         // The avg window saw every reading: over (6, 9, 200) it is 71.7 when `a > 100` first holds.
         assert_eq!(results, [Some(false), Some(false), Some(false), Some(true)]);
@@ -202,6 +216,6 @@ mod tests {
         let time = SystemTime::UNIX_EPOCH + Duration::from_secs(9);
         let delta = compile("delta(a) > 0", &mut metrics, &mut functions).unwrap();
         let mut windows: Vec<Window> = functions.iter().map(|f| f.instantiate()).collect();
-        assert_eq!(delta.evaluate(&Inputs { values: &values, time, latest: time }, &mut windows), None);
+        assert_eq!(delta.evaluate(&Inputs { values: &values, time, latest: time }, &mut windows, &mut []), None);
     }
 }

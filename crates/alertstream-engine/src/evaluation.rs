@@ -74,8 +74,10 @@ impl RuleSet {
                 skipped.push(skip(format!("the reading has no {}", missing.join(", "))));
                 continue;
             }
-            if condition.evaluate(&inputs, &mut []) == Some(true) {
+            let mut terms = vec![None; condition.terms.len()];
+            if condition.evaluate(&inputs, &mut [], &mut terms) == Some(true) {
                 alerts.push(Alert {
+                    explanation: crate::rule_set::explain(condition, &terms),
                     sensor_id: reading.sensor_id.clone(),
                     values: reading.values.clone(),
                     ..Alert::of_rule(

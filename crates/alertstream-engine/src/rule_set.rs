@@ -1,13 +1,13 @@
 //! The rule set: the immutable, compiled list of rules every stream shares as a snapshot, and the per-reading path
 //! that applies it to one stream's state: validate, find the sensor, step each rule, collect the alerts.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::SystemTime};
 
 use crate::{
-    alert::{Alert, AlertState, LATE_READING, RESERVED_NAMES, SENSOR_LIMIT},
-    compile::MetricTable,
+    alert::{Alert, AlertState, LATE_READING, RESERVED_NAMES, SENSOR_LIMIT, Term},
+    compile::{Condition, MetricTable},
     condition_error::ConditionError,
-    eval::Inputs,
+    eval::{Inputs, TermValue},
     reading::Reading,
     rule::{Rule, RuleField, RuleSpec, Watch, compile_rule},
     stream_state::StreamState,
@@ -79,6 +79,23 @@ pub enum RuleSetError {
     },
 }
 
+/// The terms of `condition` whose two sides had a value, as an explanation.
+pub(crate) fn explain(condition: &Condition, values: &[TermValue]) -> Vec<Term> {
+    condition
+        .terms
+        .iter()
+        .zip(values)
+        .filter_map(|(spec, value)| {
+            value.map(|(value, threshold)| Term {
+                expression: Arc::clone(&spec.expression),
+                value,
+                operator: spec.operator,
+                threshold,
+            })
+        })
+        .collect()
+}
+
 /// An immutable, compiled list of rules: shared by every stream as a snapshot.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -87,6 +104,9 @@ pub struct RuleSet {
     pub(crate) metrics: MetricTable,
     /// Whether any rule watches for absence (decided once: the per-reading path asks).
     watches_absence: bool,
+    /// The most comparisons one rule's condition and resolve condition have together: a stream's scratch for their
+    /// values is this long.
+    pub(crate) max_terms: usize,
 }
 
 impl RuleSet {
@@ -119,7 +139,17 @@ impl RuleSet {
             return Err(errors);
         }
         let watches_absence = rules.iter().any(|r| matches!(r.watch, Watch::Absence(_)));
-        Ok(Self { rules, metrics, watches_absence })
+        let max_terms = rules
+            .iter()
+            .map(|r| match &r.watch {
+                Watch::Condition { condition, resolve } => {
+                    condition.terms.len() + resolve.as_ref().map_or(0, |r| r.terms.len())
+                }
+                Watch::Absence(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(Self { rules, metrics, watches_absence, max_terms })
     }
 
     /// The rules, in order.
@@ -155,6 +185,10 @@ impl RuleSet {
         };
         let n = stream.rules_per_sensor;
         debug_assert_eq!(n, self.rules.len(), "a stream moves to another rule set only through `adopt`");
+        if stream.term_values.len() < self.max_terms {
+            stream.term_values.resize(self.max_terms, None);
+        }
+        let term_values = &mut stream.term_values;
         let sensor = &mut stream.sensors[index];
         let states = &mut stream.rule_states[index * n..(index + 1) * n];
         let latest = match sensor.latest {
@@ -199,8 +233,9 @@ impl RuleSet {
                     {
                         continue;
                     }
-                    let fires = condition.evaluate(&inputs, &mut sensor_rule.windows);
-                    let clears = resolve.as_ref().map(|r| r.evaluate(&inputs, &mut sensor_rule.windows));
+                    let (condition_terms, resolve_terms) = term_values.split_at_mut(condition.terms.len());
+                    let fires = condition.evaluate(&inputs, &mut sensor_rule.windows, condition_terms);
+                    let clears = resolve.as_ref().map(|r| r.evaluate(&inputs, &mut sensor_rule.windows, resolve_terms));
                     let (fires, clears) = match (fires, clears) {
                         (Some(fires), None) => (fires, !fires),
                         (Some(fires), Some(Some(clears))) => (fires, clears),
@@ -212,15 +247,19 @@ impl RuleSet {
             };
             if let Some(state) = alert_state {
                 // The sensor id and values are filled in below, moved rather than copied where they can be.
-                out.push(Alert::of_rule(
-                    rule,
-                    text,
-                    state,
-                    &reading.sensor_id,
-                    reading.seq,
-                    reading.time,
-                    &reading.values,
-                ));
+                let mut alert =
+                    Alert::of_rule(rule, text, state, &reading.sensor_id, reading.seq, reading.time, &reading.values);
+                if let Watch::Condition { condition, resolve } = &rule.watch {
+                    // Why: the condition's comparisons, or for a RESOLVED of a rule with `resolve`, that one's.
+                    let (explained, values) = match (state, resolve) {
+                        (AlertState::Resolved, Some(resolve)) => {
+                            (resolve, &term_values[condition.terms.len()..][..resolve.terms.len()])
+                        }
+                        _ => (condition, &term_values[..condition.terms.len()]),
+                    };
+                    alert.explanation = explain(explained, values);
+                }
+                out.push(alert);
             }
         }
         sensor.last_seq = reading.seq;

@@ -40,6 +40,8 @@ pub struct StreamState {
     pub(crate) lateness: Duration,
     /// Reused per reading: the reading's value for each metric slot.
     pub(crate) slot_values: Vec<Option<f64>>,
+    /// Reused per rule: the two sides of each comparison of its condition and resolve condition, for explanations.
+    pub(crate) term_values: Vec<crate::eval::TermValue>,
     /// When each watched sensor's next absence check is due.
     pub(crate) deadlines: Deadlines,
     /// The stream's own copies of each rule's name and messages, in rule order (made with the first sensor and on adoption).
@@ -95,6 +97,7 @@ impl StreamState {
             max_sensors,
             lateness,
             slot_values: Vec::new(),
+            term_values: Vec::new(),
             deadlines: Deadlines::default(),
             texts: Vec::new(),
         }

@@ -154,7 +154,37 @@ fn alerts_carry_the_rule_and_the_reading() {
             reading_seq: 42,
             time: r.time,
             values: r.values.clone(),
+            explanation: vec![Term { expression: "temperature".into(), value: 8.0, operator: "<", threshold: 10.0 }],
         }]
+    );
+}
+
+#[test]
+fn an_alert_explains_itself_with_each_comparison_of_the_condition_that_decided_it() {
+    let hot = RuleSpec { resolve: Some("t < 28".into()), ..spec("hot", "abs(t - avg(t, 3)) > 4 or t >= 50") };
+    let set = rules(vec![hot]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    for (seq, t) in [(1, 20.0), (2, 20.0), (3, 35.0), (4, 27.0)] {
+        let r = reading("s", seq, &[("t", t)]);
+        set.evaluate(&mut stream, r.clone(), r.time, &mut out);
+    }
+    let shown: Vec<(AlertState, Vec<String>)> = out
+        .iter()
+        .map(|a| {
+            let terms =
+                a.explanation.iter().map(|t| format!("{} = {} {} {}", t.expression, t.value, t.operator, t.threshold));
+            (a.state, terms.collect())
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            // |35 - avg(20, 20, 35)| = 10 > 4: both comparisons of the condition, as written.
+            (AlertState::Firing, vec!["abs(t - avg(t, 3)) = 10 > 4".to_owned(), "t = 35 >= 50".to_owned()]),
+            // The resolve condition decided the RESOLVED.
+            (AlertState::Resolved, vec!["t = 27 < 28".to_owned()]),
+        ]
     );
 }
 

@@ -74,19 +74,28 @@ def _as_reading(item: ReadingLike) -> pb.Reading:
     return reading(item["sensor_id"], item["values"], seq=item.get("seq", 0), time=item.get("time"))
 
 
-class _Backoff:
-    """Exponential backoff with full jitter: the n-th pause is uniform in [0, min(MAX, FIRST * 2^n)]."""
+class _Reconnects:
+    """When a stream ends, whether to open another and after what pause: on UNAVAILABLE, while readings are left,
+    after exponential backoff with full jitter (the n-th pause uniform in [0, min(most, first * 2^n)]), counted
+    from scratch again after a stream that sent anything."""
 
-    def __init__(self, first: float, most: float) -> None:
-        self.first, self.most, self.attempt = first, most, 0
+    def __init__(self, reconnect: bool, first: float, most: float, on_reconnect: Optional[OnReconnect],
+                 stats: StreamStats) -> None:
+        self.reconnect, self.first, self.most, self.attempt = reconnect, first, most, 0
+        self.on_reconnect, self.stats = on_reconnect, stats
 
-    def next(self) -> float:
+    def pause_after(self, code: grpc.StatusCode, details: str, exhausted: bool, sent_before: int) -> Optional[float]:
+        """The pause before the next stream; `None` when the error is to be raised."""
+        if not self.reconnect or code != grpc.StatusCode.UNAVAILABLE or exhausted:
+            return None
+        if self.stats.sent > sent_before:
+            self.attempt = 0
         ceiling = min(self.most, self.first * (2 ** self.attempt))
         self.attempt += 1
-        return random.uniform(0.0, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
+        pause = random.uniform(0.0, ceiling)
+        if self.on_reconnect is not None:
+            self.on_reconnect(code, details, pause)
+        return pause
 
 
 _END = object()  # the iterator is exhausted: half-close
@@ -175,7 +184,7 @@ def stream(target: Union[str, grpc.Channel], readings: Iterable[ReadingLike], *,
             yield item
 
     threading.Thread(target=pump, name="alertstream-readings", daemon=True).start()
-    backoff = _Backoff(first_backoff, max_backoff)
+    reconnects = _Reconnects(reconnect, first_backoff, max_backoff, on_reconnect, stats)
     try:
         while True:
             ended = threading.Event()
@@ -188,20 +197,14 @@ def stream(target: Union[str, grpc.Channel], readings: Iterable[ReadingLike], *,
                     yield alert
                 break
             except grpc.RpcError as error:
-                code = error.code()
-                if not reconnect or code != grpc.StatusCode.UNAVAILABLE or exhausted.is_set():
+                pause = reconnects.pause_after(error.code(), error.details() or "", exhausted.is_set(), sent_before)
+                if pause is None:
                     raise
-                details = error.details() or ""
             finally:
                 with ready:
                     ended.set()
                     ready.notify_all()
                 call.cancel()
-            if stats.sent > sent_before:
-                backoff.reset()
-            pause = backoff.next()
-            if on_reconnect is not None:
-                on_reconnect(code, details, pause)
             time.sleep(pause)
             stats.reconnects += 1
         if failure:
@@ -270,7 +273,7 @@ async def astream(target: Union[str, grpc.aio.Channel], readings: Union[AsyncIte
             yield item
 
     pumping = asyncio.ensure_future(pump())
-    backoff = _Backoff(first_backoff, max_backoff)
+    reconnects = _Reconnects(reconnect, first_backoff, max_backoff, on_reconnect, stats)
     try:
         while True:
             ended = asyncio.Event()
@@ -283,18 +286,12 @@ async def astream(target: Union[str, grpc.aio.Channel], readings: Union[AsyncIte
                     yield alert
                 break
             except grpc.aio.AioRpcError as error:
-                code = error.code()
-                if not reconnect or code != grpc.StatusCode.UNAVAILABLE or exhausted.is_set():
+                pause = reconnects.pause_after(error.code(), error.details() or "", exhausted.is_set(), sent_before)
+                if pause is None:
                     raise
-                details = error.details() or ""
             finally:
                 ended.set()
                 call.cancel()
-            if stats.sent > sent_before:
-                backoff.reset()
-            pause = backoff.next()
-            if on_reconnect is not None:
-                on_reconnect(code, details, pause)
             await asyncio.sleep(pause)
             stats.reconnects += 1
         if failure:
