@@ -73,7 +73,11 @@ async fn at_its_maximum_age_a_connection_gets_goaway_then_its_streams_flush_thei
 
     // The client stops reading and sends more than its receive window can take in alerts, so alerts are owed when
     // the connection ages: the server fills the window, then waits.
-    const SENT: u64 = 4500;
+    // Fewer than the server's receive window holds in readings, so that the client has sent them all when the stream
+    // ends. (With more, the client is still sending then: hyper resets the stream with NO_ERROR after the trailers,
+    // and the tonic client, which had not read the trailers it buffered, reports `h2 protocol error: error reading a
+    // body from connection` instead of UNAVAILABLE: a transport behaviour noted for a later issue.)
+    const SENT: u64 = 3000;
     let sender = tokio::spawn(async move {
         for seq in 2..=SENT {
             if readings.send(alternating(seq)).await.is_err() {
