@@ -326,9 +326,14 @@ impl Sinks {
                         next.push(new);
                     }
                     Err(e) => {
-                        // Put everything back as it was; the sinks started for this call stop again.
-                        for new in next.into_iter().filter(|r| started.contains(&r.spec.name)) {
-                            new.finish.cancel();
+                        // Put everything back as it was: the sinks kept go back to the running ones, and those
+                        // started for this call stop again.
+                        for sink in next {
+                            if started.contains(&sink.spec.name) {
+                                sink.finish.cancel();
+                            } else {
+                                running.push(sink);
+                            }
                         }
                         running.extend(kept.into_iter().flatten());
                         return Err(format!("sink `{}`: {e}", spec.name));
@@ -429,5 +434,39 @@ async fn flush(sinks: Vec<Running>, timeout: Duration) {
             let _ = task.await;
         }
         tracing::debug!(sink = %spec.name, "Sink stopped.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(sinks: &str) -> alertstream_rules::RulesFile {
+        let text = format!("[[rule]]\nname = \"hot\"\ncondition = \"t > 30\"\n{sinks}");
+        alertstream_rules::parse("sinks.toml", &text).unwrap()
+    }
+
+    fn running(sinks: &Sinks) -> Vec<String> {
+        let running = sinks.inner.running.lock().unwrap();
+        running.iter().map(|r| r.spec.name.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_reload_whose_sink_cannot_start_changes_nothing() {
+        let sinks = Sinks::default();
+        let hook = "[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\n";
+        let first = file(hook);
+        sinks.apply(&first.sinks, &first.rules).unwrap();
+        assert_eq!(running(&sinks), ["hook"]);
+        // A URL the file accepts (it starts with http://) and the HTTP client does not.
+        let bad = "[[sink]]\nname = \"bad\"\ntype = \"webhook\"\nurl = \"http://a b/\"\n";
+        let second = file(&format!("{hook}\n{bad}"));
+        let error = sinks.apply(&second.sinks, &second.rules).unwrap_err();
+        assert!(error.starts_with("sink `bad`: bad `url`"), "{error}");
+        // The unchanged sink still runs, and the live set still has it alone.
+        assert_eq!(running(&sinks), ["hook"]);
+        assert_eq!(sinks.subscribe().borrow().inputs.len(), 1);
+        sinks.flush().await;
+        assert!(running(&sinks).is_empty());
     }
 }

@@ -189,8 +189,9 @@ def stream(target: Union[str, grpc.Channel], readings: Iterable[ReadingLike], *,
         while True:
             ended = threading.Event()
             stats.streams += 1
-            call = stub.Stream(requests(ended), metadata=list(metadata))
+            # Counted before the call starts taking readings.
             sent_before = stats.sent
+            call = stub.Stream(requests(ended), metadata=list(metadata))
             try:
                 for alert in call:
                     stats.alerts += 1
@@ -278,8 +279,9 @@ async def astream(target: Union[str, grpc.aio.Channel], readings: Union[AsyncIte
         while True:
             ended = asyncio.Event()
             stats.streams += 1
-            call = stub.Stream(requests(ended), metadata=list(metadata))
+            # Counted before the call starts taking readings.
             sent_before = stats.sent
+            call = stub.Stream(requests(ended), metadata=list(metadata))
             try:
                 async for alert in call:
                     stats.alerts += 1
