@@ -8,6 +8,7 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{DropReason, SinkAlert, SinkCounts};
+use crate::clock::timer_deadline;
 
 /// The most alerts one delivery carries.
 pub(super) const MAX_BATCH: usize = 500;
@@ -78,6 +79,13 @@ pub(super) async fn run<D: Deliver>(
                     continue;
                 }
             }
+        }
+        // Work of its own that came due goes first, so that a sink kept busy still does it (a file completed by its
+        // age, firing alerts sent again before Alertmanager would end them).
+        if sink.due_at().is_some_and(|at| at <= timer_deadline(Duration::ZERO))
+            && !retry(&mut sink, Work::Due, &counts, &abandon).await
+        {
+            break false;
         }
         if !retry(&mut sink, Work::Batch(&batch), &counts, &abandon).await {
             break false;
@@ -156,5 +164,73 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::BTreeMap,
+        sync::atomic::{AtomicUsize, Ordering},
+        time::SystemTime,
+    };
+
+    use alertstream_engine::{Alert, AlertState, Severity, Values};
+
+    use super::*;
+    use crate::telemetry::Telemetry;
+
+    /// A sink whose own work is always due: it counts its deliveries and its own work.
+    struct AlwaysDue {
+        delivered: Arc<AtomicUsize>,
+        due: Arc<AtomicUsize>,
+    }
+
+    impl Deliver for AlwaysDue {
+        async fn deliver(&mut self, batch: &[Arc<SinkAlert>]) -> Result<(), DeliveryError> {
+            self.delivered.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+
+        fn due_at(&self) -> Option<Instant> {
+            Some(timer_deadline(Duration::ZERO))
+        }
+
+        async fn due(&mut self) -> Result<(), DeliveryError> {
+            self.due.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn alert() -> Arc<SinkAlert> {
+        let alert = Alert {
+            sensor_id: "s".into(),
+            rule: Arc::from("hot"),
+            state: AlertState::Firing,
+            severity: Severity::Warning,
+            message: Arc::from("too hot"),
+            reading_seq: 1,
+            time: SystemTime::UNIX_EPOCH,
+            values: Values::default(),
+            explanation: Vec::new(),
+        };
+        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false, serial: 0 })
+    }
+
+    #[tokio::test]
+    async fn a_sink_kept_busy_still_does_its_own_work_when_due() {
+        let (delivered, due) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let sink = AlwaysDue { delivered: Arc::clone(&delivered), due: Arc::clone(&due) };
+        let (queue, inbox) = mpsc::channel(10);
+        // Every batch is queued before the task first looks: it never waits on an empty queue.
+        for _ in 0..10 {
+            queue.try_send(alert()).unwrap();
+        }
+        drop(queue);
+        let counts = Arc::new(SinkCounts::new("busy", &Telemetry::off()));
+        let stops = (CancellationToken::new(), CancellationToken::new());
+        run(sink, inbox, counts, stops).await;
+        assert_eq!(delivered.load(Ordering::SeqCst), 10);
+        assert!(due.load(Ordering::SeqCst) >= 1, "its own work ran between deliveries");
     }
 }
