@@ -9,7 +9,6 @@ mod common;
 use std::{
     net::SocketAddr,
     path::Path,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -22,24 +21,17 @@ use alertstream::{
     telemetry::Telemetry,
 };
 use axum::{Router, extract::State, routing::post};
-use common::{TestServer, brief, next_alert, open_stream};
+use common::{
+    TestServer, brief,
+    daemon::{Daemon, free_port},
+    next_alert, open_stream,
+};
 use serde_json::Value;
 
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
-/// A running Alertmanager, killed on drop.
-struct Alertmanager(Child);
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts Alertmanager on `addr`, notifying `receiver`, its storage under `dir`; returns once it is ready.
-async fn alertmanager(addr: SocketAddr, receiver: SocketAddr, dir: &Path) -> Alertmanager {
-    assert!(Path::new(ALERTMANAGER).exists(), "{ALERTMANAGER} is missing: run scripts/setup-tools.sh");
+async fn alertmanager(addr: SocketAddr, receiver: SocketAddr, dir: &Path) -> Daemon {
     std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("alertmanager.yml");
     std::fs::write(
@@ -52,17 +44,16 @@ async fn alertmanager(addr: SocketAddr, receiver: SocketAddr, dir: &Path) -> Ale
     )
     .unwrap();
     let storage = dir.join("storage");
-    let child = Command::new(ALERTMANAGER)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", storage.display()))
-        .arg(format!("--web.listen-address={addr}"))
-        // No gossip: Debian's default listens on 0.0.0.0:9094.
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = Alertmanager(child);
+    let running = Daemon::start(
+        ALERTMANAGER,
+        [
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", storage.display()),
+            format!("--web.listen-address={addr}"),
+            // No gossip: Debian's default listens on 0.0.0.0:9094.
+            "--cluster.listen-address=".to_owned(),
+        ],
+    );
     let ready = Get { addr, path: "/-/ready" };
     for _ in 0..600 {
         if ready.body().await.is_some() {
@@ -104,10 +95,6 @@ async fn receiver() -> (SocketAddr, Notifications) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, seen)
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// A reading stamped now: Alertmanager reads `startsAt` and `endsAt` against its own clock.

@@ -5,12 +5,7 @@
 
 mod common;
 
-use std::{
-    net::SocketAddr,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use alertstream::{
     config::ServeConfig,
@@ -18,32 +13,20 @@ use alertstream::{
     sinks::{SinkOptions, Sinks},
     telemetry::Telemetry,
 };
-use common::{TestServer, next_alert, open_stream, reading};
+use common::{
+    TestServer,
+    daemon::{Daemon, free_port},
+    next_alert, open_stream, reading,
+};
 use serde_json::Value;
 
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
-/// A running nats-server, killed on drop.
-struct NatsServer(Child);
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts nats-server with JetStream on `addr`, storing under `dir`; returns once it takes connections.
-async fn nats_server(addr: SocketAddr, dir: &Path) -> NatsServer {
-    assert!(Path::new(NATS_SERVER).exists(), "{NATS_SERVER} is missing: run scripts/setup-tools.sh");
-    let child = Command::new(NATS_SERVER)
-        .args(["-js", "-a", "127.0.0.1", "-p", &addr.port().to_string(), "-sd"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = NatsServer(child);
+async fn nats_server(addr: SocketAddr, dir: &Path) -> Daemon {
+    let port = addr.port().to_string();
+    let args = ["-js", "-a", "127.0.0.1", "-p", &port, "-sd", dir.to_str().unwrap()];
+    let running = Daemon::start(NATS_SERVER, args);
     for _ in 0..600 {
         if async_nats::connect(addr.to_string()).await.is_ok() {
             return running;
@@ -97,7 +80,7 @@ fn json_brief(alert: &Value) -> String {
 #[tokio::test]
 async fn every_alert_reaches_jetstream_once_through_a_nats_server_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = free_port();
     let nats = nats_server(addr, dir.path()).await;
     let rules = format!(
         "{}\n[[sink]]\nname = \"bus\"\ntype = \"nats\"\nurl = \"nats://{addr}\"\nstream = \"ALERTS\"\n",

@@ -211,18 +211,23 @@ impl HeavyClient {
     }
 }
 
-/// A row of an on-against-off table: `first` (its leading cells), then readings/s on and off, their ratio, the
-/// server CPU ratio, and server CPU per reading on and off.
+/// The cells comparing `a` with `b`: readings/s of each, their ratio, the server CPU ratio (bold), and server CPU
+/// per reading of each.
+fn compared(a: &Sample, b: &Sample) -> String {
+    format!(
+        "{:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2}",
+        a.rate,
+        b.rate,
+        a.rate / b.rate,
+        a.server_cpu_us / b.server_cpu_us,
+        a.server_cpu_us,
+        b.server_cpu_us
+    )
+}
+
+/// A row of an on-against-off table: `first` (its leading cells), then [`compared`].
 fn print_on_off(first: &str, on: &Sample, off: &Sample) {
-    println!(
-        "| {first} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
-        on.rate,
-        off.rate,
-        on.rate / off.rate,
-        on.server_cpu_us / off.server_cpu_us,
-        on.server_cpu_us,
-        off.server_cpu_us
-    );
+    println!("| {first} | {} |", compared(on, off));
 }
 
 /// The temporary directory of one `compare` run, removed on drop.
@@ -290,17 +295,7 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
             let [a, b] = interleaved(pair, throughput(streams, 1), repeat, rules).await?;
             heavy.check(|| format!("alertstream, {label} streams"), &a);
             heavy.check(|| format!("baseline, {label} streams"), &b);
-            println!(
-                "| {label} | {:.0} | {:.0} | {:.2} | **{:.2}** | {:.2} | {:.2} | {:.2} | {:.2} |",
-                a.rate,
-                b.rate,
-                a.rate / b.rate,
-                a.server_cpu_us / b.server_cpu_us,
-                a.server_cpu_us,
-                b.server_cpu_us,
-                a.client_cpu_us,
-                b.client_cpu_us
-            );
+            println!("| {label} | {} | {:.2} | {:.2} |", compared(&a, &b), a.client_cpu_us, b.client_cpu_us);
         }
     }
     if wanted("metrics") {

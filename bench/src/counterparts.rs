@@ -56,33 +56,31 @@ impl Counterparts {
         let mut running = Self { children: Vec::new(), nats: None, alertmanager: None };
         if Path::new(NATS_SERVER).exists() {
             let addr = free_port()?;
-            let child = Command::new(NATS_SERVER)
-                .args(["-js", "-a", "127.0.0.1", "-p", &addr.port().to_string(), "-sd"])
-                .arg(dir.join("nats"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            running.children.push(child);
-            wait_for(addr, "nats-server").await?;
-            running.nats = Some(addr);
+            let store = dir.join("nats").display().to_string();
+            let args = ["-js", "-a", "127.0.0.1", "-p", &addr.port().to_string(), "-sd", &store].map(str::to_owned);
+            running.nats = Some(running.spawn(NATS_SERVER, &args, addr).await?);
         }
         if Path::new(ALERTMANAGER).exists() {
             let addr = free_port()?;
             let config = dir.join("alertmanager.yml");
             // Alerts are taken and grouped; notifications go nowhere.
             std::fs::write(&config, "route:\n  receiver: none\nreceivers:\n  - name: none\n")?;
-            let child = Command::new(ALERTMANAGER)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.path={}", dir.join("alertmanager").display()))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--cluster.listen-address=")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            running.children.push(child);
-            wait_for(addr, "Alertmanager").await?;
-            running.alertmanager = Some(addr);
+            let args = [
+                format!("--config.file={}", config.display()),
+                format!("--storage.path={}", dir.join("alertmanager").display()),
+                format!("--web.listen-address={addr}"),
+                "--cluster.listen-address=".to_owned(),
+            ];
+            running.alertmanager = Some(running.spawn(ALERTMANAGER, &args, addr).await?);
         }
         Ok(running)
+    }
+
+    /// Starts `program` with `args`, its output discarded, and waits until it listens on `addr`.
+    async fn spawn(&mut self, program: &str, args: &[String], addr: SocketAddr) -> Result<SocketAddr, BoxError> {
+        let child = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        self.children.push(child);
+        wait_for(addr, program).await?;
+        Ok(addr)
     }
 }

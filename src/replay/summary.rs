@@ -77,13 +77,8 @@ impl Summary {
         }
     }
 
-    /// Readings replayed.
-    pub fn readings(&self) -> u64 {
-        self.readings
-    }
-
     /// Readings replayed per second of wall time.
-    pub fn readings_per_second(&self) -> f64 {
+    fn readings_per_second(&self) -> f64 {
         self.readings as f64 / self.took.seconds().max(1e-9)
     }
 }

@@ -192,24 +192,15 @@ impl Deliver for Alertmanager {
 mod tests {
     use std::collections::BTreeMap;
 
-    use alertstream_engine::{Alert, Severity, Values};
+    use alertstream_engine::Severity;
 
     use super::*;
 
     fn alert(state: AlertState, severity: Severity, team: &str, seconds: u64) -> Arc<SinkAlert> {
-        let alert = Alert {
-            sensor_id: "s".into(),
-            rule: Arc::from("hot"),
-            state,
-            severity,
-            message: Arc::from("too hot"),
-            reading_seq: seconds,
-            time: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
-            values: Values::default(),
-            explanation: Vec::new(),
-        };
-        let labels = Arc::new(BTreeMap::from([("team".to_owned(), team.to_owned())]));
-        Arc::new(SinkAlert { alert, labels, stale: false, serial: 0 })
+        let mut sink_alert = crate::sinks::test_alert(seconds);
+        (sink_alert.alert.state, sink_alert.alert.severity) = (state, severity);
+        sink_alert.labels = Arc::new(BTreeMap::from([("team".to_owned(), team.to_owned())]));
+        Arc::new(sink_alert)
     }
 
     fn brief(posted: &Value) -> String {

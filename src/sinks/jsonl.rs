@@ -191,25 +191,10 @@ impl Deliver for JsonLines {
 
 #[cfg(test)]
 mod tests {
-    use std::{collections::BTreeMap, time::SystemTime};
-
-    use alertstream_engine::{Alert, AlertState, Severity, Values};
-
     use super::*;
 
     fn alert(seq: u64) -> Arc<SinkAlert> {
-        let alert = Alert {
-            sensor_id: "s".into(),
-            rule: Arc::from("hot"),
-            state: AlertState::Firing,
-            severity: Severity::Warning,
-            message: Arc::from("too hot"),
-            reading_seq: seq,
-            time: SystemTime::UNIX_EPOCH,
-            values: Values::default(),
-            explanation: Vec::new(),
-        };
-        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false, serial: 0 })
+        Arc::new(crate::sinks::test_alert(seq))
     }
 
     fn names(dir: &Path) -> Vec<String> {

@@ -437,6 +437,24 @@ async fn flush(sinks: Vec<Running>, timeout: Duration) {
     }
 }
 
+/// A FIRING alert of rule `hot` for sensor `s`, of the reading `seq` stamped `seq` seconds after 1970, with no
+/// values, labels or explanation: what the sinks' tests send.
+#[cfg(test)]
+fn test_alert(seq: u64) -> SinkAlert {
+    let alert = Alert {
+        sensor_id: "s".into(),
+        rule: Arc::from("hot"),
+        state: AlertState::Firing,
+        severity: alertstream_engine::Severity::Warning,
+        message: Arc::from("too hot"),
+        reading_seq: seq,
+        time: std::time::UNIX_EPOCH + Duration::from_secs(seq),
+        values: alertstream_engine::Values::default(),
+        explanation: Vec::new(),
+    };
+    SinkAlert { alert, labels: Arc::default(), stale: false, serial: 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,18 +125,7 @@ mod tests {
     use super::*;
 
     fn alert(seq: u64, serial: u64) -> SinkAlert {
-        let alert = alertstream_engine::Alert {
-            sensor_id: "s".into(),
-            rule: Arc::from("hot"),
-            state: alertstream_engine::AlertState::Firing,
-            severity: alertstream_engine::Severity::Warning,
-            message: Arc::from("too hot"),
-            reading_seq: seq,
-            time: std::time::UNIX_EPOCH + Duration::from_secs(1),
-            values: alertstream_engine::Values::default(),
-            explanation: Vec::new(),
-        };
-        SinkAlert { alert, labels: Arc::default(), stale: false, serial }
+        SinkAlert { serial, ..crate::sinks::test_alert(seq) }
     }
 
     #[test]

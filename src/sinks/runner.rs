@@ -169,13 +169,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        collections::BTreeMap,
-        sync::atomic::{AtomicUsize, Ordering},
-        time::SystemTime,
-    };
-
-    use alertstream_engine::{Alert, AlertState, Severity, Values};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
     use crate::telemetry::Telemetry;
@@ -203,18 +197,7 @@ mod tests {
     }
 
     fn alert() -> Arc<SinkAlert> {
-        let alert = Alert {
-            sensor_id: "s".into(),
-            rule: Arc::from("hot"),
-            state: AlertState::Firing,
-            severity: Severity::Warning,
-            message: Arc::from("too hot"),
-            reading_seq: 1,
-            time: SystemTime::UNIX_EPOCH,
-            values: Values::default(),
-            explanation: Vec::new(),
-        };
-        Arc::new(SinkAlert { alert, labels: Arc::new(BTreeMap::new()), stale: false, serial: 0 })
+        Arc::new(crate::sinks::test_alert(1))
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod binary;
+pub mod daemon;
 pub mod frame_tap;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};

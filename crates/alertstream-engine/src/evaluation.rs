@@ -76,13 +76,14 @@ impl RuleSet {
             }
             let mut terms = vec![None; condition.terms.len()];
             if condition.evaluate(&inputs, &mut [], &mut terms) == Some(true) {
+                let text = rule.text();
                 alerts.push(Alert {
-                    explanation: crate::rule_set::explain(condition, &terms),
+                    explanation: crate::rule_set::explain(condition, &terms, &text.terms),
                     sensor_id: reading.sensor_id.clone(),
                     values: reading.values.clone(),
                     ..Alert::of_rule(
                         rule,
-                        &rule.text(),
+                        &text,
                         AlertState::Firing,
                         &reading.sensor_id,
                         reading.seq,

@@ -109,6 +109,8 @@ pub(crate) struct RuleText {
     pub(crate) name: Arc<str>,
     pub(crate) message: Option<Arc<str>>,
     pub(crate) resolve_message: Option<Arc<str>>,
+    /// The left side of each comparison, as explanations name it: the condition's, then the resolve condition's.
+    pub(crate) terms: Vec<Arc<str>>,
 }
 
 /// A rule's message: fixed, or a template filled per alert.
@@ -187,24 +189,35 @@ impl Rule {
         as_written(&self.spec.as_written.absent_for, self.spec.absent_for.map(format_duration))
     }
 
-    /// The rule's name and plain messages, shared with every stream.
+    /// The rule's name, plain messages and comparisons' left sides, shared with every stream.
     pub(crate) fn text(&self) -> RuleText {
         RuleText {
             name: Arc::clone(&self.name),
             message: self.message.plain().map(Arc::clone),
             resolve_message: self.resolve_message.plain().map(Arc::clone),
+            terms: self.term_expressions().map(Arc::clone).collect(),
         }
     }
 
-    /// Copies of the rule's name and plain messages for one stream's own use: counting references to them never
-    /// touches memory that streams on other cores count too (a count shared by every stream bounces between cores
-    /// on every alert).
+    /// The left side of each comparison of the condition, then of the resolve condition.
+    fn term_expressions(&self) -> impl Iterator<Item = &Arc<str>> {
+        let conditions = match &self.watch {
+            Watch::Condition { condition, resolve } => [Some(condition), resolve.as_ref()],
+            Watch::Absence(_) => [None, None],
+        };
+        conditions.into_iter().flatten().flat_map(|c| c.terms.iter().map(|t| &t.expression))
+    }
+
+    /// Copies of the rule's name, plain messages and comparisons' left sides for one stream's own use: counting
+    /// references to them never touches memory that streams on other cores count too (a count shared by every
+    /// stream bounces between cores on every alert).
     pub(crate) fn own_text(&self) -> RuleText {
         let own = |message: &Message| message.plain().map(|m| Arc::from(&**m));
         RuleText {
             name: Arc::from(&*self.name),
             message: own(&self.message),
             resolve_message: own(&self.resolve_message),
+            terms: self.term_expressions().map(|e| Arc::from(&**e)).collect(),
         }
     }
 

@@ -79,15 +79,17 @@ pub enum RuleSetError {
     },
 }
 
-/// The terms of `condition` whose two sides had a value, as an explanation.
-pub(crate) fn explain(condition: &Condition, values: &[TermValue]) -> Vec<Term> {
+/// The terms of `condition` whose two sides had a value (`values`), as an explanation naming each by its left side
+/// in `expressions` (the caller's own copies, in the condition's order).
+pub(crate) fn explain(condition: &Condition, values: &[TermValue], expressions: &[Arc<str>]) -> Vec<Term> {
     condition
         .terms
         .iter()
         .zip(values)
-        .filter_map(|(spec, value)| {
+        .zip(expressions)
+        .filter_map(|((spec, value), expression)| {
             value.map(|(value, threshold)| Term {
-                expression: Arc::clone(&spec.expression),
+                expression: Arc::clone(expression),
                 value,
                 operator: spec.operator,
                 threshold,
@@ -250,14 +252,13 @@ impl RuleSet {
                 let mut alert =
                     Alert::of_rule(rule, text, state, &reading.sensor_id, reading.seq, reading.time, &reading.values);
                 if let Watch::Condition { condition, resolve } = &rule.watch {
-                    // Why: the condition's comparisons, or for a RESOLVED of a rule with `resolve`, that one's.
-                    let (explained, values) = match (state, resolve) {
-                        (AlertState::Resolved, Some(resolve)) => {
-                            (resolve, &term_values[condition.terms.len()..][..resolve.terms.len()])
-                        }
-                        _ => (condition, &term_values[..condition.terms.len()]),
+                    // Why: the condition's comparisons, or for a RESOLVED of a rule with `resolve`, that one's; the
+                    // scratch and the stream's own expressions hold the condition's terms, then the resolve's.
+                    let (explained, from) = match (state, resolve) {
+                        (AlertState::Resolved, Some(resolve)) => (resolve, condition.terms.len()),
+                        _ => (condition, 0),
                     };
-                    alert.explanation = explain(explained, values);
+                    alert.explanation = explain(explained, &term_values[from..], &text.terms[from..]);
                 }
                 out.push(alert);
             }

@@ -101,6 +101,17 @@ class _Reconnects:
 _END = object()  # the iterator is exhausted: half-close
 
 
+def _ends(item: Any, failure: list, exhausted: Union[threading.Event, asyncio.Event]) -> bool:
+    """Whether `item` ends the readings (the iterator ended, or raised: then its error is kept for the caller); if so,
+    marks them exhausted."""
+    if item is not _END and not isinstance(item, _Failed):
+        return False
+    if isinstance(item, _Failed):
+        failure.append(item.error)
+    exhausted.set()
+    return True
+
+
 class _Failed:
     """The iterator raised: the stream half-closes and the error is raised to the caller."""
 
@@ -175,10 +186,7 @@ def stream(target: Union[str, grpc.Channel], readings: Iterable[ReadingLike], *,
                     return
                 item = slot.popleft()
                 ready.notify_all()
-            if item is _END or isinstance(item, _Failed):
-                if isinstance(item, _Failed):
-                    failure.append(item.error)
-                exhausted.set()
+            if _ends(item, failure, exhausted):
                 return
             stats.sent += 1
             yield item
@@ -265,10 +273,7 @@ async def astream(target: Union[str, grpc.aio.Channel], readings: Union[AsyncIte
                 taking.cancel()  # a queue's get loses nothing when cancelled
                 return
             item = taking.result()
-            if item is _END or isinstance(item, _Failed):
-                if isinstance(item, _Failed):
-                    failure.append(item.error)
-                exhausted.set()
+            if _ends(item, failure, exhausted):
                 return
             stats.sent += 1
             yield item
