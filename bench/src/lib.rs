@@ -18,6 +18,7 @@ pub mod counterparts;
 pub mod cpu;
 pub mod idle;
 pub mod latency;
+pub mod nab;
 pub mod readings;
 pub mod server;
 pub mod soak;

@@ -68,7 +68,12 @@ impl ServerProcess {
     /// Starts `server` from beside this executable (see [`locate`](Self::locate)); `rules` is alertstream's rules
     /// file (its default rules when `None`).
     pub fn start(server: Server, rules: Option<&Path>) -> Result<Self, BoxError> {
-        Self::start_binary(&Self::locate(server)?, server, rules)
+        Self::start_with(server, rules, &[])
+    }
+
+    /// As [`start`](Self::start), with `args` added to alertstream's `serve` command line (the baseline takes none).
+    pub fn start_with(server: Server, rules: Option<&Path>, args: &[&str]) -> Result<Self, BoxError> {
+        Self::start_binary(&Self::locate(server)?, server, rules, args)
     }
 
     /// The path of `server`'s binary beside this executable (see [`sibling_binary`]: the release binaries sit
@@ -87,8 +92,8 @@ impl ServerProcess {
         }
     }
 
-    /// Starts `binary`, which is `server`; `rules` as for [`start`](Self::start).
-    pub fn start_binary(binary: &Path, server: Server, rules: Option<&Path>) -> Result<Self, BoxError> {
+    /// Starts `binary`, which is `server`; `rules` and `args` as for [`start_with`](Self::start_with).
+    pub fn start_binary(binary: &Path, server: Server, rules: Option<&Path>, args: &[&str]) -> Result<Self, BoxError> {
         let spawned = |command: &mut Command| {
             command.spawn().map_err(|e| -> BoxError { format!("cannot start {}: {e}", binary.display()).into() })
         };
@@ -102,6 +107,7 @@ impl ServerProcess {
                 if let Some(rules) = rules {
                     command.arg("--rules").arg(rules);
                 }
+                command.args(args);
                 command.env("RUST_LOG", "info,alertstream::load=debug");
                 command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
                 let load = Arc::new(Mutex::new(None));

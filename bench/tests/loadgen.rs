@@ -40,11 +40,12 @@ fn alertstream() -> ServerProcess {
          (`cargo test --workspace` builds it before running tests)",
         binary.display()
     );
-    ServerProcess::start_binary(&binary, Server::Alertstream, None).unwrap()
+    ServerProcess::start_binary(&binary, Server::Alertstream, None, &[]).unwrap()
 }
 
 fn baseline() -> ServerProcess {
-    ServerProcess::start_binary(Path::new(env!("CARGO_BIN_EXE_alertstream-baseline")), Server::Baseline, None).unwrap()
+    ServerProcess::start_binary(Path::new(env!("CARGO_BIN_EXE_alertstream-baseline")), Server::Baseline, None, &[])
+        .unwrap()
 }
 
 #[tokio::test]
