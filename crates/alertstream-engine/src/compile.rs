@@ -8,7 +8,10 @@ use std::{ops::Range, sync::Arc, time::Duration};
 use super::{
     ConditionError,
     parser::{BinaryOp, Expr, Node, UnaryOp, parse},
-    window::{ANOMALY_WARM_UP, Aggregate, MAX_WINDOW_READINGS, Span, WindowFn},
+    window::{
+        ANOMALY_WARM_UP, Aggregate, LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, MAX_WINDOW_READINGS, Span,
+        WindowFn,
+    },
 };
 
 /// The metric names a rule set reads, each given a slot number once.
@@ -220,12 +223,14 @@ impl Compiler<'_> {
             "zscore" => "(x) over all history or (x, N) over the last N readings",
             "robust_zscore" => "(x, N)",
             "lag" => "(x, N), the value N readings ago, or (x, 1d), the latest value at or before 1d ago",
+            "novelty" => "(x)",
+            "likelihood" | "anomaly" => "(x), or (x, N) to fit its distribution to the last N readings",
             _ => {
                 return Err(error(
                     span,
                     format!(
                         "unknown function `{name}`; the functions are avg, min, max, sum, count, stddev, delta, rate, \
-                         ewma, zscore, robust_zscore, lag, abs, greatest and least"
+                         ewma, zscore, robust_zscore, lag, anomaly, novelty, likelihood, abs, greatest and least"
                     ),
                 ));
             }
@@ -264,6 +269,11 @@ impl Compiler<'_> {
             ("robust_zscore", Some(Expr::Number(n)), _) => WindowFn::RobustZScore(count(*n, ANOMALY_WARM_UP, at)?),
             ("lag", Some(Expr::Number(n)), _) => WindowFn::Lag(Span::Readings(count(*n, 1, at)?)),
             ("lag", Some(Expr::Duration(d)), _) => WindowFn::Lag(Span::Time(positive(*d, at)?)),
+            ("novelty", None, _) => WindowFn::Novelty,
+            ("likelihood", None, _) => WindowFn::Likelihood(LIKELIHOOD_HISTORY),
+            ("likelihood", Some(Expr::Number(n)), _) => WindowFn::Likelihood(count(*n, LIKELIHOOD_WARM_UP, at)?),
+            ("anomaly", None, _) => WindowFn::Anomaly(LIKELIHOOD_HISTORY),
+            ("anomaly", Some(Expr::Number(n)), _) => WindowFn::Anomaly(count(*n, LIKELIHOOD_WARM_UP, at)?),
             _ => return Err(bad(at)),
         };
         Ok((function, arg))
@@ -378,7 +388,7 @@ mod tests {
             (
                 "foo(a) > 1",
                 0..6,
-                "unknown function `foo`; the functions are avg, min, max, sum, count, stddev, delta, rate, ewma, zscore, robust_zscore, lag, abs, greatest and least",
+                "unknown function `foo`; the functions are avg, min, max, sum, count, stddev, delta, rate, ewma, zscore, robust_zscore, lag, anomaly, novelty, likelihood, abs, greatest and least",
             ),
             ("avg(a) > 1", 0..6, "`avg` takes (x, N) over the last N readings or (x, 30s) over a duration"),
             ("avg(a, 0) > 1", 7..8, "a window of readings is a whole number from 1 to 100000, not 0"),

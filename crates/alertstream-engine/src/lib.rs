@@ -47,7 +47,10 @@ pub use state::{Hold, Notify, Timing};
 pub use stream_state::StreamState;
 pub use text::{TextError, format_duration, parse_duration};
 pub use validate::{MAX_METRIC_NAME_BYTES, MAX_SENSOR_ID_BYTES, ReadingError, validate, validate_time};
-pub use window::{ANOMALY_WARM_UP, MAX_WINDOW_READINGS, ROBUST_SCALE_FLOOR, ROBUST_SCALE_MIN};
+pub use window::{
+    ANOMALY_WARM_UP, LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, MAX_WINDOW_READINGS, NOVELTY_WARM_UP, ROBUST_SCALE_FLOOR,
+    ROBUST_SCALE_MIN,
+};
 
 #[cfg(test)]
 mod properties;

@@ -3,16 +3,21 @@
 //!
 //! Windows run on reading time. Every window keeps its entries sorted by time: a reading that arrives out of order
 //! (within the allowed lateness) is inserted where it belongs, so the window holds what it would hold had the
-//! readings arrived in order. `ewma` is the exception: it folds values in as they arrive.
+//! readings arrived in order. `ewma` and the detectors (`detector.rs`) are the exceptions: they fold values in as
+//! they arrive.
 
 use std::{
     collections::VecDeque,
     time::{Duration, SystemTime},
 };
 
+use detector::{Anomaly, Likelihood, Novelty};
 use order_stats::OrderStats;
 
+mod detector;
 mod order_stats;
+
+pub use detector::{LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, NOVELTY_WARM_UP};
 
 /// The most readings one window may hold: a count window may not be larger, and a duration window drops its oldest
 /// readings beyond this many (at one reading a millisecond, 100 s of history). Bounds memory per sensor and rule.
@@ -64,6 +69,12 @@ pub(crate) enum WindowFn {
     RobustZScore(usize),
     /// The value N readings before the current one, or the latest at or before a duration before it.
     Lag(Span),
+    /// How new the recent pattern of values is, in [0, 1].
+    Novelty,
+    /// The anomaly likelihood of a raw score, fitted to the last N short-term means.
+    Likelihood(usize),
+    /// The default detector: the likelihood of the novelty, with the likelihood's N.
+    Anomaly(usize),
 }
 
 impl WindowFn {
@@ -79,6 +90,9 @@ impl WindowFn {
             WindowFn::ZScore(None) => Window::History(Welford::default()),
             WindowFn::RobustZScore(_) => Window::Robust(Robust::default()),
             WindowFn::Lag(_) => Window::Lag(VecDeque::new()),
+            WindowFn::Novelty => Window::Novelty(Box::default()),
+            WindowFn::Likelihood(_) => Window::Likelihood(Box::default()),
+            WindowFn::Anomaly(_) => Window::Anomaly(Box::default()),
         }
     }
 }
@@ -93,6 +107,9 @@ pub(crate) enum Window {
     Robust(Robust),
     /// The readings a `lag` may still reach back to, in time order.
     Lag(VecDeque<(SystemTime, f64)>),
+    Novelty(Box<Novelty>),
+    Likelihood(Box<Likelihood>),
+    Anomaly(Box<Anomaly>),
 }
 
 impl Window {
@@ -146,6 +163,9 @@ impl Window {
             }
             (Window::Robust(robust), WindowFn::RobustZScore(n)) => robust.update(*n, time, value),
             (Window::Lag(entries), WindowFn::Lag(span)) => lag(entries, *span, time, latest, value),
+            (Window::Novelty(novelty), WindowFn::Novelty) => novelty.update(value),
+            (Window::Likelihood(likelihood), WindowFn::Likelihood(history)) => likelihood.update(*history, value),
+            (Window::Anomaly(anomaly), WindowFn::Anomaly(history)) => anomaly.update(*history, value),
             // A state always comes from its own function's `instantiate`.
             _ => None,
         }
