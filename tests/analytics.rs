@@ -188,3 +188,33 @@ async fn lag_abs_greatest_and_least_through_a_real_stream() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_default_detector_fires_on_a_broken_daily_shape_through_a_real_stream() {
+    // examples/anomaly.toml, the rules file the NAB benchmark scores, as a user would run it.
+    let server = TestServer::with_rules(include_str!("../examples/anomaly.toml")).await;
+    // A "day" of 48 readings: a sine between 10 and 30. Thirty days of it, then the middle of a day flattens at
+    // the mean for 40 readings (NAB's art_daily_flatmiddle in small): no value is new, only the shape is.
+    let day = 48;
+    let normal = |i: u64| 20.0 + 10.0 * ((i % day) as f64 / day as f64 * std::f64::consts::TAU).sin();
+    let broken_from = 30 * day + day / 2 + 1;
+    let readings: Vec<pb::Reading> = (1..=33 * day)
+        .map(|seq| {
+            let value = if (broken_from..broken_from + 40).contains(&seq) { 20.0 } else { normal(seq) };
+            reading("press-1", seq, &[("value", value)])
+        })
+        .collect();
+    let (alerts, status) = common::stream_all(&mut server.client().await, readings).await;
+    status.unwrap();
+    let firing: Vec<&pb::Alert> = alerts.iter().filter(|a| a.state() == pb::AlertState::Firing).collect();
+    assert!(!firing.is_empty(), "the flat middle went unnoticed");
+    let first = firing[0];
+    assert_eq!(first.rule, "unusual_pattern", "{}", brief(first));
+    assert!(
+        (broken_from..broken_from + 40).contains(&first.reading_seq),
+        "nothing fires on the familiar days, and the break fires while it lasts: {}",
+        brief(first)
+    );
+    assert_eq!(first.explanation[0].expression, "anomaly(value)");
+    assert!(first.explanation[0].value > 0.7);
+}

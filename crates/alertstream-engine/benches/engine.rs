@@ -173,6 +173,23 @@ fn window_functions(c: &mut Criterion) {
     }
 }
 
+/// The anomaly detectors per reading: `likelihood` and `anomaly` at their history lengths (150, the least, to 10,000),
+/// `novelty` (no length), each after a warm-up long enough to fill the history.
+fn detectors(c: &mut Criterion) {
+    for (name, call) in [("anomaly", "anomaly(temperature, {n})"), ("likelihood", "likelihood(temperature, {n})")] {
+        for n in [150, 1_000, 10_000] {
+            let condition = call.replace("{n}", &n.to_string());
+            let rules = rule_set(&[("d", &format!("{condition} > 2"), None)]);
+            let warm = n + 1_000;
+            let data = readings(warm + 10 * BATCH, 1);
+            bench_stream(c, &format!("detector/{name}"), &n.to_string(), &rules, &data[..warm], &data[warm..]);
+        }
+    }
+    let rules = rule_set(&[("d", "novelty(temperature) > 2", None)]);
+    let data = readings(1_000 + 10 * BATCH, 1);
+    bench_stream(c, "detector/novelty", "any", &rules, &data[..1_000], &data[1_000..]);
+}
+
 fn sensors(c: &mut Criterion) {
     let rules = classic_rules();
     for count in [1, 100_000] {
@@ -185,5 +202,5 @@ fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(20)
 }
 
-criterion_group! { name = benches; config = config(); targets = default_rules, hundred_rules, window_functions, sensors }
+criterion_group! { name = benches; config = config(); targets = default_rules, hundred_rules, window_functions, detectors, sensors }
 criterion_main!(benches);

@@ -8,10 +8,7 @@ use std::{ops::Range, sync::Arc, time::Duration};
 use super::{
     ConditionError,
     parser::{BinaryOp, Expr, Node, UnaryOp, parse},
-    window::{
-        ANOMALY_WARM_UP, Aggregate, LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, MAX_WINDOW_READINGS, Span,
-        WindowFn,
-    },
+    window::{ANOMALY_WARM_UP, Aggregate, LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, MAX_WINDOW_READINGS, Span, WindowFn},
 };
 
 /// The metric names a rule set reads, each given a slot number once.

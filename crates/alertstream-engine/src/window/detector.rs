@@ -28,6 +28,9 @@ const NOVELTY_LEVELS: f64 = 12.0;
 /// The runs a novelty context spans: the current one and the one before it. Longer contexts were measured on NAB
 /// (docs/DETECTION.md): on noisy series almost every context of three runs or more is new, and the score drowns.
 const NOVELTY_DEPTH: usize = 2;
+/// The longest run length class: runs of 64 readings or more are one class, so that a series flat for good is
+/// not new again at every doubling of its run.
+const NOVELTY_LONGEST_CLASS: u32 = 6;
 /// Contexts a novelty remembers per generation; it holds at most two generations (about 200 KiB).
 const NOVELTY_CONTEXTS: usize = 4_096;
 /// The scores a likelihood's short-term mean averages (Ahmad et al.: 10).
@@ -126,9 +129,9 @@ impl Novelty {
     }
 }
 
-/// A run as a context's token: its level and its length class (⌊log2 length⌋).
+/// A run as a context's token: its level and its length class (⌊log2 length⌋, at most [`NOVELTY_LONGEST_CLASS`]).
 fn token((level, length): (i64, u64)) -> u64 {
-    ((level as u64) << 8) | u64::from(length.ilog2())
+    ((level as u64) << 8) | u64::from(length.ilog2().min(NOVELTY_LONGEST_CLASS))
 }
 
 /// The anomaly likelihood of a raw score: see the module's documentation.
@@ -262,7 +265,8 @@ mod tests {
 
     #[test]
     fn flat_and_quantised_series_never_explode() {
-        for series in [vec![7.0; 500], (0..500).map(|i| f64::from(i % 2) * 0.001).collect(), vec![0.0; 500]] {
+        // Long enough for the flat run to double past 512, 1024, 2048 and 4096 readings: none of it is new.
+        for series in [vec![7.0; 5_000], (0..5_000).map(|i| f64::from(i % 2) * 0.001).collect(), vec![0.0; 5_000]] {
             let mut anomaly = Anomaly::default();
             for (i, &v) in series.iter().enumerate() {
                 if let Some(score) = anomaly.update(LIKELIHOOD_HISTORY, v) {
