@@ -215,6 +215,6 @@ async fn the_default_detector_fires_on_a_broken_daily_shape_through_a_real_strea
         "nothing fires on the familiar days, and the break fires while it lasts: {}",
         brief(first)
     );
-    assert_eq!(first.explanation[0].expression, "anomaly(value)");
+    assert_eq!(first.explanation[0].expression, "anomaly(value, 10000)");
     assert!(first.explanation[0].value > 0.7);
 }
