@@ -38,8 +38,8 @@ pub async fn report(plan: &Plan<'_>) -> Result<String, BoxError> {
     let rows: usize = nab.series.iter().map(|s| s.times.len()).sum();
     let mut out = format!(
         "NAB: {} series, {rows} readings, {} windows. Rules: {}.\n\n\
-         | detections | standard | reward low FP | reward low FN | TP / FP / FN (standard) | time |\n\
-         |---|---|---|---|---|---|\n",
+         | detections | standard | reward low FP | reward low FN | TP / FP / FN (standard) | mean TP reward | time |\n\
+         |---|---|---|---|---|---|---|\n",
         nab.series.len(),
         nab.corpus.windows(),
         plan.rules.display()
@@ -104,13 +104,14 @@ fn row(out: &mut String, nab: &Nab, what: &str, detected: &run::Detections, took
     let standard = scored[0].1;
     let _ = writeln!(
         out,
-        "| {what} | {:.1} | {:.1} | {:.1} | {} / {} / {} | {:.2} s |",
+        "| {what} | {:.1} | {:.1} | {:.1} | {} / {} / {} | {:.2} | {:.2} s |",
         scored[0].0,
         scored[1].0,
         scored[2].0,
         standard.true_positives,
         standard.false_positives,
         standard.false_negatives,
+        standard.rewards / standard.true_positives.max(1) as f64,
         took.as_secs_f64()
     );
 }

@@ -126,6 +126,7 @@ impl File {
                 Some(reward) => {
                     tally.true_positives += 1;
                     tally.score += reward;
+                    tally.rewards += reward;
                 }
                 None => {
                     tally.false_negatives += 1;
@@ -148,6 +149,8 @@ pub struct Tally {
     pub false_positives: usize,
     /// Windows missed.
     pub false_negatives: usize,
+    /// The rewards of the windows detected (each at most `A_TP`: how early they were detected).
+    pub rewards: f64,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -156,6 +159,7 @@ impl std::ops::AddAssign for Tally {
         self.true_positives += other.true_positives;
         self.false_positives += other.false_positives;
         self.false_negatives += other.false_negatives;
+        self.rewards += other.rewards;
     }
 }
 
@@ -285,6 +289,7 @@ mod tests {
         let tally = file.score(&STANDARD, &[49, 45, 40]);
         assert_eq!((tally.true_positives, tally.false_negatives, tally.false_positives), (1, 0, 0));
         assert!(close(tally.score, 1.0));
+        assert!(close(tally.rewards, 1.0));
     }
 
     #[test]
