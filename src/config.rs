@@ -5,7 +5,8 @@ use std::time::Duration;
 use alertstream_engine::RuleSet;
 
 use crate::{
-    auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, sinks::Sinks, telemetry::Telemetry, tls::LiveTls,
+    auth::LiveTokens, clock::Clock, connections::ConnectionPolicy, sinks::Sinks, state_store::SensorStates,
+    telemetry::Telemetry, tls::LiveTls,
 };
 
 /// The embedded default rules: the two production-line thresholds of the classic example.
@@ -103,6 +104,8 @@ pub struct ServeConfig {
     pub telemetry: Telemetry,
     /// Where alerts go besides their stream; none by default.
     pub sinks: Sinks,
+    /// Where sensor states outlive their streams (`--state-dir`); off: state lives with its stream.
+    pub states: SensorStates,
 }
 
 /// Who may connect and call: TLS (with mutual TLS when its configuration asks for client certificates) and bearer
@@ -137,6 +140,7 @@ impl Default for ServeConfig {
             security: Security::default(),
             telemetry: Telemetry::off(),
             sinks: Sinks::default(),
+            states: SensorStates::default(),
         }
     }
 }

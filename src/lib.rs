@@ -57,6 +57,7 @@ pub mod service;
 pub mod shutdown;
 pub mod simulate;
 pub mod sinks;
+pub mod state_store;
 pub mod stream_codec;
 pub mod stream_loop;
 pub mod telemetry;

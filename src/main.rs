@@ -13,10 +13,11 @@ use alertstream::{
     logging::{self, complain, say},
     reload, rule_test, server, shutdown, simulate,
     sinks::{SinkOptions, Sinks},
+    state_store::{EmbeddedStore, SensorStates},
     telemetry::Telemetry,
     tls::{self, TlsFiles},
 };
-use alertstream_engine::{RuleSet, parse_duration};
+use alertstream_engine::{RuleSet, format_duration, parse_duration};
 use alertstream_rules::RulesFile;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
@@ -114,6 +115,14 @@ struct ServeArgs {
     /// marked stale, unless a stream has fired it again meanwhile.
     #[arg(long, env = "ALERTSTREAM_STALE_AFTER", default_value = "5m", value_parser = parse_duration)]
     stale_after: Duration,
+    /// Keep each sensor's state (windows, detectors, firing rules) in DIR/state.redb when its stream ends and at
+    /// shutdown, and restore it when the sensor streams again, so a restart neither re-learns nor re-fires.
+    /// Without it, state lives with its stream.
+    #[arg(long, env = "ALERTSTREAM_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Forget a sensor's saved state this long after it was saved (7d, 12h).
+    #[arg(long, env = "ALERTSTREAM_STATE_TTL", default_value = "7d", value_parser = parse_duration)]
+    state_ttl: Duration,
     /// Largest inbound message or HTTP body (4MiB, 512KiB).
     #[arg(long, env = "ALERTSTREAM_MAX_MESSAGE_SIZE", default_value = "4MiB", value_parser = parse_byte_size)]
     max_message_size: usize,
@@ -383,6 +392,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         clock: config.clock.clone(),
     };
     let config = ServeConfig { sinks: Sinks::new(config.telemetry.clone(), options), ..config };
+    let config = match states(&args, &config) {
+        Ok(states) => ServeConfig { states, ..config },
+        Err(e) => {
+            complain(&format!("alertstream: {e}"));
+            tracing::error!("Refusing to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(e) = config.sinks.apply(&file.sinks, &file.rules) {
         complain(&format!("alertstream: {e}"));
         tracing::error!("Refusing to start: {e}");
@@ -395,6 +412,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The sensor-state store `--state-dir` names, opened (off without it).
+fn states(args: &ServeArgs, config: &ServeConfig) -> Result<SensorStates, String> {
+    let Some(dir) = &args.state_dir else { return Ok(SensorStates::default()) };
+    let store = EmbeddedStore::open(dir, args.state_ttl, config.clock.clone()).map_err(|e| e.to_string())?;
+    tracing::info!(dir = %dir.display(), ttl = %format_duration(args.state_ttl), "Sensor states are kept.");
+    SensorStates::new(Arc::new(store), config.telemetry.clone())
+        .map_err(|e| format!("cannot start the state writer: {e}"))
 }
 
 /// Loads the TLS files and the token file and watches them, so that they rotate without a restart.

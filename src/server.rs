@@ -96,6 +96,7 @@ pub async fn serve(
         telemetry: config.telemetry.clone(),
         view: view.clone(),
         sinks: config.sinks.clone(),
+        states: config.states.clone(),
     };
     let api = AlertApi::new(context, streams.clone(), config.max_streams);
     // Bearer tokens guard the alert service only: health and reflection stay open for probes and discovery.
@@ -229,7 +230,9 @@ pub async fn serve(
         abort(http.as_ref());
     }
     load_log.abort();
-    // The streams have ended: the sinks deliver what they hold, until their flush deadline.
+    // The streams have ended: their sensors' states are saved, and the sinks deliver what they hold, until their
+    // flush deadline.
+    config.states.finish().await;
     config.sinks.flush().await;
     metrics_stop.cancel();
     if let Some(metrics) = metrics {

@@ -34,6 +34,7 @@ use crate::{
     rate_limit::RateLimit,
     reload::LiveRules,
     sinks::{LiveSinks, SinkSet, Sinks},
+    state_store::SensorStates,
     stream_codec::InboundReading,
     telemetry::{Telemetry, stream::StreamMetrics},
     view::{ViewEvent, ViewHub, send_snapshot},
@@ -63,6 +64,8 @@ pub struct StreamContext {
     pub view: ViewHub,
     /// Where alerts go besides the stream (`[[sink]]`).
     pub sinks: Sinks,
+    /// Where the stream's sensors' states come from and go to (`--state-dir`), when they outlive the stream.
+    pub states: SensorStates,
 }
 
 /// What limits one stream besides the server's settings.
@@ -402,6 +405,13 @@ impl StreamLoop {
             .watched()
             .then(|| (reading.sensor_id.clone(), reading.values.clone(), reading.time, reading.seq));
         let first_owed = self.owed.len();
+        // A sensor new to this stream picks up its saved state first (one read of the store, once per stream).
+        if self.context.states.is_on()
+            && self.state.sensor_count() < self.context.max_sensors
+            && !self.state.tracks(&reading.sensor_id)
+        {
+            self.restore(&reading.sensor_id, now);
+        }
         let stopwatch = timed.then(Stopwatch::start);
         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
         if let Some(stopwatch) = stopwatch {
@@ -414,6 +424,21 @@ impl StreamLoop {
         {
             let time = timestamp_text(time);
             self.context.view.publish(&ViewEvent::Reading { sensor_id: &sensor_id, values: &values, time, seq });
+        }
+    }
+
+    /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks.
+    fn restore(&mut self, sensor_id: &str, now: SystemTime) {
+        if !self.context.states.restore(&self.rules, &mut self.state, sensor_id, now) {
+            return;
+        }
+        if self.live_sinks.has_changed().unwrap_or(false) {
+            self.sinks = Arc::clone(&self.live_sinks.borrow_and_update());
+        }
+        for rule in self.state.firing_rules(sensor_id) {
+            if let Some(rule) = self.rules.rules().get(rule) {
+                self.sinks.resumed(sensor_id, rule.name());
+            }
         }
     }
 
@@ -452,6 +477,7 @@ impl Drop for StreamLoop {
         if !self.sinks.is_empty() {
             self.sinks.stream_ended(self.rules.still_firing(&self.state, self.context.clock.now()));
         }
+        self.context.states.save(&self.rules, &self.state);
     }
 }
 

@@ -18,6 +18,7 @@ use alertstream::{
     config::ServeConfig,
     pb,
     sinks::{SinkOptions, Sinks},
+    state_store::{EmbeddedStore, SensorStates},
     telemetry::Telemetry,
 };
 use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
@@ -291,5 +292,67 @@ async fn an_alert_whose_stream_ended_while_firing_is_resolved_as_stale_unless_a_
     let a = delivered.iter().find(|a| a["sensor_id"] == "a" && a["stale"] == true).unwrap();
     assert_eq!(a["message"], "resolved: temp too low");
     assert_eq!(a["time"].as_str().unwrap(), alertstream::convert::timestamp_text(stale_at), "resolved at its time");
+    drop(tx);
+}
+
+#[tokio::test]
+async fn a_firing_state_restored_from_the_state_store_is_not_resolved_as_stale() {
+    let (addr, received) = receiver(0).await;
+    let clock = ManualClock::new(Clock::System.now());
+    let rules = format!(
+        "{}\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\n",
+        alertstream::config::DEFAULT_RULES
+    );
+    let file = alertstream_rules::parse("stale.toml", &rules).unwrap();
+    let telemetry = Telemetry::on();
+    let options = SinkOptions { clock: Clock::Manual(clock.clone()), ..SinkOptions::default() };
+    let sinks = Sinks::new(telemetry.clone(), options);
+    sinks.apply(&file.sinks, &file.rules).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
+    let config = ServeConfig {
+        clock: Clock::Manual(clock.clone()),
+        sinks,
+        telemetry: telemetry.clone(),
+        states: SensorStates::new(Arc::new(store), telemetry.clone()).unwrap(),
+        ..ServeConfig::default()
+    };
+    let server = TestServer::with(file.rules, config).await;
+    let now = |seq: u64, temperature: f64| pb::Reading {
+        time: Some(prost_types::Timestamp::from(clock.now())),
+        ..reading("a", seq, &[("temperature", temperature)])
+    };
+    // A stream fires for a and ends while it fires: its FIRING waits to go stale, and its state is saved.
+    let (alerts, status) = stream_all(&mut server.client().await, vec![now(1, 5.0)]).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 1);
+    eventually("a waits to go stale", || metric(&telemetry, "alertstream_sink_stale_waiting") == 1).await;
+    eventually("a's state is saved", || metric(&telemetry, "alertstream_state_saves_total{result=\"saved\"}") == 1)
+        .await;
+    // The sensor streams again: its state comes back firing, so no FIRING goes out, and it is no longer stale.
+    let (tx, mut open) = common::open_stream(server.channel().await).await;
+    tx.send(now(2, 4.0)).await.unwrap();
+    tx.send(now(3, 20.0)).await.unwrap();
+    assert_eq!(wire_brief(&common::next_alert(&mut open).await), "temp_too_low ALERT_STATE_RESOLVED \"3\"");
+    eventually("nothing waits", || metric(&telemetry, "alertstream_sink_stale_waiting") == 0).await;
+    clock.advance(Duration::from_secs(301));
+    // The sinks see one FIRING and its one real RESOLVED: no stale RESOLVED.
+    eventually("two alerts at the receiver", || {
+        received.batches.lock().unwrap().iter().map(|(_, alerts)| alerts.len()).sum::<usize>() == 2
+    })
+    .await;
+    let delivered: Vec<String> = received
+        .batches
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, alerts)| {
+            alerts.iter().map(|a| format!("{} {}", json_brief(a), a["stale"].as_bool().unwrap_or(false)))
+        })
+        .collect();
+    assert_eq!(
+        delivered,
+        ["temp_too_low ALERT_STATE_FIRING \"1\" false", "temp_too_low ALERT_STATE_RESOLVED \"3\" false"]
+    );
     drop(tx);
 }

@@ -198,6 +198,14 @@ impl SinkSet {
         self.hand_over(alert, false);
     }
 
+    /// A stream restored `rule` firing for `sensor_id` from a saved state: the sinks already have its FIRING, and
+    /// it is not stale (a stream fires it again).
+    pub fn resumed(&self, sensor_id: &str, rule: &str) {
+        if let Some(stale) = &self.stale {
+            stale.firing(sensor_id, &Arc::from(rule));
+        }
+    }
+
     /// A stream ended while `alerts` fired (each as the RESOLVED it would have ended with): unless a stream fires
     /// them again, the sinks get those RESOLVED alerts, marked stale, after `--stale-after`.
     pub fn stream_ended(&self, alerts: Vec<Alert>) {

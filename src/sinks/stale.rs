@@ -115,10 +115,16 @@ impl StaleTracker {
 
     /// A stream fired `alert`: the tracker is told when the filter says it may hold that sensor and rule.
     pub(super) fn fired(&self, alert: &Alert) {
-        if !self.waiting.may_hold(&alert.sensor_id, &alert.rule) {
+        self.firing(&alert.sensor_id, &alert.rule);
+    }
+
+    /// A stream fires `rule` for `sensor_id` (an alert, or a firing state it restored): the tracker is told when the
+    /// filter says it may hold them.
+    pub(super) fn firing(&self, sensor_id: &str, rule: &Arc<str>) {
+        if !self.waiting.may_hold(sensor_id, rule) {
             return;
         }
-        let notice = Notice::Fired { sensor_id: alert.sensor_id.clone(), rule: Arc::clone(&alert.rule) };
+        let notice = Notice::Fired { sensor_id: sensor_id.to_owned(), rule: Arc::clone(rule) };
         if self.notices.try_send(notice).is_err() {
             self.lost(1, "a firing alert may be resolved as stale");
         }

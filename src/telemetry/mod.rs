@@ -26,7 +26,7 @@ const HANDLING_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 const EVALUATION_BUCKETS: [f64; 11] = [1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3, 1e-2];
 
 /// Every metric, with its kind, unit and help text.
-const DESCRIPTIONS: [(&str, Kind, &str); 19] = [
+const DESCRIPTIONS: [(&str, Kind, &str); 21] = [
     ("grpc_server_started_total", Kind::Counter, "Total number of RPCs started on the server."),
     (
         "grpc_server_handled_total",
@@ -59,6 +59,16 @@ const DESCRIPTIONS: [(&str, Kind, &str); 19] = [
         "alertstream_sink_dropped_total",
         Kind::Counter,
         "Alerts a sink gave up on, by sink and reason (queue_full, rejected, flush_deadline).",
+    ),
+    (
+        "alertstream_state_loads_total",
+        Kind::Counter,
+        "Sensor states looked up in the store as a sensor's stream began, by result (restored, none, refused, error).",
+    ),
+    (
+        "alertstream_state_saves_total",
+        Kind::Counter,
+        "Sensor states saved as their streams ended, by result (saved, error, queue_full).",
     ),
     ("alertstream_sink_stale_waiting", Kind::Gauge, "Alerts of ended streams waiting to be resolved as stale."),
     (

@@ -77,6 +77,22 @@ impl RuleSpec {
             && self.absent_for == other.absent_for
             && self.sensors == other.sensors
     }
+
+    /// Its identity as text: two specs have the same key exactly when they have the [same
+    /// identity](Self::same_identity). Snapshots keep it, so that a saved rule state goes back only to the same rule.
+    pub fn identity_key(&self) -> String {
+        let hold = |hold: Option<crate::Hold>| hold.map(|h| h.to_string()).unwrap_or_default();
+        format!(
+            "{:?}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}",
+            self.condition,
+            self.resolve,
+            self.timing.notify,
+            hold(self.timing.hold),
+            hold(self.timing.keep_firing_for),
+            self.absent_for.map(|d| d.as_nanos()),
+            self.sensors
+        )
+    }
 }
 
 /// Which field of a rule an error is in.

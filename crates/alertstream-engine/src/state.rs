@@ -2,7 +2,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::alert::AlertState;
+use crate::{
+    alert::AlertState,
+    snapshot::{
+        SnapshotError,
+        codec::{Reader, Writer},
+    },
+};
 
 /// When a rule fires: on each change of state, or on every reading while its condition holds. Its text form
 /// (`change`, `every`) is in `text.rs`.
@@ -112,6 +118,24 @@ impl RuleState {
             return Some(AlertState::Firing);
         }
         None
+    }
+}
+
+impl RuleState {
+    /// Writes the state for a snapshot.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        out.bool(self.firing);
+        for run in [&self.holding, &self.clearing] {
+            out.u64(run.len);
+            out.option_time(run.start);
+        }
+    }
+
+    /// Reads a state [`encode`](Self::encode) wrote.
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let firing = input.bool()?;
+        let mut run = || -> Result<Run, SnapshotError> { Ok(Run { len: input.u64()?, start: input.option_time()? }) };
+        Ok(Self { firing, holding: run()?, clearing: run()? })
     }
 }
 

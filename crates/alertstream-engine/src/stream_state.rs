@@ -123,6 +123,24 @@ impl StreamState {
         })
     }
 
+    /// Whether the stream tracks sensor `id`.
+    pub fn tracks(&self, id: &str) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// The rules (by index in the rule set the stream is on) firing for sensor `id`.
+    pub fn firing_rules(&self, id: &str) -> impl Iterator<Item = usize> + '_ {
+        let n = self.rules_per_sensor;
+        let states = self.find(id).map_or(&[][..], |index| &self.rule_states[index * n..(index + 1) * n]);
+        states.iter().enumerate().filter(|(_, state)| state.state.is_firing()).map(|(rule, _)| rule)
+    }
+
+    /// The index of sensor `id`'s state, if the stream tracks it.
+    pub(crate) fn find(&self, id: &str) -> Option<usize> {
+        let sensors = &self.sensors;
+        self.index.find(self.hasher.hash_one(id), |&i| sensors[i].id == id).copied()
+    }
+
     /// When [`RuleSet::check_absence`] next has something to do; `None` when no sensor is watched.
     pub fn next_deadline(&self) -> Option<SystemTime> {
         self.deadlines.next()

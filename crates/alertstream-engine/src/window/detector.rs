@@ -17,7 +17,14 @@ use std::collections::VecDeque;
 
 use foldhash::HashSet;
 
-use super::Welford;
+use super::{
+    Welford,
+    persist::{decode_welford, encode_welford},
+};
+use crate::snapshot::{
+    SnapshotError,
+    codec::{Reader, Writer},
+};
 
 /// Readings a novelty learns its grid from before it scores one.
 pub const NOVELTY_WARM_UP: usize = 300;
@@ -127,6 +134,96 @@ impl Novelty {
             let _ = self.update(value);
         }
     }
+}
+
+impl Novelty {
+    /// Writes the model: the warm-up's values or the grid, the current run and the runs before it, and the
+    /// contexts seen, by generation.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        write_values(out, self.learning.iter().copied());
+        out.bool(self.grid.is_some());
+        let (origin, width) = self.grid.unwrap_or_default();
+        out.f64(origin);
+        out.f64(width);
+        out.bool(self.run.is_some());
+        let (level, length) = self.run.unwrap_or_default();
+        out.i64(level);
+        out.u64(length);
+        out.len(self.previous.len());
+        self.previous.iter().for_each(|&token| out.u64(token));
+        for generation in &self.seen {
+            out.len(generation.len());
+            generation.iter().for_each(|&context| out.u64(context));
+        }
+    }
+
+    /// Reads a model [`encode`](Self::encode) wrote.
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let learning = read_values(input)?;
+        let has_grid = input.bool()?;
+        let grid = (input.f64()?, input.f64()?);
+        let has_run = input.bool()?;
+        let run = (input.i64()?, input.u64()?);
+        let previous = (0..input.len(8)?).map(|_| input.u64()).collect::<Result<VecDeque<_>, _>>()?;
+        if learning.len() > NOVELTY_WARM_UP || previous.len() >= NOVELTY_DEPTH {
+            return Err(SnapshotError::Damaged("a novelty holds more than it can"));
+        }
+        let mut seen: [HashSet<u64>; 2] = Default::default();
+        for generation in &mut seen {
+            for _ in 0..input.len(8)? {
+                generation.insert(input.u64()?);
+            }
+        }
+        Ok(Self { learning, grid: has_grid.then_some(grid), run: has_run.then_some(run), previous, seen })
+    }
+}
+
+impl Likelihood {
+    /// Writes the last raw scores, the recent short-term means and their running statistics.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        write_values(out, self.recent.iter().copied());
+        write_values(out, self.means.iter().copied());
+        // The running sums as they are (rounding included), so that a restored likelihood scores the very values
+        // the original would have.
+        out.f64(self.recent_sum);
+        encode_welford(&self.stats, out);
+        out.u64(self.removals as u64);
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let recent = VecDeque::from(read_values(input)?);
+        let means = VecDeque::from(read_values(input)?);
+        let recent_sum = input.f64()?;
+        let stats = decode_welford(input)?;
+        let removals = usize::try_from(input.u64()?).map_err(|_| SnapshotError::Damaged("a count"))?;
+        if recent.len() > LIKELIHOOD_AVERAGE {
+            return Err(SnapshotError::Damaged("a likelihood holds more scores than it averages"));
+        }
+        Ok(Self { recent, recent_sum, means, stats, removals })
+    }
+}
+
+impl Anomaly {
+    /// Writes both parts.
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        self.novelty.encode(out);
+        self.likelihood.encode(out);
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote.
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        Ok(Self { novelty: Novelty::decode(input)?, likelihood: Likelihood::decode(input)? })
+    }
+}
+
+fn write_values(out: &mut Writer, values: impl ExactSizeIterator<Item = f64>) {
+    out.len(values.len());
+    values.for_each(|v| out.f64(v));
+}
+
+fn read_values(input: &mut Reader<'_>) -> Result<Vec<f64>, SnapshotError> {
+    (0..input.len(8)?).map(|_| input.f64()).collect()
 }
 
 /// A run as a context's token: its level and its length class (⌊log2 length⌋, at most [`NOVELTY_LONGEST_CLASS`]).

@@ -16,6 +16,7 @@ use order_stats::OrderStats;
 
 mod detector;
 mod order_stats;
+mod persist;
 
 pub use detector::{LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, NOVELTY_WARM_UP};
 

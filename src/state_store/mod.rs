@@ -1,0 +1,161 @@
+//! Durable sensor state (`--state-dir`): each sensor's state (the engine's [snapshot](RuleSet::snapshot) of its
+//! windows, detectors and firing rules) saved when its stream ends, shutdown included, and restored when the sensor's
+//! next stream brings its first reading, so that a restart neither re-learns nor re-fires. Without a store, state
+//! lives and dies with its stream, as before.
+//!
+//! [`SensorStates`] is what the streams hold: a load is one read of the store, on the stream's own task, once per
+//! sensor and stream; saves go through a bounded queue to one writer thread, never waited on. A store that fails
+//! never stops a stream: the failure is counted (`alertstream_state_loads_total`, `alertstream_state_saves_total`
+//! by result) and logged, and the sensor starts fresh or keeps its older saved state.
+
+mod embedded;
+
+use std::{
+    sync::{Arc, Mutex, mpsc},
+    thread::JoinHandle,
+    time::SystemTime,
+};
+
+use alertstream_engine::{RuleSet, StreamState};
+pub use embedded::EmbeddedStore;
+
+use crate::telemetry::{Telemetry, label};
+
+/// Where sensor states are kept between streams.
+pub trait StateStore: Send + Sync + 'static {
+    /// The saved state of `sensor_id`, if any (and not older than the store keeps).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Saves each sensor's state, replacing what was saved for it, all or nothing.
+    ///
+    /// # Errors
+    /// The store cannot be written (a full disk, a damaged file).
+    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
+}
+
+/// Why a store could not load or save.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// Sensor ids and their snapshots, saved together.
+pub type Batch = Vec<(String, Vec<u8>)>;
+
+/// Saves waiting for the writer, at most: beyond, a stream's saves are dropped and counted.
+const SAVE_QUEUE: usize = 1_024;
+
+/// The streams' handle on the store: off by default (state lives with its stream). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SensorStates {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    store: Arc<dyn StateStore>,
+    /// The writer's queue; taken (closing it) by [`SensorStates::finish`].
+    saves: Mutex<Option<mpsc::SyncSender<Batch>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    telemetry: Telemetry,
+}
+
+impl std::fmt::Debug for SensorStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensorStates").field("on", &self.inner.is_some()).finish()
+    }
+}
+
+impl SensorStates {
+    /// Keeps sensor states in `store`, saving through a writer thread of its own.
+    ///
+    /// # Errors
+    /// The writer thread cannot be started.
+    pub fn new(store: Arc<dyn StateStore>, telemetry: Telemetry) -> std::io::Result<Self> {
+        let (saves, queue) = mpsc::sync_channel::<Batch>(SAVE_QUEUE);
+        let writer_store = Arc::clone(&store);
+        let writer_telemetry = telemetry.clone();
+        let writer = std::thread::Builder::new().name("alertstream-state".to_owned()).spawn(move || {
+            for batch in queue {
+                let result = match writer_store.save(&batch) {
+                    Ok(()) => "saved",
+                    Err(error) => {
+                        tracing::warn!(%error, sensors = batch.len(), "Could not save sensor states; they are lost.");
+                        "error"
+                    }
+                };
+                writer_telemetry
+                    .counter("alertstream_state_saves_total", vec![label("result", result)])
+                    .increment(batch.len() as u64);
+            }
+        })?;
+        let inner = Inner { store, saves: Mutex::new(Some(saves)), writer: Mutex::new(Some(writer)), telemetry };
+        Ok(Self { inner: Some(Arc::new(inner)) })
+    }
+
+    /// Whether a store keeps sensor states.
+    pub fn is_on(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Restores sensor `sensor_id` into `stream` (on `rules`) from the store, if it has the sensor's state: before
+    /// the sensor's first reading in the stream. Whatever fails, the sensor starts fresh. Whether it was restored.
+    pub fn restore(&self, rules: &RuleSet, stream: &mut StreamState, sensor_id: &str, now: SystemTime) -> bool {
+        let Some(inner) = &self.inner else { return false };
+        let result = match inner.store.load(sensor_id) {
+            Ok(Some(bytes)) => match rules.restore(stream, sensor_id, &bytes, now) {
+                Ok(_) => "restored",
+                Err(error) => {
+                    tracing::warn!(sensor_id, %error, "A saved sensor state was not restored; the sensor starts fresh.");
+                    "refused"
+                }
+            },
+            Ok(None) => "none",
+            Err(error) => {
+                tracing::warn!(sensor_id, %error, "Could not load a sensor's state; the sensor starts fresh.");
+                "error"
+            }
+        };
+        inner.telemetry.counter("alertstream_state_loads_total", vec![label("result", result)]).increment(1);
+        result == "restored"
+    }
+
+    /// Saves every sensor `stream` (on `rules`) tracks: when the stream ends. Never waits: with the writer's queue
+    /// full, the states are dropped, counted and logged.
+    pub fn save(&self, rules: &RuleSet, stream: &StreamState) {
+        let Some(inner) = &self.inner else { return };
+        if stream.sensor_count() == 0 {
+            return;
+        }
+        let batch: Batch = stream
+            .sensors()
+            .filter_map(|(id, _, _)| rules.snapshot(stream, id).map(|bytes| (id.to_owned(), bytes)))
+            .collect();
+        let count = batch.len() as u64;
+        let sent = match &*inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(saves) => saves.try_send(batch).is_ok(),
+            None => false,
+        };
+        if !sent {
+            tracing::warn!(
+                sensors = count,
+                "The state writer is behind or stopped: these sensor states are not saved."
+            );
+            inner
+                .telemetry
+                .counter("alertstream_state_saves_total", vec![label("result", "queue_full")])
+                .increment(count);
+        }
+    }
+
+    /// Closes the writer's queue and waits until it has saved what it holds: at shutdown, after the streams ended.
+    pub async fn finish(&self) {
+        let Some(inner) = &self.inner else { return };
+        drop(inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+        let writer = inner.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Durable sensor state (`--state-dir`) through real servers: a sensor's rules and windows outlive its stream and
+//! the server, so a restart neither re-learns nor re-fires; without a store, state lives with its stream.
+
+mod common;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use alertstream::{
+    clock::Clock,
+    config::ServeConfig,
+    pb,
+    state_store::{EmbeddedStore, SensorStates},
+    telemetry::Telemetry,
+};
+use common::{TestServer, binary::Binary, brief, reading};
+
+const RULES: &str = "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n\n\
+                     [[rule]]\nname = \"spike\"\ncondition = \"zscore(t) > 3\"\n";
+
+/// A server with the rules above, keeping sensor states in `dir` when it is given.
+async fn server(dir: Option<&Path>) -> TestServer {
+    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
+    let states = match dir {
+        Some(dir) => {
+            let store = EmbeddedStore::open(dir, Duration::from_secs(7 * 86_400), Clock::System).unwrap();
+            SensorStates::new(Arc::new(store), Telemetry::off()).unwrap()
+        }
+        None => SensorStates::default(),
+    };
+    TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await
+}
+
+/// Streams `readings` of sensor `press-1` (seq, t) on one stream to its end.
+async fn stream(server: &TestServer, readings: &[(u64, f64)]) -> Vec<String> {
+    let readings: Vec<pb::Reading> = readings.iter().map(|&(seq, t)| reading("press-1", seq, &[("t", t)])).collect();
+    let (alerts, status) = common::stream_all(&mut server.client().await, readings).await;
+    status.unwrap();
+    alerts.iter().map(brief).collect()
+}
+
+/// Shuts `server` down and waits until it has finished (its states saved and its store closed).
+async fn stop(mut server: TestServer) {
+    server.drain.cancel();
+    (&mut server.handle).await.unwrap().unwrap();
+}
+
+/// Streams `readings` of `press-1` through a server process to the end of the stream.
+async fn stream_to(process: &Binary, readings: &[(u64, f64)]) -> Vec<String> {
+    let readings: Vec<pb::Reading> = readings.iter().map(|&(seq, t)| reading("press-1", seq, &[("t", t)])).collect();
+    let mut client = pb::alert_service_client::AlertServiceClient::new(process.channel().await);
+    let (alerts, status) = common::stream_all(&mut client, readings).await;
+    status.unwrap();
+    alerts.iter().map(brief).collect()
+}
+
+/// Twenty readings around 20 (the z-score learns), then 150: both rules fire; another 150 keeps them firing.
+fn first_run() -> Vec<(u64, f64)> {
+    let mut readings: Vec<(u64, f64)> = (1..=20).map(|seq| (seq, 20.0 + (seq % 3) as f64)).collect();
+    readings.extend([(21, 150.0), (22, 150.0)]);
+    readings
+}
+
+#[tokio::test]
+async fn a_restarted_server_neither_relearns_nor_refires() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = server(Some(dir.path())).await;
+    assert_eq!(stream(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    stop(first).await;
+
+    // A new process on the same state directory: the sensor's next stream goes on where the last one ended. `hot`
+    // is still firing (no second FIRING for 150), and the z-score still knows the history (20 is ordinary: `spike`
+    // resolves at once, where a fresh one would still be warming up).
+    let second = server(Some(dir.path())).await;
+    assert_eq!(
+        stream(&second, &[(23, 150.0), (24, 20.0)]).await,
+        ["press-1 24 hot RESOLVED", "press-1 24 spike RESOLVED"]
+    );
+    stop(second).await;
+
+    // A new stream on the same server restores too: the state saved as the last stream ended. The z-score has
+    // now seen 150 twice, so a third is less surprising (no `spike`); `hot` fires once and stays firing across
+    // the next stream.
+    let third = server(Some(dir.path())).await;
+    assert_eq!(stream(&third, &[(25, 150.0)]).await, ["press-1 25 hot FIRING"]);
+    assert_eq!(stream(&third, &[(26, 150.0), (27, 20.0)]).await, ["press-1 27 hot RESOLVED"]);
+    stop(third).await;
+}
+
+#[tokio::test]
+async fn without_a_store_state_lives_and_dies_with_its_stream() {
+    let first = server(None).await;
+    assert_eq!(stream(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    // The next stream starts fresh: `hot` fires again, the z-score warms up again.
+    assert_eq!(stream(&first, &[(23, 150.0), (24, 20.0)]).await, ["press-1 23 hot FIRING", "press-1 24 hot RESOLVED"]);
+    stop(first).await;
+}
+
+#[tokio::test]
+async fn states_saved_as_a_stream_ends_survive_a_kill_of_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, RULES).unwrap();
+    let state_dir = dir.path().join("state");
+    let (rules, state_dir) = (rules.to_str().unwrap(), state_dir.to_str().unwrap());
+    let args = ["--rules", rules, "--state-dir", state_dir, "--metrics-listen", "127.0.0.1:0"];
+
+    let mut first = Binary::start(&args);
+    assert_eq!(stream_to(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    // The save is committed by the writer thread soon after the stream ends: polled through the metrics.
+    let metrics = first.metrics_addr().await;
+    let saved = "alertstream_state_saves_total{result=\"saved\"}";
+    let mut committed = false;
+    for _ in 0..200 {
+        let (_, _, body) = common::http_get(metrics, "/metrics").await;
+        if common::samples(&body).get(saved).is_some_and(|&n| n >= 1.0) {
+            committed = true;
+            break;
+        }
+        // A real process's writer thread: polled, bounded, no span asserted.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(committed, "the sensor's state was never saved");
+    // No graceful shutdown: the process is killed, as a crash would end it.
+    first.signal("KILL");
+    first.exit_code().await;
+
+    let second = Binary::start(&args);
+    assert_eq!(
+        stream_to(&second, &[(23, 150.0), (24, 20.0)]).await,
+        ["press-1 24 hot RESOLVED", "press-1 24 spike RESOLVED"]
+    );
+}
