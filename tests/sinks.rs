@@ -229,10 +229,11 @@ async fn a_reload_adds_a_sink_and_shutdown_completes_its_last_file() {
     assert_eq!(lines.iter().map(json_brief).collect::<Vec<_>>(), alerts.iter().map(wire_brief).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn an_alert_whose_stream_ended_while_firing_is_resolved_as_stale_unless_a_stream_fires_it_again() {
+/// A server with the default rules and a webhook sink to a receiver, on a manual clock (which --stale-after counts
+/// on) that starts at the system's time (the readings' own), with metrics on; keeping sensor states in `state_dir`
+/// when given.
+async fn stale_server(state_dir: Option<&std::path::Path>) -> (Arc<Received>, ManualClock, Telemetry, TestServer) {
     let (addr, received) = receiver(0).await;
-    // The server's clock, which --stale-after counts on, starts at the system's time (the readings' own).
     let clock = ManualClock::new(Clock::System.now());
     let rules = format!(
         "{}\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\n",
@@ -243,13 +244,23 @@ async fn an_alert_whose_stream_ended_while_firing_is_resolved_as_stale_unless_a_
     let options = SinkOptions { clock: Clock::Manual(clock.clone()), ..SinkOptions::default() };
     let sinks = Sinks::new(telemetry.clone(), options);
     sinks.apply(&file.sinks, &file.rules).unwrap();
+    let states = state_dir.map_or_else(SensorStates::default, |dir| {
+        let store = EmbeddedStore::open(dir, Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
+        SensorStates::new(Arc::new(store), telemetry.clone()).unwrap()
+    });
     let config = ServeConfig {
         clock: Clock::Manual(clock.clone()),
-        sinks: sinks.clone(),
+        sinks,
         telemetry: telemetry.clone(),
+        states,
         ..ServeConfig::default()
     };
-    let server = TestServer::with(file.rules, config).await;
+    (received, clock, telemetry, TestServer::with(file.rules, config).await)
+}
+
+#[tokio::test]
+async fn an_alert_whose_stream_ended_while_firing_is_resolved_as_stale_unless_a_stream_fires_it_again() {
+    let (received, clock, telemetry, server) = stale_server(None).await;
     let now = |sensor: &str, seq: u64, temperature: f64| pb::Reading {
         time: Some(prost_types::Timestamp::from(clock.now())),
         ..reading(sensor, seq, &[("temperature", temperature)])
@@ -297,27 +308,8 @@ async fn an_alert_whose_stream_ended_while_firing_is_resolved_as_stale_unless_a_
 
 #[tokio::test]
 async fn a_firing_state_restored_from_the_state_store_is_not_resolved_as_stale() {
-    let (addr, received) = receiver(0).await;
-    let clock = ManualClock::new(Clock::System.now());
-    let rules = format!(
-        "{}\n[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\n",
-        alertstream::config::DEFAULT_RULES
-    );
-    let file = alertstream_rules::parse("stale.toml", &rules).unwrap();
-    let telemetry = Telemetry::on();
-    let options = SinkOptions { clock: Clock::Manual(clock.clone()), ..SinkOptions::default() };
-    let sinks = Sinks::new(telemetry.clone(), options);
-    sinks.apply(&file.sinks, &file.rules).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
-    let config = ServeConfig {
-        clock: Clock::Manual(clock.clone()),
-        sinks,
-        telemetry: telemetry.clone(),
-        states: SensorStates::new(Arc::new(store), telemetry.clone()).unwrap(),
-        ..ServeConfig::default()
-    };
-    let server = TestServer::with(file.rules, config).await;
+    let (received, clock, telemetry, server) = stale_server(Some(dir.path())).await;
     let now = |seq: u64, temperature: f64| pb::Reading {
         time: Some(prost_types::Timestamp::from(clock.now())),
         ..reading("a", seq, &[("temperature", temperature)])
