@@ -156,6 +156,8 @@ pub struct StreamLoop {
     snapshot_asked: Armed,
     /// The number of the latest snapshot request this stream has answered.
     snapshot_served: u64,
+    /// Whether the sensors' states have been handed to the store (`--state-dir`).
+    states_saved: bool,
 }
 
 impl StreamLoop {
@@ -186,6 +188,7 @@ impl StreamLoop {
             snapshot_asked: Armed::new(changed(&context.view.snapshot_requests())),
             // A page that asked before this stream began sees its readings live.
             snapshot_served: *context.view.snapshot_requests().borrow(),
+            states_saved: false,
             inbound,
             rules,
             state,
@@ -427,6 +430,13 @@ impl StreamLoop {
         }
     }
 
+    /// Saves the sensors' states (once: as the stream ends, or when it is dropped without ending, its client gone).
+    fn save_states(&mut self) {
+        if !std::mem::replace(&mut self.states_saved, true) {
+            self.context.states.save(&self.rules, &self.state);
+        }
+    }
+
     /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks.
     fn restore(&mut self, sensor_id: &str, now: SystemTime) {
         if !self.context.states.restore(&self.rules, &mut self.state, sensor_id, now) {
@@ -477,7 +487,7 @@ impl Drop for StreamLoop {
         if !self.sinks.is_empty() {
             self.sinks.stream_ended(self.rules.still_firing(&self.state, self.context.clock.now()));
         }
-        self.context.states.save(&self.rules, &self.state);
+        self.save_states();
     }
 }
 
@@ -512,6 +522,9 @@ impl Stream for StreamLoop {
             if let Some(ending) = this.ending.take() {
                 this.ended = true;
                 this.admission = None;
+                // Saved before the status goes out, so that the sensors' next stream, opened as soon as the client
+                // sees the end, finds their states.
+                this.save_states();
                 this.metrics.end(this.state.sensor_count());
                 return Poll::Ready(ending.map(Err));
             }

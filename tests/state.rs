@@ -3,13 +3,17 @@
 
 mod common;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, Condvar, Mutex},
+    time::Duration,
+};
 
 use alertstream::{
     clock::Clock,
     config::ServeConfig,
     pb,
-    state_store::{EmbeddedStore, SensorStates},
+    state_store::{EmbeddedStore, SensorStates, StateStore, StoreError},
     telemetry::Telemetry,
 };
 use common::{TestServer, binary::Binary, brief, reading};
@@ -129,4 +133,44 @@ async fn states_saved_as_a_stream_ends_survive_a_kill_of_the_process() {
         stream_to(&second, &[(23, 150.0), (24, 20.0)]).await,
         ["press-1 24 hot RESOLVED", "press-1 24 spike RESOLVED"]
     );
+}
+
+/// The embedded store behind a gate: saves wait until it opens, as a slow disk or a busy writer would make them.
+struct GatedStore {
+    store: EmbeddedStore,
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl StateStore for GatedStore {
+    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.load(sensor_id)
+    }
+
+    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+        self.store.save(states)
+    }
+}
+
+#[tokio::test]
+async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::System).unwrap();
+    let gated = Arc::new(GatedStore { store, open: Mutex::new(false), opened: Condvar::new() });
+    let states = SensorStates::new(Arc::clone(&gated) as Arc<dyn StateStore>, Telemetry::off()).unwrap();
+    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
+    let server = TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await;
+    assert_eq!(stream(&server, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    // Stream after stream, each opened as soon as the last one ended, while no save can reach the store: each
+    // restores the state its predecessor left, and `hot` never fires again. (`spike` resolves along the way, as
+    // 150 becomes ordinary for the z-score.)
+    for seq in 23..33 {
+        let alerts = stream(&server, &[(seq, 150.0)]).await;
+        assert!(!alerts.iter().any(|a| a.contains(" hot ")), "stream of reading {seq}: {alerts:?}");
+    }
+    *gated.open.lock().unwrap() = true;
+    gated.opened.notify_all();
+    stop(server).await;
 }

@@ -11,6 +11,7 @@
 mod embedded;
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, mpsc},
     thread::JoinHandle,
     time::SystemTime,
@@ -56,14 +57,45 @@ pub struct SensorStates {
 struct Inner {
     store: Arc<dyn StateStore>,
     /// The writer's queue; taken (closing it) by [`SensorStates::finish`].
-    saves: Mutex<Option<mpsc::SyncSender<Batch>>>,
+    saves: Mutex<Option<mpsc::SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Saves queued and not yet committed, by sensor: a sensor that streams again at once restores from here, not
+    /// from an older state in the store.
+    pending: Mutex<HashMap<String, Pending>>,
     telemetry: Telemetry,
+}
+
+/// A batch on its way to the writer, each state with the generation it has in `pending`.
+struct Queued {
+    batch: Batch,
+    generations: Vec<u64>,
+}
+
+/// A state queued for saving.
+struct Pending {
+    generation: u64,
+    bytes: Vec<u8>,
 }
 
 impl std::fmt::Debug for SensorStates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SensorStates").field("on", &self.inner.is_some()).finish()
+    }
+}
+
+impl Inner {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets the queued states of `queued` that no later save has replaced: committed, or lost.
+    fn settle(&self, queued: &Queued) {
+        let mut pending = self.pending();
+        for ((sensor_id, _), generation) in queued.batch.iter().zip(&queued.generations) {
+            if pending.get(sensor_id).is_some_and(|p| p.generation == *generation) {
+                pending.remove(sensor_id);
+            }
+        }
     }
 }
 
@@ -73,25 +105,33 @@ impl SensorStates {
     /// # Errors
     /// The writer thread cannot be started.
     pub fn new(store: Arc<dyn StateStore>, telemetry: Telemetry) -> std::io::Result<Self> {
-        let (saves, queue) = mpsc::sync_channel::<Batch>(SAVE_QUEUE);
-        let writer_store = Arc::clone(&store);
-        let writer_telemetry = telemetry.clone();
+        let (saves, queue) = mpsc::sync_channel::<Queued>(SAVE_QUEUE);
+        let inner = Arc::new(Inner {
+            store,
+            saves: Mutex::new(Some(saves)),
+            writer: Mutex::new(None),
+            pending: Mutex::default(),
+            telemetry,
+        });
+        // The writer holds only a weak handle, so that dropping the last `SensorStates` closes the store.
+        let writer_inner = Arc::downgrade(&inner);
         let writer = std::thread::Builder::new().name("alertstream-state".to_owned()).spawn(move || {
-            for batch in queue {
-                let result = match writer_store.save(&batch) {
+            for queued in queue {
+                let Some(inner) = writer_inner.upgrade() else { return };
+                let result = match inner.store.save(&queued.batch) {
                     Ok(()) => "saved",
                     Err(error) => {
-                        tracing::warn!(%error, sensors = batch.len(), "Could not save sensor states; they are lost.");
+                        tracing::warn!(%error, sensors = queued.batch.len(), "Could not save sensor states; they are lost.");
                         "error"
                     }
                 };
-                writer_telemetry
-                    .counter("alertstream_state_saves_total", vec![label("result", result)])
-                    .increment(batch.len() as u64);
+                inner.settle(&queued);
+                let count = queued.batch.len() as u64;
+                inner.telemetry.counter("alertstream_state_saves_total", vec![label("result", result)]).increment(count);
             }
         })?;
-        let inner = Inner { store, saves: Mutex::new(Some(saves)), writer: Mutex::new(Some(writer)), telemetry };
-        Ok(Self { inner: Some(Arc::new(inner)) })
+        *inner.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(writer);
+        Ok(Self { inner: Some(inner) })
     }
 
     /// Whether a store keeps sensor states.
@@ -103,7 +143,12 @@ impl SensorStates {
     /// the sensor's first reading in the stream. Whatever fails, the sensor starts fresh. Whether it was restored.
     pub fn restore(&self, rules: &RuleSet, stream: &mut StreamState, sensor_id: &str, now: SystemTime) -> bool {
         let Some(inner) = &self.inner else { return false };
-        let result = match inner.store.load(sensor_id) {
+        let queued = inner.pending().get(sensor_id).map(|p| p.bytes.clone());
+        let loaded = match queued {
+            Some(bytes) => Ok(Some(bytes)),
+            None => inner.store.load(sensor_id),
+        };
+        let result = match loaded {
             Ok(Some(bytes)) => match rules.restore(stream, sensor_id, &bytes, now) {
                 Ok(_) => "restored",
                 Err(error) => {
@@ -122,7 +167,8 @@ impl SensorStates {
     }
 
     /// Saves every sensor `stream` (on `rules`) tracks: when the stream ends. Never waits: with the writer's queue
-    /// full, the states are dropped, counted and logged.
+    /// full, the states are dropped, counted and logged. A state queued is what the sensor's next stream restores,
+    /// committed or not.
     pub fn save(&self, rules: &RuleSet, stream: &StreamState) {
         let Some(inner) = &self.inner else { return };
         if stream.sensor_count() == 0 {
@@ -132,12 +178,27 @@ impl SensorStates {
             .sensors()
             .filter_map(|(id, _, _)| rules.snapshot(stream, id).map(|bytes| (id.to_owned(), bytes)))
             .collect();
-        let count = batch.len() as u64;
-        let sent = match &*inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            Some(saves) => saves.try_send(batch).is_ok(),
-            None => false,
+        let generations: Vec<u64> = {
+            let mut pending = inner.pending();
+            batch
+                .iter()
+                .map(|(id, bytes)| {
+                    let generation = pending.get(id).map_or(0, |p| p.generation + 1);
+                    pending.insert(id.clone(), Pending { generation, bytes: bytes.clone() });
+                    generation
+                })
+                .collect()
         };
-        if !sent {
+        let queued = Queued { batch, generations };
+        let refused = match &*inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(saves) => saves.try_send(queued).err().map(|e| match e {
+                mpsc::TrySendError::Full(q) | mpsc::TrySendError::Disconnected(q) => q,
+            }),
+            None => Some(queued),
+        };
+        if let Some(queued) = refused {
+            inner.settle(&queued);
+            let count = queued.batch.len() as u64;
             tracing::warn!(
                 sensors = count,
                 "The state writer is behind or stopped: these sensor states are not saved."
