@@ -40,6 +40,9 @@ use crate::{
     view::{ViewEvent, ViewHub, send_snapshot},
 };
 
+/// With a state store, an open stream looks at the clock for a periodic save once in this many readings.
+const SAVE_CHECK_EVERY: u32 = 1_024;
+
 /// What a stream needs from the server besides its readings.
 #[derive(Debug, Clone)]
 pub struct StreamContext {
@@ -156,8 +159,10 @@ pub struct StreamLoop {
     snapshot_asked: Armed,
     /// The number of the latest snapshot request this stream has answered.
     snapshot_served: u64,
-    /// Whether the sensors' states have been handed to the store (`--state-dir`).
+    /// Whether the sensors' states have been handed to the store (`--state-dir`) as the stream ended.
     states_saved: bool,
+    /// With a store: readings until the next look at the clock for a periodic save, and when that save is due.
+    periodic_save: Option<(u32, SystemTime)>,
 }
 
 impl StreamLoop {
@@ -189,6 +194,11 @@ impl StreamLoop {
             // A page that asked before this stream began sees its readings live.
             snapshot_served: *context.view.snapshot_requests().borrow(),
             states_saved: false,
+            periodic_save: context
+                .states
+                .save_interval()
+                .and_then(|every| context.clock.now().checked_add(every))
+                .map(|due| (SAVE_CHECK_EVERY, due)),
             inbound,
             rules,
             state,
@@ -389,6 +399,7 @@ impl StreamLoop {
                 Err(error) => self.owed.push(Alert::invalid_reading(&reading, &error)),
             },
         }
+        self.save_now_and_then();
         // A stream that never waits (refused readings included) still fires its absence rules on time.
         if let Some(now) = now
             && self.state.next_deadline().is_some_and(|deadline| deadline <= now)
@@ -427,6 +438,25 @@ impl StreamLoop {
         {
             let time = timestamp_text(time);
             self.context.view.publish(&ViewEvent::Reading { sensor_id: &sensor_id, values: &values, time, seq });
+        }
+    }
+
+    /// Every [`SAVE_CHECK_EVERY`] readings, looks at the clock, and saves the sensors' states when
+    /// `--state-save-interval` has passed since the stream began or last saved.
+    fn save_now_and_then(&mut self) {
+        let Some((until_check, due)) = &mut self.periodic_save else { return };
+        *until_check -= 1;
+        if *until_check > 0 {
+            return;
+        }
+        *until_check = SAVE_CHECK_EVERY;
+        let now = self.context.clock.now();
+        if now >= *due {
+            match self.context.states.save_interval().and_then(|every| now.checked_add(every)) {
+                Some(next) => *due = next,
+                None => self.periodic_save = None,
+            }
+            self.context.states.save(&self.rules, &self.state);
         }
     }
 

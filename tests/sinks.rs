@@ -246,7 +246,7 @@ async fn stale_server(state_dir: Option<&std::path::Path>) -> (Arc<Received>, Ma
     sinks.apply(&file.sinks, &file.rules).unwrap();
     let states = state_dir.map_or_else(SensorStates::default, |dir| {
         let store = EmbeddedStore::open(dir, Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
-        SensorStates::new(Arc::new(store), telemetry.clone()).unwrap()
+        SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap()
     });
     let config = ServeConfig {
         clock: Clock::Manual(clock.clone()),

@@ -5,12 +5,15 @@ mod common;
 
 use std::{
     path::Path,
-    sync::{Arc, Condvar, Mutex},
-    time::Duration,
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
 };
 
 use alertstream::{
-    clock::Clock,
+    clock::{Clock, ManualClock},
     config::ServeConfig,
     pb,
     state_store::{EmbeddedStore, SensorStates, StateStore, StoreError},
@@ -27,7 +30,7 @@ async fn server(dir: Option<&Path>) -> TestServer {
     let states = match dir {
         Some(dir) => {
             let store = EmbeddedStore::open(dir, Duration::from_secs(7 * 86_400), Clock::System).unwrap();
-            SensorStates::new(Arc::new(store), Telemetry::off()).unwrap()
+            SensorStates::new(Arc::new(store), Duration::from_secs(60), Telemetry::off()).unwrap()
         }
         None => SensorStates::default(),
     };
@@ -159,7 +162,9 @@ async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_lef
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::System).unwrap();
     let gated = Arc::new(GatedStore { store, open: Mutex::new(false), opened: Condvar::new() });
-    let states = SensorStates::new(Arc::clone(&gated) as Arc<dyn StateStore>, Telemetry::off()).unwrap();
+    let states =
+        SensorStates::new(Arc::clone(&gated) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
+            .unwrap();
     let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
     let server = TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await;
     assert_eq!(stream(&server, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
@@ -173,4 +178,68 @@ async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_lef
     *gated.open.lock().unwrap() = true;
     gated.opened.notify_all();
     stop(server).await;
+}
+
+/// The embedded store, counting the saves that reach it.
+struct CountingStore {
+    store: EmbeddedStore,
+    saves: AtomicUsize,
+}
+
+impl StateStore for CountingStore {
+    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.load(sensor_id)
+    }
+
+    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.store.save(states)
+    }
+}
+
+#[tokio::test]
+async fn an_open_stream_saves_its_sensors_every_save_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
+    let counting = Arc::new(CountingStore { store, saves: AtomicUsize::new(0) });
+    let states =
+        SensorStates::new(Arc::clone(&counting) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
+            .unwrap();
+    let rules =
+        alertstream_rules::parse("hot.toml", "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n").unwrap().rules;
+    let config = ServeConfig { states, clock: Clock::Manual(clock.clone()), ..ServeConfig::default() };
+    let server = TestServer::with(rules, config).await;
+    let (tx, mut alerts) = common::open_stream(server.channel().await).await;
+    // 1,023 quiet readings, then one hot one: the stream looks at the clock on its 1,024th reading. The save
+    // interval has not passed yet: nothing is saved.
+    let send_batch = |first: u64| {
+        let tx = tx.clone();
+        async move {
+            for seq in first..first + 1_023 {
+                tx.send(reading("press-1", seq, &[("t", 1.0)])).await.unwrap();
+            }
+            tx.send(reading("press-1", first + 1_023, &[("t", 150.0)])).await.unwrap();
+        }
+    };
+    send_batch(1).await;
+    assert_eq!(brief(&common::next_alert(&mut alerts).await), "press-1 1024 hot FIRING");
+    assert_eq!(counting.saves.load(Ordering::SeqCst), 0);
+    // A minute later, the next 1,024th reading saves, while the stream stays open.
+    clock.advance(Duration::from_secs(61));
+    for seq in 1_025..2_048 {
+        tx.send(reading("press-1", seq, &[("t", 1.0)])).await.unwrap();
+    }
+    assert_eq!(brief(&common::next_alert(&mut alerts).await), "press-1 1025 hot RESOLVED");
+    tx.send(reading("press-1", 2_048, &[("t", 150.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut alerts).await), "press-1 2048 hot FIRING");
+    for _ in 0..400 {
+        if counting.saves.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        // The writer thread commits when it commits: polled, bounded, no span asserted.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(counting.saves.load(Ordering::SeqCst), 1, "one save while the stream is open");
+    drop(tx);
 }

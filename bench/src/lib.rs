@@ -7,7 +7,8 @@
 //! and [`idle`] drive one server at an address; [`server`] starts a server process and [`cpu`] reads its CPU time
 //! and memory from /proc; [`compare`] runs every scenario against alertstream and the baseline, interleaved, and
 //! prints the tables (with [`counterparts`], the sinks' real counterparts where the machine has them); [`soak`] runs
-//! a long mixed load against alertstream and samples what it holds.
+//! a long mixed load against alertstream and samples what it holds; [`state`] measures what durable sensor state
+//! costs.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -22,6 +23,7 @@ pub mod nab;
 pub mod readings;
 pub mod server;
 pub mod soak;
+pub mod state;
 pub mod throughput;
 
 /// The types and service stubs generated from `proto/alertstream/v1/alertstream.proto` (by `build.rs`).

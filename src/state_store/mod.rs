@@ -1,5 +1,6 @@
 //! Durable sensor state (`--state-dir`): each sensor's state (the engine's [snapshot](RuleSet::snapshot) of its
-//! windows, detectors and firing rules) saved when its stream ends, shutdown included, and restored when the sensor's
+//! windows, detectors and firing rules) saved when its stream ends, shutdown included, and every
+//! `--state-save-interval` while it is open, and restored when the sensor's
 //! next stream brings its first reading, so that a restart neither re-learns nor re-fires. Without a store, state
 //! lives and dies with its stream, as before.
 //!
@@ -14,7 +15,7 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex, mpsc},
     thread::JoinHandle,
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use alertstream_engine::{RuleSet, StreamState};
@@ -62,6 +63,8 @@ struct Inner {
     /// Saves queued and not yet committed, by sensor: a sensor that streams again at once restores from here, not
     /// from an older state in the store.
     pending: Mutex<HashMap<String, Pending>>,
+    /// How often an open stream saves its sensors' states.
+    save_interval: Duration,
     telemetry: Telemetry,
 }
 
@@ -100,17 +103,19 @@ impl Inner {
 }
 
 impl SensorStates {
-    /// Keeps sensor states in `store`, saving through a writer thread of its own.
+    /// Keeps sensor states in `store`, saving through a writer thread of its own, as streams end and every
+    /// `save_interval` while they are open.
     ///
     /// # Errors
     /// The writer thread cannot be started.
-    pub fn new(store: Arc<dyn StateStore>, telemetry: Telemetry) -> std::io::Result<Self> {
+    pub fn new(store: Arc<dyn StateStore>, save_interval: Duration, telemetry: Telemetry) -> std::io::Result<Self> {
         let (saves, queue) = mpsc::sync_channel::<Queued>(SAVE_QUEUE);
         let inner = Arc::new(Inner {
             store,
             saves: Mutex::new(Some(saves)),
             writer: Mutex::new(None),
             pending: Mutex::default(),
+            save_interval,
             telemetry,
         });
         // The writer holds only a weak handle, so that dropping the last `SensorStates` closes the store.
@@ -137,6 +142,11 @@ impl SensorStates {
     /// Whether a store keeps sensor states.
     pub fn is_on(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// How often an open stream saves its sensors' states (`None` without a store).
+    pub fn save_interval(&self) -> Option<Duration> {
+        self.inner.as_ref().map(|inner| inner.save_interval)
     }
 
     /// Restores sensor `sensor_id` into `stream` (on `rules`) from the store, if it has the sensor's state: before

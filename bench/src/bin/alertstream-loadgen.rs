@@ -12,6 +12,7 @@
 //! - `sensors`: production-line sensors at a chosen rate over M connections, through the product's own client
 //!   (`alertstream::simulate`, what `alertstream simulate` runs): counts and the latency from a reading to its
 //!   alert.
+//! - `state`: what durable sensor state (`--state-dir`) costs for N sensors: snapshot, save, load and restore.
 //! - `soak`: starts alertstream and runs many streams with reconnects, cancels, stalls and bad input for a long
 //!   time, sampling the server's memory, file descriptors, threads and tasks every 10 s.
 
@@ -19,7 +20,7 @@
 
 use std::net::SocketAddr;
 
-use alertstream_bench::{BoxError, compare, idle, latency, soak, throughput};
+use alertstream_bench::{BoxError, compare, idle, latency, soak, state, throughput};
 use clap::{Parser, Subcommand};
 
 /// Load generator and benchmark runner for alertstream.
@@ -105,6 +106,14 @@ enum Mode {
         #[arg(long, default_value_t = 600)]
         seconds: u64,
     },
+    /// What durable sensor state costs: N sensors snapshotted, saved to the embedded store, loaded and restored.
+    State {
+        #[arg(long, default_value_t = 100_000)]
+        sensors: usize,
+        /// Readings each sensor gets before the save.
+        #[arg(long, default_value_t = 200)]
+        readings: u64,
+    },
 }
 
 #[tokio::main]
@@ -140,6 +149,7 @@ async fn main() -> Result<(), BoxError> {
         Mode::Soak { streams, seconds } => {
             soak::run(streams, seconds).await?;
         }
+        Mode::State { sensors, readings } => println!("{}", state::run(sensors, readings)?),
     }
     Ok(())
 }
