@@ -34,7 +34,7 @@ use crate::{
     rate_limit::RateLimit,
     reload::LiveRules,
     sinks::{LiveSinks, SinkSet, Sinks},
-    state_store::SensorStates,
+    state_store::{SensorStates, StreamClaim},
     stream_codec::InboundReading,
     telemetry::{Telemetry, stream::StreamMetrics},
     view::{ViewEvent, ViewHub, send_snapshot},
@@ -159,7 +159,9 @@ pub struct StreamLoop {
     snapshot_asked: Armed,
     /// The number of the latest snapshot request this stream has answered.
     snapshot_served: u64,
-    /// Whether the sensors' states have been handed to the store (`--state-dir`) as the stream ended.
+    /// What the stream restores and saves its sensors under (`--state-dir`).
+    claim: StreamClaim,
+    /// Whether the sensors' states have been handed to the store as the stream ended.
     states_saved: bool,
     /// With a store: readings until the next look at the clock for a periodic save, and when that save is due.
     periodic_save: Option<(u32, SystemTime)>,
@@ -193,6 +195,7 @@ impl StreamLoop {
             snapshot_asked: Armed::new(changed(&context.view.snapshot_requests())),
             // A page that asked before this stream began sees its readings live.
             snapshot_served: *context.view.snapshot_requests().borrow(),
+            claim: context.states.claim(),
             states_saved: false,
             periodic_save: context
                 .states
@@ -456,20 +459,20 @@ impl StreamLoop {
                 Some(next) => *due = next,
                 None => self.periodic_save = None,
             }
-            self.context.states.save(&self.rules, &self.state);
+            self.context.states.save(self.claim, &self.rules, &self.state, false);
         }
     }
 
     /// Saves the sensors' states (once: as the stream ends, or when it is dropped without ending, its client gone).
     fn save_states(&mut self) {
         if !std::mem::replace(&mut self.states_saved, true) {
-            self.context.states.save(&self.rules, &self.state);
+            self.context.states.save(self.claim, &self.rules, &self.state, true);
         }
     }
 
     /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks.
     fn restore(&mut self, sensor_id: &str, now: SystemTime) {
-        if !self.context.states.restore(&self.rules, &mut self.state, sensor_id, now) {
+        if !self.context.states.restore(self.claim, &self.rules, &mut self.state, sensor_id, now) {
             return;
         }
         if self.live_sinks.has_changed().unwrap_or(false) {

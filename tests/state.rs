@@ -243,3 +243,28 @@ async fn an_open_stream_saves_its_sensors_every_save_interval() {
     assert_eq!(counting.saves.load(Ordering::SeqCst), 1, "one save while the stream is open");
     drop(tx);
 }
+
+#[tokio::test]
+async fn of_two_streams_of_one_sensor_the_newer_one_saves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(Some(dir.path())).await;
+    // An older stream fires `hot` and stays open, as a client's connection that went quiet would.
+    let (old_tx, mut old_alerts) = common::open_stream(server.channel().await).await;
+    old_tx.send(reading("press-1", 1, &[("t", 150.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut old_alerts).await), "press-1 1 hot FIRING");
+    // The sensor reconnects on a newer stream, which takes it up: its state is not firing when that stream ends.
+    let (new_tx, mut new_alerts) = common::open_stream(server.channel().await).await;
+    new_tx.send(reading("press-1", 2, &[("t", 20.0)])).await.unwrap();
+    new_tx.send(reading("press-1", 3, &[("t", 150.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut new_alerts).await), "press-1 3 hot FIRING");
+    new_tx.send(reading("press-1", 4, &[("t", 20.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut new_alerts).await), "press-1 4 hot RESOLVED");
+    drop(new_tx);
+    assert!(new_alerts.message().await.unwrap().is_none());
+    // The older stream ends after it, still firing: its state must not replace the newer one's.
+    drop(old_tx);
+    assert!(old_alerts.message().await.unwrap().is_none());
+    // The next stream goes on from the newer stream's state: not firing, so 150 fires.
+    assert_eq!(stream(&server, &[(5, 150.0)]).await, ["press-1 5 hot FIRING"]);
+    stop(server).await;
+}

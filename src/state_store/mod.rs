@@ -13,7 +13,11 @@ mod embedded;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, SystemTime},
 };
@@ -65,8 +69,17 @@ struct Inner {
     pending: Mutex<HashMap<String, Pending>>,
     /// How often an open stream saves its sensors' states.
     save_interval: Duration,
+    /// Which stream last took each sensor up (by [`StreamClaim`] number): only that stream saves the sensor, so an
+    /// older stream of it (a client's half-dead connection, ended later) never overwrites the newer one's state.
+    claims: Mutex<HashMap<String, u64>>,
+    /// The number the next stream gets.
+    next_claim: AtomicU64,
     telemetry: Telemetry,
 }
+
+/// What a stream restores and saves its sensors under: the newest stream of a sensor owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamClaim(u64);
 
 /// A batch on its way to the writer, each state with the generation it has in `pending`.
 struct Queued {
@@ -87,6 +100,10 @@ impl std::fmt::Debug for SensorStates {
 }
 
 impl Inner {
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -116,6 +133,8 @@ impl SensorStates {
             writer: Mutex::new(None),
             pending: Mutex::default(),
             save_interval,
+            claims: Mutex::default(),
+            next_claim: AtomicU64::new(1),
             telemetry,
         });
         // The writer holds only a weak handle, so that dropping the last `SensorStates` closes the store.
@@ -149,10 +168,24 @@ impl SensorStates {
         self.inner.as_ref().map(|inner| inner.save_interval)
     }
 
-    /// Restores sensor `sensor_id` into `stream` (on `rules`) from the store, if it has the sensor's state: before
-    /// the sensor's first reading in the stream. Whatever fails, the sensor starts fresh. Whether it was restored.
-    pub fn restore(&self, rules: &RuleSet, stream: &mut StreamState, sensor_id: &str, now: SystemTime) -> bool {
+    /// A new stream's claim: what it restores and saves sensors under.
+    pub fn claim(&self) -> StreamClaim {
+        StreamClaim(self.inner.as_ref().map_or(0, |inner| inner.next_claim.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Restores sensor `sensor_id` into `stream` (on `rules`, its claim `claim`) from the store, if it has the
+    /// sensor's state: before the sensor's first reading in the stream. The stream takes the sensor up: from now on
+    /// only it saves the sensor. Whatever fails, the sensor starts fresh. Whether it was restored.
+    pub fn restore(
+        &self,
+        claim: StreamClaim,
+        rules: &RuleSet,
+        stream: &mut StreamState,
+        sensor_id: &str,
+        now: SystemTime,
+    ) -> bool {
         let Some(inner) = &self.inner else { return false };
+        inner.claims().insert(sensor_id.to_owned(), claim.0);
         let queued = inner.pending().get(sensor_id).map(|p| p.bytes.clone());
         let loaded = match queued {
             Some(bytes) => Ok(Some(bytes)),
@@ -176,18 +209,32 @@ impl SensorStates {
         result == "restored"
     }
 
-    /// Saves every sensor `stream` (on `rules`) tracks: when the stream ends. Never waits: with the writer's queue
-    /// full, the states are dropped, counted and logged. A state queued is what the sensor's next stream restores,
-    /// committed or not.
-    pub fn save(&self, rules: &RuleSet, stream: &StreamState) {
+    /// Saves every sensor `stream` (on `rules`, its claim `claim`) tracks and no newer stream has taken up: now
+    /// and then while the stream is open, and when it `ends` (which gives its sensors up). Never waits: with the
+    /// writer's queue full, the states are dropped, counted and logged. A state queued is what the sensor's next
+    /// stream restores, committed or not.
+    pub fn save(&self, claim: StreamClaim, rules: &RuleSet, stream: &StreamState, ends: bool) {
         let Some(inner) = &self.inner else { return };
         if stream.sensor_count() == 0 {
             return;
         }
-        let batch: Batch = stream
-            .sensors()
-            .filter_map(|(id, _, _)| rules.snapshot(stream, id).map(|bytes| (id.to_owned(), bytes)))
-            .collect();
+        let batch: Batch = {
+            let mut claims = inner.claims();
+            let batch = stream
+                .sensors()
+                .filter(|(id, _, _)| claims.get(*id) == Some(&claim.0))
+                .filter_map(|(id, _, _)| rules.snapshot(stream, id).map(|bytes| (id.to_owned(), bytes)))
+                .collect::<Batch>();
+            if ends {
+                for (id, _) in &batch {
+                    claims.remove(id);
+                }
+            }
+            batch
+        };
+        if batch.is_empty() {
+            return;
+        }
         let generations: Vec<u64> = {
             let mut pending = inner.pending();
             batch
