@@ -239,18 +239,16 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs the tables named in `only` (all when empty: throughput, metrics, sinks, sensors, rules, latency, idle, aa),
-/// each
-/// scenario
-/// `repeat` times per server, smaller and shorter when `quick`, and prints them.
+/// Runs the tables named in `only` (all when empty: throughput, metrics, state, sinks, sensors, rules, latency, idle,
+/// aa), each scenario `repeat` times per server, smaller and shorter when `quick`, and prints them.
 pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxError> {
-    const TABLES: [&str; 8] = ["throughput", "metrics", "sinks", "sensors", "rules", "latency", "idle", "aa"];
+    const TABLES: [&str; 9] = ["throughput", "metrics", "state", "sinks", "sensors", "rules", "latency", "idle", "aa"];
     if let Some(unknown) = only.iter().find(|o| !TABLES.contains(&o.as_str())) {
         return Err(format!("no table {unknown:?}: the tables are {}", TABLES.join(", ")).into());
     }
     let wanted = |table: &str| only.is_empty() || only.iter().any(|o| o == table);
     // Fail before printing anything when a server is missing.
-    if ["throughput", "metrics", "sinks", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
+    if ["throughput", "metrics", "state", "sinks", "sensors", "rules", "latency", "idle"].iter().any(|t| wanted(t)) {
         ServerProcess::locate(Server::Alertstream)?;
     }
     if ["throughput", "latency", "idle", "aa"].iter().any(|t| wanted(t)) {
@@ -308,6 +306,21 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
             let servers = [Server::AlertstreamMetrics, Server::Alertstream];
             let [on, off] = interleaved(servers, throughput(streams, 1), repeat, None).await?;
             heavy.check(|| format!("alertstream with metrics, {streams} streams"), &on);
+            print_on_off(&streams.to_string(), &on, &off);
+        }
+    }
+    if wanted("state") {
+        println!("\n## A state store on against off (alertstream, default rules)\n");
+        println!(
+            "On: `--state-dir` (the embedded store): each stream restores its sensor before the first reading and \
+             saves it as it ends.\n"
+        );
+        println!("| streams | readings/s, on | off | ratio | CPU ratio | server CPU µs/reading, on | off |");
+        println!("|---|---|---|---|---|---|---|");
+        for streams in [1usize, 64] {
+            let servers = [Server::AlertstreamState, Server::Alertstream];
+            let [on, off] = interleaved(servers, throughput(streams, 1), repeat, None).await?;
+            heavy.check(|| format!("alertstream with a state store, {streams} streams"), &on);
             print_on_off(&streams.to_string(), &on, &off);
         }
     }

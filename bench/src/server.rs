@@ -23,6 +23,8 @@ pub enum Server {
     Alertstream,
     /// The product with its Prometheus metrics on (`--metrics-listen`).
     AlertstreamMetrics,
+    /// The product keeping sensor states (`--state-dir`, a fresh scratch directory).
+    AlertstreamState,
     /// The bare-tonic baseline, `alertstream-baseline`.
     Baseline,
 }
@@ -31,7 +33,7 @@ impl Server {
     /// The binary's file name.
     pub fn binary_name(self) -> &'static str {
         match self {
-            Self::Alertstream | Self::AlertstreamMetrics => "alertstream",
+            Self::Alertstream | Self::AlertstreamMetrics | Self::AlertstreamState => "alertstream",
             Self::Baseline => "alertstream-baseline",
         }
     }
@@ -41,6 +43,7 @@ impl fmt::Display for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::AlertstreamMetrics => f.write_str("alertstream with metrics"),
+            Self::AlertstreamState => f.write_str("alertstream with a state store"),
             _ => f.write_str(self.binary_name()),
         }
     }
@@ -53,6 +56,8 @@ pub struct ServerProcess {
     addr: SocketAddr,
     /// alertstream's latest `Load.` log line (every 10 s); never for the baseline.
     load: Arc<Mutex<Option<Load>>>,
+    /// The state directory of [`Server::AlertstreamState`], removed after the process.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 /// What alertstream's `Load.` log line (target `alertstream::load`) says.
@@ -98,11 +103,18 @@ impl ServerProcess {
             command.spawn().map_err(|e| -> BoxError { format!("cannot start {}: {e}", binary.display()).into() })
         };
         match server {
-            Server::Alertstream | Server::AlertstreamMetrics => {
+            Server::Alertstream | Server::AlertstreamMetrics | Server::AlertstreamState => {
                 let mut command = Command::new(binary);
                 command.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "", "--log-format", "json"]);
                 if server == Server::AlertstreamMetrics {
                     command.args(["--metrics-listen", "127.0.0.1:0"]);
+                }
+                let scratch = match server {
+                    Server::AlertstreamState => Some(tempfile::tempdir()?),
+                    _ => None,
+                };
+                if let Some(dir) = &scratch {
+                    command.arg("--state-dir").arg(dir.path());
                 }
                 if let Some(rules) = rules {
                     command.arg("--rules").arg(rules);
@@ -115,6 +127,7 @@ impl ServerProcess {
                     child: spawned(&mut command)?,
                     addr: SocketAddr::from(([0, 0, 0, 0], 0)),
                     load: Arc::clone(&load),
+                    _scratch: scratch,
                 };
                 let stderr = process.child.stderr.take().ok_or("no stderr")?;
                 process.addr = alertstream_addr(stderr, load)?;
@@ -127,6 +140,7 @@ impl ServerProcess {
                     child: spawned(&mut command)?,
                     addr: SocketAddr::from(([0, 0, 0, 0], 0)),
                     load: Arc::default(),
+                    _scratch: None,
                 };
                 let mut line = String::new();
                 BufReader::new(process.child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;

@@ -95,7 +95,7 @@ enum Mode {
         /// Fewer and shorter scenarios (a smoke run).
         #[arg(long)]
         quick: bool,
-        /// Run only these tables: throughput, metrics, sinks, sensors, rules, latency, idle, aa (default: all).
+        /// Run only these tables: throughput, metrics, state, sinks, sensors, rules, latency, idle, aa (default: all).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
