@@ -123,8 +123,8 @@ struct ServeArgs {
     /// Forget a sensor's saved state this long after it was saved (7d, 12h).
     #[arg(long, env = "ALERTSTREAM_STATE_TTL", default_value = "7d", value_parser = parse_duration)]
     state_ttl: Duration,
-    /// With --state-dir, how often an open stream saves its sensors' states too (checked every 1,024 readings), so
-    /// that a crash loses at most about this much.
+    /// With --state-dir, how often an open stream saves its sensors' states too (the clock is looked at once in
+    /// 1,024 readings, so a quiet stream saves less often).
     #[arg(long, env = "ALERTSTREAM_STATE_SAVE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     state_save_interval: Duration,
     /// Largest inbound message or HTTP body (4MiB, 512KiB).

@@ -423,9 +423,11 @@ impl StreamLoop {
             .then(|| (reading.sensor_id.clone(), reading.values.clone(), reading.time, reading.seq));
         let first_owed = self.owed.len();
         // A sensor new to this stream picks up its saved state first (one read of the store, once per stream).
+        // (Only for a reading the engine will apply: an invalid one must not make the stream claim its sensor.)
         if self.context.states.is_on()
             && self.state.sensor_count() < self.context.max_sensors
             && !self.state.tracks(&reading.sensor_id)
+            && alertstream_engine::validate(&reading).is_ok()
         {
             self.restore(&reading.sensor_id, now);
         }

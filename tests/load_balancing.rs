@@ -91,7 +91,11 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = nginx_command(self.prefix.path()).args(["-s", "stop"]).output();
+        // A graceful stop takes the workers down with the master; without a pid file yet, the master is killed.
+        let stopped = nginx_command(self.prefix.path()).args(["-s", "stop"]).output();
+        if !stopped.is_ok_and(|out| out.status.success()) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }

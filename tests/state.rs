@@ -180,14 +180,16 @@ async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_lef
     stop(server).await;
 }
 
-/// The embedded store, counting the saves that reach it.
+/// The embedded store, counting the loads and saves that reach it.
 struct CountingStore {
     store: EmbeddedStore,
+    loads: AtomicUsize,
     saves: AtomicUsize,
 }
 
 impl StateStore for CountingStore {
     fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.store.load(sensor_id)
     }
 
@@ -202,7 +204,7 @@ async fn an_open_stream_saves_its_sensors_every_save_interval() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
     let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
-    let counting = Arc::new(CountingStore { store, saves: AtomicUsize::new(0) });
+    let counting = Arc::new(CountingStore { store, loads: AtomicUsize::new(0), saves: AtomicUsize::new(0) });
     let states =
         SensorStates::new(Arc::clone(&counting) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
             .unwrap();
@@ -266,5 +268,27 @@ async fn of_two_streams_of_one_sensor_the_newer_one_saves_it() {
     assert!(old_alerts.message().await.unwrap().is_none());
     // The next stream goes on from the newer stream's state: not firing, so 150 fires.
     assert_eq!(stream(&server, &[(5, 150.0)]).await, ["press-1 5 hot FIRING"]);
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn an_invalid_reading_of_a_new_sensor_costs_no_store_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::System).unwrap();
+    let counting = Arc::new(CountingStore { store, loads: AtomicUsize::new(0), saves: AtomicUsize::new(0) });
+    let states =
+        SensorStates::new(Arc::clone(&counting) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
+            .unwrap();
+    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
+    let server = TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await;
+    // Ten new sensors, each with a reading the engine refuses (no values): no claim, no read of the store.
+    let invalid: Vec<pb::Reading> = (1..=10).map(|i| reading(&format!("bad-{i}"), i, &[])).collect();
+    let (alerts, status) = common::stream_all(&mut server.client().await, invalid).await;
+    status.unwrap();
+    assert!(alerts.iter().all(|a| a.rule == "invalid_reading") && alerts.len() == 10, "{alerts:?}");
+    assert_eq!(counting.loads.load(Ordering::SeqCst), 0);
+    // A valid one does read it.
+    assert_eq!(stream(&server, &[(1, 20.0)]).await, Vec::<String>::new());
+    assert_eq!(counting.loads.load(Ordering::SeqCst), 1);
     stop(server).await;
 }

@@ -61,7 +61,8 @@ pub struct SensorStates {
 }
 
 struct Inner {
-    store: Arc<dyn StateStore>,
+    /// The store; taken (closing it) by [`SensorStates::finish`], after which nothing loads or saves.
+    store: std::sync::RwLock<Option<Arc<dyn StateStore>>>,
     /// The writer's queue; taken (closing it) by [`SensorStates::finish`].
     saves: Mutex<Option<mpsc::SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -103,6 +104,11 @@ impl std::fmt::Debug for SensorStates {
 }
 
 impl Inner {
+    /// The store, while it is open.
+    fn store(&self) -> Option<Arc<dyn StateStore>> {
+        self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -131,7 +137,7 @@ impl SensorStates {
     pub fn new(store: Arc<dyn StateStore>, save_interval: Duration, telemetry: Telemetry) -> std::io::Result<Self> {
         let (saves, queue) = mpsc::sync_channel::<Queued>(SAVE_QUEUE);
         let inner = Arc::new(Inner {
-            store,
+            store: std::sync::RwLock::new(Some(store)),
             saves: Mutex::new(Some(saves)),
             writer: Mutex::new(None),
             pending: Mutex::default(),
@@ -146,9 +152,10 @@ impl SensorStates {
         let writer = std::thread::Builder::new().name("alertstream-state".to_owned()).spawn(move || {
             for queued in queue {
                 let Some(inner) = writer_inner.upgrade() else { return };
-                let result = match inner.store.save(&queued.batch) {
-                    Ok(()) => "saved",
-                    Err(error) => {
+                let result = match inner.store().map(|store| store.save(&queued.batch)) {
+                    Some(Ok(())) => "saved",
+                    None => "closed",
+                    Some(Err(error)) => {
                         tracing::warn!(%error, sensors = queued.batch.len(), "Could not save sensor states; they are lost.");
                         "error"
                     }
@@ -191,9 +198,10 @@ impl SensorStates {
         let Some(inner) = &self.inner else { return false };
         inner.claims().insert(sensor_id.to_owned(), claim.0);
         let queued = inner.pending().get(sensor_id).map(|p| p.bytes.clone());
-        let loaded = match queued {
-            Some(bytes) => Ok(Some(bytes)),
-            None => inner.store.load(sensor_id),
+        let loaded = match (queued, inner.store()) {
+            (Some(bytes), _) => Ok(Some(bytes)),
+            (None, Some(store)) => store.load(sensor_id),
+            (None, None) => Ok(None),
         };
         let result = match loaded {
             Ok(Some(bytes)) => match rules.restore(stream, sensor_id, &bytes, now) {
@@ -255,21 +263,20 @@ impl SensorStates {
         let queued = Queued { batch, generations };
         let refused = match &*inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
             Some(saves) => saves.try_send(queued).err().map(|e| match e {
-                mpsc::TrySendError::Full(q) | mpsc::TrySendError::Disconnected(q) => q,
+                mpsc::TrySendError::Full(q) => (q, "queue_full"),
+                mpsc::TrySendError::Disconnected(q) => (q, "closed"),
             }),
-            None => Some(queued),
+            None => Some((queued, "closed")),
         };
-        if let Some(queued) = refused {
+        if let Some((queued, why)) = refused {
             inner.settle(&queued);
             let count = queued.batch.len() as u64;
             tracing::warn!(
                 sensors = count,
+                why,
                 "The state writer is behind or stopped: these sensor states are not saved."
             );
-            inner
-                .telemetry
-                .counter("alertstream_state_saves_total", vec![label("result", "queue_full")])
-                .increment(count);
+            inner.telemetry.counter("alertstream_state_saves_total", vec![label("result", why)]).increment(count);
         }
     }
 
@@ -281,5 +288,7 @@ impl SensorStates {
         if let Some(writer) = writer {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         }
+        // Closed: a later server may open the same store (redb allows one process at a time).
+        drop(inner.store.write().unwrap_or_else(std::sync::PoisonError::into_inner).take());
     }
 }

@@ -68,7 +68,7 @@ const DESCRIPTIONS: [(&str, Kind, &str); 21] = [
     (
         "alertstream_state_saves_total",
         Kind::Counter,
-        "Sensor states saved as their streams ended, by result (saved, error, queue_full).",
+        "Sensor states saved by open and ending streams, by result (saved, error, queue_full, closed).",
     ),
     ("alertstream_sink_stale_waiting", Kind::Gauge, "Alerts of ended streams waiting to be resolved as stale."),
     (

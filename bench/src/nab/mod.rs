@@ -59,8 +59,8 @@ pub async fn report(plan: &Plan<'_>) -> Result<String, BoxError> {
     }
     if !plan.scores.is_empty() {
         out.push_str(
-            "\nEach expression's value on every row, thresholded at its best threshold for each profile (NAB's \
-             sweep):\n\n| score | standard | reward low FP | reward low FN | thresholds | time |\n\
+            "\nEach expression's value on every row, thresholded at its best threshold for each profile (every score \
+             tried: at least as good as NAB's own optimiser):\n\n| score | standard | reward low FP | reward low FN | thresholds | time |\n\
              |---|---|---|---|---|---|\n",
         );
         for expression in plan.scores {

@@ -13,7 +13,8 @@
 //! - The three application profiles weigh false positives and false negatives differently.
 //!
 //! A detector with a continuous score is scored at the one threshold, over the whole corpus, that maximises its
-//! normalised score for the profile, as NAB's own sweep does ([`Corpus::best_threshold`]).
+//! normalised score for the profile ([`Corpus::best_threshold`]), every score tried: NAB's own optimiser searches
+//! locally (a hill-climb from 0.5), so this finds its threshold or a better one.
 
 /// An application profile: the weights of a true positive, a false positive and a false negative.
 #[derive(Debug, Clone, Copy, PartialEq)]

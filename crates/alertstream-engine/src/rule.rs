@@ -81,7 +81,11 @@ impl RuleSpec {
     /// Its identity as text: two specs have the same key exactly when they have the [same
     /// identity](Self::same_identity). Snapshots keep it, so that a saved rule state goes back only to the same rule.
     pub fn identity_key(&self) -> String {
-        let hold = |hold: Option<crate::Hold>| hold.map(|h| h.to_string()).unwrap_or_default();
+        let hold = |hold: Option<crate::Hold>| match hold {
+            None => String::new(),
+            Some(crate::Hold::Readings(n)) => format!("{n} readings"),
+            Some(crate::Hold::Duration(d)) => format!("{}ns", d.as_nanos()),
+        };
         format!(
             "{:?}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}",
             self.condition,

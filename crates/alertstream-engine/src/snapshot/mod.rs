@@ -37,6 +37,9 @@ pub enum SnapshotError {
     /// The stream tracks as many sensors as it may.
     #[error("the stream tracks its limit of sensors")]
     Full,
+    /// The stream is on another rule set than the one restoring into it.
+    #[error("the stream is on another rule set")]
+    OtherRules,
 }
 
 /// What a restore brought back: how many rules got their saved state, and how many started fresh.
@@ -98,6 +101,9 @@ impl RuleSet {
         if stream.tracks(sensor_id) {
             return Err(SnapshotError::Tracked);
         }
+        if stream.sensor_count() > 0 && stream.rules_per_sensor != self.rules.len() {
+            return Err(SnapshotError::OtherRules);
+        }
         let mut input = Reader::new(bytes.strip_prefix(MAGIC).ok_or(SnapshotError::Damaged("not a snapshot"))?);
         let version = input.u8()?;
         if version != SNAPSHOT_VERSION {
@@ -120,7 +126,11 @@ impl RuleSet {
             if windows.len(1)? != functions.len() {
                 return Err(SnapshotError::Damaged("a rule's windows do not match its condition"));
             }
-            let windows = functions.iter().map(|f| Window::decode(f, &mut windows)).collect::<Result<_, _>>()?;
+            let decoded = functions.iter().map(|f| Window::decode(f, &mut windows)).collect::<Result<_, _>>()?;
+            if !windows.is_empty() {
+                return Err(SnapshotError::Damaged("bytes after a rule's windows"));
+            }
+            let windows = decoded;
             if saved.iter().any(|s: &SavedRule| s.rule == rule) {
                 return Err(SnapshotError::Damaged("a rule twice"));
             }

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use foldhash::HashSet;
 
 use super::{
-    Welford,
+    MAX_WINDOW_READINGS, Welford,
     persist::{decode_welford, encode_welford},
 };
 use crate::snapshot::{
@@ -73,6 +73,10 @@ impl Novelty {
     /// it: so a level held longer than it ever was (a flat stretch where the series used to move) is new too, at
     /// each doubling.
     pub(crate) fn update(&mut self, value: f64) -> Option<f64> {
+        // A value that is not a number (an argument with none: a z-score of a flat history) is not learnt.
+        if !value.is_finite() {
+            return None;
+        }
         let Some((origin, width)) = self.grid else {
             self.learning.push(value);
             if self.learning.len() >= NOVELTY_WARM_UP {
@@ -82,7 +86,7 @@ impl Novelty {
         };
         let level = ((value - origin) / width).floor().clamp(-1e15, 1e15) as i64;
         let length = match self.run {
-            Some((current, length)) if current == level => length + 1,
+            Some((current, length)) if current == level => length.saturating_add(1),
             Some(ended) => {
                 if self.previous.len() == NOVELTY_DEPTH - 1 {
                     self.previous.pop_front();
@@ -165,12 +169,22 @@ impl Novelty {
         let has_run = input.bool()?;
         let run = (input.i64()?, input.u64()?);
         let previous = (0..input.len(8)?).map(|_| input.u64()).collect::<Result<VecDeque<_>, _>>()?;
-        if learning.len() > NOVELTY_WARM_UP || previous.len() >= NOVELTY_DEPTH {
-            return Err(SnapshotError::Damaged("a novelty holds more than it can"));
+        let bad_grid = has_grid && !(grid.0.is_finite() && grid.1.is_finite() && grid.1 > 0.0);
+        if learning.len() > NOVELTY_WARM_UP
+            || previous.len() >= NOVELTY_DEPTH
+            || (has_run && run.1 == 0)
+            || bad_grid
+            || learning.iter().any(|v| !v.is_finite())
+        {
+            return Err(SnapshotError::Damaged("a novelty holds what it cannot"));
         }
         let mut seen: [HashSet<u64>; 2] = Default::default();
         for generation in &mut seen {
-            for _ in 0..input.len(8)? {
+            let count = input.len(8)?;
+            if count > NOVELTY_CONTEXTS {
+                return Err(SnapshotError::Damaged("a novelty remembers more contexts than it can"));
+            }
+            for _ in 0..count {
                 generation.insert(input.u64()?);
             }
         }
@@ -197,8 +211,9 @@ impl Likelihood {
         let recent_sum = input.f64()?;
         let stats = decode_welford(input)?;
         let removals = usize::try_from(input.u64()?).map_err(|_| SnapshotError::Damaged("a count"))?;
-        if recent.len() > LIKELIHOOD_AVERAGE {
-            return Err(SnapshotError::Damaged("a likelihood holds more scores than it averages"));
+        let finite = recent.iter().chain(&means).chain([&recent_sum]).all(|v| v.is_finite());
+        if recent.len() > LIKELIHOOD_AVERAGE || !finite || stats.n != means.len() || removals > MAX_WINDOW_READINGS {
+            return Err(SnapshotError::Damaged("a likelihood holds what it cannot"));
         }
         Ok(Self { recent, recent_sum, means, stats, removals })
     }
@@ -228,7 +243,7 @@ fn read_values(input: &mut Reader<'_>) -> Result<Vec<f64>, SnapshotError> {
 
 /// A run as a context's token: its level and its length class (⌊log2 length⌋, at most [`NOVELTY_LONGEST_CLASS`]).
 fn token((level, length): (i64, u64)) -> u64 {
-    ((level as u64) << 8) | u64::from(length.ilog2().min(NOVELTY_LONGEST_CLASS))
+    ((level as u64) << 8) | u64::from(length.checked_ilog2().unwrap_or(0).min(NOVELTY_LONGEST_CLASS))
 }
 
 /// The anomaly likelihood of a raw score: see the module's documentation.
@@ -248,6 +263,10 @@ impl Likelihood {
     /// Scores the raw score `value` against the distribution of the recent short-term means (`None` until it has
     /// [`LIKELIHOOD_WARM_UP`] of them), then learns it; `history` is how many means the distribution is fitted to.
     pub(crate) fn update(&mut self, history: usize, value: f64) -> Option<f64> {
+        // Not learnt: one infinite or NaN score would stay in the running sums for good.
+        if !value.is_finite() {
+            return None;
+        }
         if self.recent.len() == LIKELIHOOD_AVERAGE {
             self.recent_sum -= self.recent.pop_front().unwrap_or(0.0);
         }
@@ -372,6 +391,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_saved_model_that_no_update_could_make_is_refused() {
+        let mut novelty = Novelty::default();
+        for v in daily(400, 100) {
+            let _ = novelty.update(v);
+        }
+        let encoded = |n: &Novelty| {
+            let mut out = Writer::default();
+            n.encode(&mut out);
+            out.bytes
+        };
+        let good = encoded(&novelty);
+        assert!(Novelty::decode(&mut Reader::new(&good)).is_ok());
+        // A run of no readings (its length class would be the logarithm of 0), and a grid of no width.
+        let mut empty_run = novelty.clone();
+        empty_run.run = Some((3, 0));
+        assert!(Novelty::decode(&mut Reader::new(&encoded(&empty_run))).is_err());
+        let mut flat_grid = novelty.clone();
+        flat_grid.grid = Some((0.0, 0.0));
+        assert!(Novelty::decode(&mut Reader::new(&encoded(&flat_grid))).is_err());
+        // And a token of a run of no readings is that of one reading, never a panic.
+        assert_eq!(token((3, 0)), token((3, 1)));
+    }
+
+    #[test]
+    fn values_that_are_not_numbers_are_not_learnt() {
+        let mut anomaly = Anomaly::default();
+        let mut likelihood = Likelihood::default();
+        for (i, v) in daily(1_000, 100).enumerate() {
+            // Every tenth value is infinite or NaN, as `zscore` of a flat history gives.
+            let v = match i % 10 {
+                3 => f64::INFINITY,
+                7 => f64::NAN,
+                _ => v,
+            };
+            let scored = anomaly.update(LIKELIHOOD_HISTORY, v);
+            assert!(v.is_finite() || scored.is_none(), "reading {i}: {scored:?}");
+            let _ = likelihood.update(LIKELIHOOD_HISTORY, if v.is_finite() { 0.1 } else { v });
+        }
+        assert!(likelihood.recent_sum.is_finite() && likelihood.stats.mean.is_finite());
+        // Still alive: a sustained rise of the score is unlikely.
+        let rise: Vec<f64> = (0..10).filter_map(|_| likelihood.update(LIKELIHOOD_HISTORY, 1.0)).collect();
+        assert!(rise.iter().any(|&s| s >= 0.5), "{rise:?}");
+        assert!(anomaly.novelty.grid.is_some_and(|(origin, width)| origin.is_finite() && width.is_finite()));
     }
 
     #[test]

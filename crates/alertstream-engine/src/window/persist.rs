@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Robust, Welford, Window, WindowFn, detector};
+use super::{MAX_WINDOW_READINGS, Robust, Welford, Window, WindowFn, detector};
 use crate::snapshot::{
     SnapshotError,
     codec::{Reader, Writer},
@@ -81,12 +81,15 @@ impl Window {
         let mut window = function.instantiate();
         match (&mut window, tag) {
             (Window::Buffered(buffer), BUFFERED) => {
-                for (time, value) in input.entries()? {
+                for (time, value) in ordered(input.entries()?)? {
                     buffer.insert(time, value);
                 }
                 buffer.stats = decode_welford(input)?;
                 buffer.sum = input.f64()?;
                 buffer.removals = usize::try_from(input.u64()?).map_err(|_| SnapshotError::Damaged("a count"))?;
+                if buffer.stats.n != buffer.entries.len() || buffer.removals > MAX_WINDOW_READINGS {
+                    return Err(SnapshotError::Damaged("a window's sums do not match its readings"));
+                }
             }
             (Window::Delta(previous), DELTA) => {
                 if input.bool()? {
@@ -101,13 +104,13 @@ impl Window {
             (Window::History(stats), HISTORY) => *stats = decode_welford(input)?,
             (Window::Robust(robust), ROBUST) => {
                 let mut restored = Robust::default();
-                for (time, value) in input.entries()? {
+                for (time, value) in ordered(input.entries()?)? {
                     restored.entries.push_back((time, value));
                     restored.sorted.insert(value);
                 }
                 *robust = restored;
             }
-            (Window::Lag(entries), LAG) => *entries = VecDeque::from(input.entries()?),
+            (Window::Lag(entries), LAG) => *entries = VecDeque::from(ordered(input.entries()?)?),
             (Window::Novelty(novelty), NOVELTY) => **novelty = detector::Novelty::decode(input)?,
             (Window::Likelihood(likelihood), LIKELIHOOD) => **likelihood = detector::Likelihood::decode(input)?,
             (Window::Anomaly(anomaly), ANOMALY) => **anomaly = detector::Anomaly::decode(input)?,
@@ -124,6 +127,19 @@ pub(super) fn encode_welford(stats: &Welford, out: &mut Writer) {
 }
 
 pub(super) fn decode_welford(input: &mut Reader<'_>) -> Result<Welford, SnapshotError> {
-    let n = usize::try_from(input.u64()?).map_err(|_| SnapshotError::Damaged("a count"))?;
-    Ok(Welford { n, mean: input.f64()?, m2: input.f64()? })
+    let n = input.u64()?;
+    let (mean, m2) = (input.f64()?, input.f64()?);
+    // Any count a history could reach (the sums may be infinite or NaN, as a window of `x / 0` makes them).
+    if n > 1 << 53 {
+        return Err(SnapshotError::Damaged("running statistics out of range"));
+    }
+    Ok(Welford { n: n as usize, mean, m2 })
+}
+
+/// `entries`, in time order as every window keeps them, or an error.
+fn ordered(entries: Vec<(std::time::SystemTime, f64)>) -> Result<Vec<(std::time::SystemTime, f64)>, SnapshotError> {
+    if !entries.windows(2).all(|pair| pair[0].0 <= pair[1].0) {
+        return Err(SnapshotError::Damaged("a window's readings out of time order"));
+    }
+    Ok(entries)
 }
