@@ -13,7 +13,7 @@ use alertstream::{
     logging::{self, complain, say},
     reload, rule_test, server, shutdown, simulate,
     sinks::{SinkOptions, Sinks},
-    state_store::{EmbeddedStore, SensorStates},
+    state_store::{EmbeddedStore, NatsStore, SensorStates, StateStore},
     telemetry::Telemetry,
     tls::{self, TlsFiles},
 };
@@ -120,6 +120,10 @@ struct ServeArgs {
     /// Without it, state lives with its stream.
     #[arg(long, env = "ALERTSTREAM_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep sensor states in a NATS JetStream key-value bucket (`alertstream_state`) at this URL instead
+    /// (nats://HOST:PORT), shared by replicas. Not with --state-dir.
+    #[arg(long, env = "ALERTSTREAM_STATE_STORE", conflicts_with = "state_dir")]
+    state_store: Option<String>,
     /// Forget a sensor's saved state this long after it was saved (7d, 12h).
     #[arg(long, env = "ALERTSTREAM_STATE_TTL", default_value = "7d", value_parser = parse_duration)]
     state_ttl: Duration,
@@ -420,10 +424,20 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 /// The sensor-state store `--state-dir` names, opened (off without it).
 fn states(args: &ServeArgs, config: &ServeConfig) -> Result<SensorStates, String> {
-    let Some(dir) = &args.state_dir else { return Ok(SensorStates::default()) };
-    let store = EmbeddedStore::open(dir, args.state_ttl, config.clock.clone()).map_err(|e| e.to_string())?;
-    tracing::info!(dir = %dir.display(), ttl = %format_duration(args.state_ttl), "Sensor states are kept.");
-    SensorStates::new(Arc::new(store), args.state_save_interval, config.telemetry.clone())
+    let store: Arc<dyn StateStore> = match (&args.state_dir, &args.state_store) {
+        (Some(dir), _) => {
+            let store = EmbeddedStore::open(dir, args.state_ttl, config.clock.clone()).map_err(|e| e.to_string())?;
+            tracing::info!(dir = %dir.display(), ttl = %format_duration(args.state_ttl), "Sensor states are kept.");
+            Arc::new(store)
+        }
+        (None, Some(url)) => {
+            let store = NatsStore::open(url, args.state_ttl).map_err(|e| format!("--state-store {url}: {e}"))?;
+            tracing::info!(url, ttl = %format_duration(args.state_ttl), "Sensor states are kept in NATS.");
+            Arc::new(store)
+        }
+        (None, None) => return Ok(SensorStates::default()),
+    };
+    SensorStates::new(store, args.state_save_interval, config.telemetry.clone())
         .map_err(|e| format!("cannot start the state writer: {e}"))
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use alertstream::{
     config::ServeConfig,
@@ -15,26 +15,10 @@ use alertstream::{
 };
 use common::{
     TestServer,
-    daemon::{Daemon, free_port},
+    daemon::{free_port, nats_server},
     next_alert, open_stream, reading,
 };
 use serde_json::Value;
-
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
-
-/// Starts nats-server with JetStream on `addr`, storing under `dir`; returns once it takes connections.
-async fn nats_server(addr: SocketAddr, dir: &Path) -> Daemon {
-    let port = addr.port().to_string();
-    let args = ["-js", "-a", "127.0.0.1", "-p", &port, "-sd", dir.to_str().unwrap()];
-    let running = Daemon::start(NATS_SERVER, args);
-    for _ in 0..600 {
-        if async_nats::connect(addr.to_string()).await.is_ok() {
-            return running;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nats-server did not start");
-}
 
 /// The stream's messages so far: (subject, Nats-Msg-Id, payload), waiting (bounded) until there are `count`.
 async fn messages(addr: SocketAddr, count: u64) -> Vec<(String, String, Value)> {

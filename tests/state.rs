@@ -16,10 +16,16 @@ use alertstream::{
     clock::{Clock, ManualClock},
     config::ServeConfig,
     pb,
-    state_store::{EmbeddedStore, SensorStates, StateStore, StoreError},
+    state_store::{EmbeddedStore, NATS_BUCKET, NatsStore, SensorStates, StateStore, StoreError},
     telemetry::Telemetry,
 };
-use common::{TestServer, binary::Binary, brief, reading};
+use common::{
+    TestServer,
+    binary::Binary,
+    brief,
+    daemon::{free_port, nats_server},
+    reading,
+};
 
 const RULES: &str = "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n\n\
                      [[rule]]\nname = \"spike\"\ncondition = \"zscore(t) > 3\"\n";
@@ -291,4 +297,50 @@ async fn an_invalid_reading_of_a_new_sensor_costs_no_store_read() {
     assert_eq!(stream(&server, &[(1, 20.0)]).await, Vec::<String>::new());
     assert_eq!(counting.loads.load(Ordering::SeqCst), 1);
     stop(server).await;
+}
+
+#[tokio::test]
+async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = free_port();
+    let _daemon = nats_server(nats, dir.path()).await;
+    let url = format!("nats://{nats}");
+    let replica = || async {
+        let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+        let states = SensorStates::new(Arc::new(store), Duration::from_secs(60), Telemetry::off()).unwrap();
+        let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
+        TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await
+    };
+    // Two replicas at once, one bucket.
+    let (first, second) = (replica().await, replica().await);
+    assert_eq!(stream(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    // The sensor's next stream reaches the other replica: it goes on from the state the first saved (its save is
+    // committed soon after the stream ends: polled through the bucket).
+    let client = async_nats::connect(nats.to_string()).await.unwrap();
+    let bucket = async_nats::jetstream::new(client).get_key_value(NATS_BUCKET).await.unwrap();
+    let key: String = "press-1".bytes().map(|b| format!("{b:02x}")).collect();
+    for _ in 0..200 {
+        if bucket.get(&key).await.unwrap().is_some() {
+            break;
+        }
+        // The first replica's writer thread: polled, bounded.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        stream(&second, &[(23, 150.0), (24, 20.0)]).await,
+        ["press-1 24 hot RESOLVED", "press-1 24 spike RESOLVED"]
+    );
+    stop(first).await;
+    stop(second).await;
+}
+
+#[test]
+fn an_embedded_and_a_nats_store_together_are_a_startup_error() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertstream"))
+        .args(["serve", "--state-dir", "/tmp/unused-state", "--state-store", "nats://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--state-dir") && stderr.contains("cannot be used with"), "{stderr}");
 }

@@ -11,6 +11,7 @@
 //! sensor starts fresh or keeps its older saved state.
 
 mod embedded;
+mod nats;
 
 use std::{
     collections::HashMap,
@@ -25,6 +26,7 @@ use std::{
 
 use alertstream_engine::{RuleSet, StreamState};
 pub use embedded::EmbeddedStore;
+pub use nats::{NATS_BUCKET, NatsStore};
 
 use crate::telemetry::{Telemetry, label};
 

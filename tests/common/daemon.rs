@@ -31,3 +31,22 @@ impl Drop for Daemon {
 pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
+
+/// Debian's nats-server, which `scripts/setup-tools.sh` installs.
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// Starts nats-server with JetStream on `addr`, storing under `dir`; returns once it takes connections.
+#[allow(dead_code)] // Not every test binary that includes this module runs NATS.
+pub async fn nats_server(addr: SocketAddr, dir: &Path) -> Daemon {
+    let port = addr.port().to_string();
+    let args = ["-js", "-a", "127.0.0.1", "-p", &port, "-sd", dir.to_str().unwrap()];
+    let running = Daemon::start(NATS_SERVER, args);
+    for _ in 0..600 {
+        if async_nats::connect(addr.to_string()).await.is_ok() {
+            return running;
+        }
+        // A real process starting: polled, bounded.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nats-server did not start");
+}

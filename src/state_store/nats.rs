@@ -1,0 +1,172 @@
+//! The shared store (`--state-store nats://HOST:PORT`): a NATS JetStream key-value bucket, `alertstream_state`, so
+//! that replicas share sensor states. Keys are sensor ids in hex (any id is a valid key); the bucket keeps one
+//! revision a key and forgets states after `--state-ttl` (the stream's maximum age).
+//!
+//! The bucket's stream (`KV_alertstream_state`) is made with key-value settings by hand, then opened as a bucket:
+//! async-nats 0.51's `create_key_value` asks for account information that Debian's nats-server 2.9.10 does not
+//! send.
+//!
+//! The client runs on a thread of its own with its own runtime. The store's calls are synchronous, as the trait's
+//! are: a load waits for one round trip (at most [`REPLY_TIMEOUT`]) on the stream's task, as the embedded store's
+//! read does. A state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails,
+//! counted and logged, and the sensor keeps its older saved state.
+
+use std::{sync::mpsc, time::Duration};
+
+use async_nats::jetstream::{self, stream};
+
+use super::{StateStore, StoreError};
+
+/// The bucket.
+pub const NATS_BUCKET: &str = "alertstream_state";
+/// How long a load or save waits for the client's answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests waiting for the client, at most.
+const REQUESTS: usize = 256;
+
+enum Request {
+    Load(String, mpsc::SyncSender<Result<Option<Vec<u8>>, StoreError>>),
+    Save(Vec<(String, Vec<u8>)>, mpsc::SyncSender<Result<(), StoreError>>),
+}
+
+/// The NATS key-value store.
+pub struct NatsStore {
+    requests: mpsc::SyncSender<Request>,
+}
+
+fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{what}: {error}"))
+}
+
+/// The key of a sensor: its id's bytes in hex.
+fn key(sensor_id: &str) -> String {
+    use std::fmt::Write as _;
+    sensor_id.bytes().fold(String::with_capacity(sensor_id.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+impl NatsStore {
+    /// Connects to `url` and opens (making it when missing) the bucket, keeping states for `ttl`.
+    ///
+    /// # Errors
+    /// The server cannot be reached, has no JetStream, or refuses the bucket.
+    pub fn open(url: &str, ttl: Duration) -> Result<Self, StoreError> {
+        let (requests, inbox) = mpsc::sync_channel::<Request>(REQUESTS);
+        let (ready, opened) = mpsc::sync_channel::<Result<(), StoreError>>(1);
+        let url = url.to_owned();
+        std::thread::Builder::new()
+            .name("alertstream-nats-state".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready.send(Err(failed("cannot start the NATS client", e)));
+                        return;
+                    }
+                };
+                runtime.block_on(serve(url, ttl, inbox, ready));
+            })
+            .map_err(|e| failed("cannot start the NATS client", e))?;
+        opened.recv_timeout(REPLY_TIMEOUT * 2).map_err(|_| StoreError("NATS did not answer in time".to_owned()))??;
+        Ok(Self { requests })
+    }
+
+    fn ask<T>(
+        &self,
+        request: impl FnOnce(mpsc::SyncSender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.requests.try_send(request(reply)).map_err(|_| StoreError("the NATS client is busy or gone".to_owned()))?;
+        answer.recv_timeout(REPLY_TIMEOUT).map_err(|_| StoreError("NATS did not answer in time".to_owned()))?
+    }
+}
+
+impl StateStore for NatsStore {
+    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.ask(|reply| Request::Load(key(sensor_id), reply))
+    }
+
+    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let batch = states.iter().map(|(id, bytes)| (key(id), bytes.clone())).collect();
+        self.ask(|reply| Request::Save(batch, reply))
+    }
+}
+
+/// The client's thread: connects, opens the bucket, then answers requests until the store is dropped.
+async fn serve(
+    url: String,
+    ttl: Duration,
+    inbox: mpsc::Receiver<Request>,
+    ready: mpsc::SyncSender<Result<(), StoreError>>,
+) {
+    let opened = async {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(REPLY_TIMEOUT)
+            .connect(url.as_str())
+            .await
+            .map_err(|e| failed("cannot connect to NATS", e))?;
+        let max_payload = client.max_payload();
+        let js = jetstream::new(client);
+        let config = stream::Config {
+            name: format!("KV_{NATS_BUCKET}"),
+            description: Some("alertstream sensor states".to_owned()),
+            subjects: vec![format!("$KV.{NATS_BUCKET}.>")],
+            max_messages_per_subject: 1,
+            max_age: ttl,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        };
+        js.get_or_create_stream(config).await.map_err(|e| failed("cannot make the state bucket", e))?;
+        let bucket = js.get_key_value(NATS_BUCKET).await.map_err(|e| failed("cannot open the state bucket", e))?;
+        Ok::<_, StoreError>((bucket, max_payload))
+    }
+    .await;
+    let (bucket, max_payload) = match opened {
+        Ok(opened) => {
+            let _ = ready.send(Ok(()));
+            opened
+        }
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    // The std receiver blocks; each request is taken on a blocking thread so the runtime goes on driving the client.
+    let inbox = std::sync::Arc::new(std::sync::Mutex::new(inbox));
+    loop {
+        let next = std::sync::Arc::clone(&inbox);
+        let request = tokio::task::spawn_blocking(move || next.lock().ok()?.recv().ok()).await.ok().flatten();
+        let Some(request) = request else { return };
+        match request {
+            Request::Load(key, reply) => {
+                let loaded = bucket
+                    .get(key)
+                    .await
+                    .map(|value| value.map(|v| v.to_vec()))
+                    .map_err(|e| failed("cannot read the state", e));
+                let _ = reply.send(loaded);
+            }
+            Request::Save(batch, reply) => {
+                let mut saved = Ok(());
+                for (key, bytes) in batch {
+                    if bytes.len() > max_payload.saturating_sub(1_024) {
+                        saved = Err(StoreError(format!(
+                            "a state of {} bytes is over the server's maximum payload ({max_payload} bytes)",
+                            bytes.len()
+                        )));
+                        continue;
+                    }
+                    if let Err(e) = bucket.put(key, bytes.into()).await {
+                        saved = Err(failed("cannot save a state", e));
+                    }
+                }
+                let _ = reply.send(saved);
+            }
+        }
+    }
+}
