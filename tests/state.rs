@@ -344,3 +344,33 @@ fn an_embedded_and_a_nats_store_together_are_a_startup_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--state-dir") && stderr.contains("cannot be used with"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_unreachable_nats_store_never_stops_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = free_port();
+    let daemon = nats_server(nats, dir.path()).await;
+    let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400)).unwrap();
+    let telemetry = Telemetry::on();
+    let states = SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap();
+    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
+    let server =
+        TestServer::with(rules, ServeConfig { states, telemetry: telemetry.clone(), ..ServeConfig::default() }).await;
+    // NATS goes away: new sensors start fresh, their alerts come, and the failed loads are counted.
+    drop(daemon);
+    let readings: Vec<pb::Reading> = (1..=3).map(|i| reading(&format!("press-{i}"), i, &[("t", 150.0)])).collect();
+    let (alerts, status) = common::stream_all(&mut server.client().await, readings).await;
+    status.unwrap();
+    assert_eq!(
+        alerts.iter().map(brief).collect::<Vec<_>>(),
+        ["press-1 1 hot FIRING", "press-2 2 hot FIRING", "press-3 3 hot FIRING"]
+    );
+    let text = telemetry.render().unwrap();
+    let errors: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("alertstream_state_loads_total{result=\"error\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert_eq!(errors, 3.0, "{text}");
+    stop(server).await;
+}

@@ -7,11 +7,18 @@
 //! send.
 //!
 //! The client runs on a thread of its own with its own runtime. The store's calls are synchronous, as the trait's
-//! are: a load waits for one round trip (at most [`REPLY_TIMEOUT`]) on the stream's task, as the embedded store's
-//! read does. A state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails,
+//! are: a load waits for one round trip (at most [`LOAD_TIMEOUT`]) on the stream's task, as the embedded store's
+//! read does; while the client is disconnected, loads and saves fail at once (counted and logged, not retried). A state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails,
 //! counted and logged, and the sensor keeps its older saved state.
 
-use std::{sync::mpsc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::Duration,
+};
 
 use async_nats::jetstream::{self, stream};
 
@@ -19,8 +26,10 @@ use super::{StateStore, StoreError};
 
 /// The bucket.
 pub const NATS_BUCKET: &str = "alertstream_state";
-/// How long a load or save waits for the client's answer.
+/// How long a save (on the writer's thread) waits for the client's answer, and connecting may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a load (on a stream's task) waits for the client's answer.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// Requests waiting for the client, at most.
 const REQUESTS: usize = 256;
 
@@ -32,6 +41,8 @@ enum Request {
 /// The NATS key-value store.
 pub struct NatsStore {
     requests: mpsc::SyncSender<Request>,
+    /// Whether the client is connected now: while it is not, a load fails at once instead of waiting.
+    connected: Arc<AtomicBool>,
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -56,6 +67,8 @@ impl NatsStore {
         let (requests, inbox) = mpsc::sync_channel::<Request>(REQUESTS);
         let (ready, opened) = mpsc::sync_channel::<Result<(), StoreError>>(1);
         let url = url.to_owned();
+        let connected = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&connected);
         std::thread::Builder::new()
             .name("alertstream-nats-state".to_owned())
             .spawn(move || {
@@ -66,31 +79,39 @@ impl NatsStore {
                         return;
                     }
                 };
-                runtime.block_on(serve(url, ttl, inbox, ready));
+                runtime.block_on(serve(url, ttl, flag, inbox, ready));
             })
             .map_err(|e| failed("cannot start the NATS client", e))?;
         opened.recv_timeout(REPLY_TIMEOUT * 2).map_err(|_| StoreError("NATS did not answer in time".to_owned()))??;
-        Ok(Self { requests })
+        Ok(Self { requests, connected })
     }
 
     fn ask<T>(
         &self,
+        timeout: Duration,
         request: impl FnOnce(mpsc::SyncSender<Result<T, StoreError>>) -> Request,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.requests.try_send(request(reply)).map_err(|_| StoreError("the NATS client is busy or gone".to_owned()))?;
-        answer.recv_timeout(REPLY_TIMEOUT).map_err(|_| StoreError("NATS did not answer in time".to_owned()))?
+        answer.recv_timeout(timeout).map_err(|_| StoreError("NATS did not answer in time".to_owned()))?
     }
 }
 
 impl StateStore for NatsStore {
     fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.ask(|reply| Request::Load(key(sensor_id), reply))
+        if !self.connected.load(Ordering::Relaxed) {
+            return Err(StoreError("NATS is unreachable".to_owned()));
+        }
+        self.ask(LOAD_TIMEOUT, |reply| Request::Load(key(sensor_id), reply))
     }
 
     fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        // Fails at once too while disconnected, so that a shutdown never waits on NATS batch after batch.
+        if !self.connected.load(Ordering::Relaxed) {
+            return Err(StoreError("NATS is unreachable".to_owned()));
+        }
         let batch = states.iter().map(|(id, bytes)| (key(id), bytes.clone())).collect();
-        self.ask(|reply| Request::Save(batch, reply))
+        self.ask(REPLY_TIMEOUT, |reply| Request::Save(batch, reply))
     }
 }
 
@@ -98,12 +119,26 @@ impl StateStore for NatsStore {
 async fn serve(
     url: String,
     ttl: Duration,
+    connected: Arc<AtomicBool>,
     inbox: mpsc::Receiver<Request>,
     ready: mpsc::SyncSender<Result<(), StoreError>>,
 ) {
+    let events = Arc::clone(&connected);
     let opened = async {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(REPLY_TIMEOUT)
+            .event_callback(move |event| {
+                let connected = Arc::clone(&events);
+                async move {
+                    match event {
+                        async_nats::Event::Connected => connected.store(true, Ordering::Relaxed),
+                        async_nats::Event::Disconnected | async_nats::Event::Closed => {
+                            connected.store(false, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                }
+            })
             .connect(url.as_str())
             .await
             .map_err(|e| failed("cannot connect to NATS", e))?;
@@ -128,6 +163,7 @@ async fn serve(
     .await;
     let (bucket, max_payload) = match opened {
         Ok(opened) => {
+            connected.store(true, Ordering::Relaxed);
             let _ = ready.send(Ok(()));
             opened
         }
