@@ -13,7 +13,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -173,9 +173,9 @@ async fn serve(
         }
     };
     // The std receiver blocks; each request is taken on a blocking thread so the runtime goes on driving the client.
-    let inbox = std::sync::Arc::new(std::sync::Mutex::new(inbox));
+    let inbox = Arc::new(Mutex::new(inbox));
     loop {
-        let next = std::sync::Arc::clone(&inbox);
+        let next = Arc::clone(&inbox);
         let request = tokio::task::spawn_blocking(move || next.lock().ok()?.recv().ok()).await.ok().flatten();
         let Some(request) = request else { return };
         match request {
