@@ -32,15 +32,25 @@ const RULES: &str = "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n\n\
 
 /// A server with the rules above, keeping sensor states in `dir` when it is given.
 async fn server(dir: Option<&Path>) -> TestServer {
-    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
-    let states = match dir {
-        Some(dir) => {
-            let store = EmbeddedStore::open(dir, Duration::from_secs(7 * 86_400), Clock::System).unwrap();
-            SensorStates::new(Arc::new(store), Duration::from_secs(60), Telemetry::off()).unwrap()
+    match dir {
+        Some(dir) => server_on(Arc::new(embedded(dir, Clock::System)), RULES, ServeConfig::default()).await,
+        None => {
+            TestServer::with(alertstream_rules::parse("state.toml", RULES).unwrap().rules, ServeConfig::default()).await
         }
-        None => SensorStates::default(),
-    };
-    TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await
+    }
+}
+
+/// The embedded store in `dir`, keeping states a week, on `clock`.
+fn embedded(dir: &Path, clock: Clock) -> EmbeddedStore {
+    EmbeddedStore::open(dir, Duration::from_secs(7 * 86_400), clock).unwrap()
+}
+
+/// A server with the rules `rules` and `config`, keeping sensor states in `store` (saving every minute while a
+/// stream is open, counted on `config`'s telemetry).
+async fn server_on(store: Arc<dyn StateStore>, rules: &str, config: ServeConfig) -> TestServer {
+    let states = SensorStates::new(store, Duration::from_secs(60), config.telemetry.clone()).unwrap();
+    let rules = alertstream_rules::parse("state.toml", rules).unwrap().rules;
+    TestServer::with(rules, ServeConfig { states, ..config }).await
 }
 
 /// Streams `readings` of sensor `press-1` (seq, t) on one stream to its end.
@@ -166,13 +176,9 @@ impl StateStore for GatedStore {
 #[tokio::test]
 async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_left() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::System).unwrap();
+    let store = embedded(dir.path(), Clock::System);
     let gated = Arc::new(GatedStore { store, open: Mutex::new(false), opened: Condvar::new() });
-    let states =
-        SensorStates::new(Arc::clone(&gated) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
-            .unwrap();
-    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
-    let server = TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await;
+    let server = server_on(Arc::clone(&gated) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
     assert_eq!(stream(&server, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
     // Stream after stream, each opened as soon as the last one ended, while no save can reach the store: each
     // restores the state its predecessor left, and `hot` never fires again. (`spike` resolves along the way, as
@@ -193,6 +199,12 @@ struct CountingStore {
     saves: AtomicUsize,
 }
 
+impl CountingStore {
+    fn new(store: EmbeddedStore) -> Arc<Self> {
+        Arc::new(Self { store, loads: AtomicUsize::new(0), saves: AtomicUsize::new(0) })
+    }
+}
+
 impl StateStore for CountingStore {
     fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
@@ -209,15 +221,10 @@ impl StateStore for CountingStore {
 async fn an_open_stream_saves_its_sensors_every_save_interval() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
-    let counting = Arc::new(CountingStore { store, loads: AtomicUsize::new(0), saves: AtomicUsize::new(0) });
-    let states =
-        SensorStates::new(Arc::clone(&counting) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
-            .unwrap();
-    let rules =
-        alertstream_rules::parse("hot.toml", "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n").unwrap().rules;
-    let config = ServeConfig { states, clock: Clock::Manual(clock.clone()), ..ServeConfig::default() };
-    let server = TestServer::with(rules, config).await;
+    let counting = CountingStore::new(embedded(dir.path(), Clock::Manual(clock.clone())));
+    let config = ServeConfig { clock: Clock::Manual(clock.clone()), ..ServeConfig::default() };
+    let hot = "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n";
+    let server = server_on(Arc::clone(&counting) as Arc<dyn StateStore>, hot, config).await;
     let (tx, mut alerts) = common::open_stream(server.channel().await).await;
     // 1,023 quiet readings, then one hot one: the stream looks at the clock on its 1,024th reading. The save
     // interval has not passed yet: nothing is saved.
@@ -280,13 +287,8 @@ async fn of_two_streams_of_one_sensor_the_newer_one_saves_it() {
 #[tokio::test]
 async fn an_invalid_reading_of_a_new_sensor_costs_no_store_read() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), Clock::System).unwrap();
-    let counting = Arc::new(CountingStore { store, loads: AtomicUsize::new(0), saves: AtomicUsize::new(0) });
-    let states =
-        SensorStates::new(Arc::clone(&counting) as Arc<dyn StateStore>, Duration::from_secs(60), Telemetry::off())
-            .unwrap();
-    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
-    let server = TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await;
+    let counting = CountingStore::new(embedded(dir.path(), Clock::System));
+    let server = server_on(Arc::clone(&counting) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
     // Ten new sensors, each with a reading the engine refuses (no values): no claim, no read of the store.
     let invalid: Vec<pb::Reading> = (1..=10).map(|i| reading(&format!("bad-{i}"), i, &[])).collect();
     let (alerts, status) = common::stream_all(&mut server.client().await, invalid).await;
@@ -307,9 +309,7 @@ async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
     let url = format!("nats://{nats}");
     let replica = || async {
         let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
-        let states = SensorStates::new(Arc::new(store), Duration::from_secs(60), Telemetry::off()).unwrap();
-        let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
-        TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await
+        server_on(Arc::new(store), RULES, ServeConfig::default()).await
     };
     // Two replicas at once, one bucket.
     let (first, second) = (replica().await, replica().await);
@@ -352,10 +352,8 @@ async fn an_unreachable_nats_store_never_stops_a_stream() {
     let daemon = nats_server(nats, dir.path()).await;
     let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400)).unwrap();
     let telemetry = Telemetry::on();
-    let states = SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap();
-    let rules = alertstream_rules::parse("state.toml", RULES).unwrap().rules;
     let server =
-        TestServer::with(rules, ServeConfig { states, telemetry: telemetry.clone(), ..ServeConfig::default() }).await;
+        server_on(Arc::new(store), RULES, ServeConfig { telemetry: telemetry.clone(), ..Default::default() }).await;
     // NATS goes away: new sensors start fresh, their alerts come, and the failed loads are counted.
     drop(daemon);
     let readings: Vec<pb::Reading> = (1..=3).map(|i| reading(&format!("press-{i}"), i, &[("t", 150.0)])).collect();

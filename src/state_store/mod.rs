@@ -205,22 +205,22 @@ impl SensorStates {
             (None, Some(store)) => store.load(sensor_id),
             (None, None) => Ok(None),
         };
-        let result = match loaded {
+        let (restored, result) = match loaded {
             Ok(Some(bytes)) => match rules.restore(stream, sensor_id, &bytes, now) {
-                Ok(_) => "restored",
+                Ok(_) => (true, "restored"),
                 Err(error) => {
                     tracing::warn!(sensor_id, %error, "A saved sensor state was not restored; the sensor starts fresh.");
-                    "refused"
+                    (false, "refused")
                 }
             },
-            Ok(None) => "none",
+            Ok(None) => (false, "none"),
             Err(error) => {
                 tracing::warn!(sensor_id, %error, "Could not load a sensor's state; the sensor starts fresh.");
-                "error"
+                (false, "error")
             }
         };
         inner.telemetry.counter("alertstream_state_loads_total", vec![label("result", result)]).increment(1);
-        result == "restored"
+        restored
     }
 
     /// Saves every sensor `stream` (on `rules`, its claim `claim`) tracks and no newer stream has taken up: now
