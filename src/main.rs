@@ -91,6 +91,11 @@ struct SimulateArgs {
     /// Print no alert: only the counts and the latency percentiles, at the end.
     #[arg(long)]
     summary: bool,
+    /// Resume across reconnects (the server needs --state-dir or --state-store): the server says in `checkpoint`
+    /// events what is durable, each new stream sends again what the checkpoints do not cover, and an alert the
+    /// server sends again is dropped, so none is lost and none shown twice.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,6 +279,7 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         seed: args.seed.unwrap_or_else(|| fastrand::u64(..)),
         excursion_rate: args.excursion_rate,
         output,
+        resume: args.resume,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -17,8 +17,12 @@ use crate::{
     farewell::ConnectionFarewells,
     pb,
     stream_codec::InboundReading,
-    stream_loop::{StreamContext, StreamLimits, StreamLoop},
+    stream_loop::{StreamContext, StreamLoop, StreamOptions},
 };
+
+/// The request metadata a client sets to `1` to resume (docs/DEPLOYMENT.md): checkpoints, and resent readings
+/// skipped.
+pub const RESUME_HEADER: &str = "alertstream-resume";
 
 /// The `AlertService` implementation: what every stream needs, and the count of open streams.
 #[derive(Debug, Clone)]
@@ -69,11 +73,18 @@ impl pb::alert_service_server::AlertService for AlertApi {
         if let Some(ConnectionFarewells(farewells)) = request.extensions().get::<ConnectionFarewells>() {
             context.farewells = farewells.clone();
         }
-        let limits = StreamLimits {
+        let resume = request.metadata().get(RESUME_HEADER).is_some_and(|value| value == "1");
+        if resume && !self.context.states.is_on() {
+            return Err(Status::failed_precondition(
+                "this server keeps no sensor state (--state-dir or --state-store): a stream cannot resume",
+            ));
+        }
+        let options = StreamOptions {
             deadline: requested_timeout(request.metadata())
                 .and_then(|timeout| self.context.clock.now().checked_add(timeout)),
+            resume,
         };
-        let stream = StreamLoop::new(request.into_inner(), context, limits, self.streams.token(), admission);
+        let stream = StreamLoop::new(request.into_inner(), context, options, self.streams.token(), admission);
         tracing::debug!("Stream opened.");
         Ok(Response::new(Box::pin(stream)))
     }

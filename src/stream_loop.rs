@@ -11,6 +11,7 @@
 //! no time, an absence rule is armed, or a deadline or rate limit (`--max-readings-per-second`) needs it.
 
 use std::{
+    collections::VecDeque,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -19,7 +20,8 @@ use std::{
 };
 
 use alertstream_engine::{
-    Alert, INVALID_READING, LATE_READING, Reading, ReadingError, RuleSet, SENSOR_LIMIT, StreamState, validate_time,
+    Alert, CHECKPOINT, INVALID_READING, LATE_READING, Reading, ReadingError, RuleSet, SENSOR_LIMIT, StreamState,
+    validate_time,
 };
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_stream::Stream;
@@ -34,7 +36,7 @@ use crate::{
     rate_limit::RateLimit,
     reload::LiveRules,
     sinks::{LiveSinks, SinkSet, Sinks},
-    state_store::{SensorStates, StreamClaim},
+    state_store::{Committed, Durable, SensorStates, StreamClaim},
     stream_codec::InboundReading,
     telemetry::{Telemetry, stream::StreamMetrics},
     view::{ViewEvent, ViewHub, send_snapshot},
@@ -71,12 +73,16 @@ pub struct StreamContext {
     pub states: SensorStates,
 }
 
-/// What limits one stream besides the server's settings.
+/// What one stream's request asks for besides the server's settings.
 #[derive(Debug, Default)]
-pub struct StreamLimits {
+pub struct StreamOptions {
     /// The client's deadline (from `grpc-timeout`), on the server's clock: at it, the stream ends
     /// DEADLINE_EXCEEDED after the alerts it owes.
     pub deadline: Option<SystemTime>,
+    /// Whether the client resumes (`alertstream-resume: 1`, with a state store): it is told in `checkpoint` events
+    /// up to which reading each sensor's state is durable, and a reading it sends again (a `seq` its sensor has
+    /// already applied) is skipped.
+    pub resume: bool,
 }
 
 /// What woke a stream.
@@ -90,8 +96,10 @@ pub enum Wake {
     InboundError(Status),
     /// New rules were published.
     Reload(Arc<RuleSet>),
-    /// An absence deadline or the client's deadline may have come.
+    /// An absence deadline, a periodic save or the client's deadline may have come.
     TimerDue,
+    /// A save this resuming stream asked to hear about made these sensors' states durable.
+    Checkpoint(Durable),
     /// A browser opened the live view and asks every stream for what it holds.
     Snapshot,
     /// The server ends the stream.
@@ -165,6 +173,10 @@ pub struct StreamLoop {
     states_saved: bool,
     /// With a store: readings until the next look at the clock for a periodic save, and when that save is due.
     periodic_save: Option<(u32, SystemTime)>,
+    /// Whether the client resumes (`alertstream-resume: 1`).
+    resume: bool,
+    /// A resuming stream's saves whose answer it awaits, oldest first: each becomes its `checkpoint` events.
+    committed: VecDeque<Committed>,
 }
 
 impl StreamLoop {
@@ -173,7 +185,7 @@ impl StreamLoop {
     pub fn new(
         inbound: Streaming<InboundReading>,
         mut context: StreamContext,
-        limits: StreamLimits,
+        options: StreamOptions,
         open: TaskTrackerToken,
         admission: OwnedSemaphorePermit,
     ) -> Self {
@@ -187,7 +199,9 @@ impl StreamLoop {
             rules_changed: Armed::new(changed(&context.rules)),
             farewell_sent: Armed::new(changed(&context.farewells)),
             alarm: None,
-            deadline: limits.deadline,
+            deadline: options.deadline,
+            resume: options.resume,
+            committed: VecDeque::new(),
             rate_limit: RateLimit::per_second(context.max_readings_per_second),
             metrics: StreamMetrics::new(&context.telemetry),
             snapshot_requests: context.view.snapshot_requests(),
@@ -227,6 +241,9 @@ impl StreamLoop {
     /// looks at the clock and arms its wake-ups.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         loop {
+            if let Poll::Ready(durable) = self.poll_committed(cx) {
+                return Poll::Ready(Wake::Checkpoint(durable));
+            }
             if self.watching_farewells
                 && let changed_or_closed @ (Ok(true) | Err(_)) = self.context.farewells.has_changed()
             {
@@ -274,10 +291,8 @@ impl StreamLoop {
                 Poll::Pending => {}
             }
             // Nothing to read: wait for whichever comes first.
-            let due = match (self.state.next_deadline(), self.deadline) {
-                (Some(absence), Some(deadline)) => Some(absence.min(deadline)),
-                (absence, deadline) => absence.or(deadline),
-            };
+            let save = self.periodic_save.map(|(_, due)| due);
+            let due = [self.state.next_deadline(), self.deadline, save].into_iter().flatten().min();
             if let Some(due) = due {
                 // The alarm first: a manual clock's alarm sees every advance after it is made, so one between
                 // the look at the clock and the wait is not missed.
@@ -307,6 +322,21 @@ impl StreamLoop {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// The next answer of the saves this resuming stream awaits that made some sensor durable; a failed save's
+    /// answer (none durable) is passed over.
+    fn poll_committed(&mut self, cx: &mut Context<'_>) -> Poll<Durable> {
+        while let Some(answer) = self.committed.front_mut() {
+            let durable = std::task::ready!(Pin::new(answer).poll(cx));
+            self.committed.pop_front();
+            if let Ok(durable) = durable
+                && !durable.is_empty()
+            {
+                return Poll::Ready(durable);
+            }
+        }
+        Poll::Pending
     }
 
     /// Refuses a reading time too far ahead of the clock, reading the clock only when the floor cannot vouch for it
@@ -339,6 +369,18 @@ impl StreamLoop {
                     return self.deadline_exceeded();
                 }
                 self.rules.check_absence(&mut self.state, now, &mut self.owed);
+                self.save_if_due(now);
+                Next::Continue
+            }
+            Wake::Checkpoint(durable) => {
+                let now = self.context.clock.now();
+                // Only a sensor whose readings carry a seq can be resumed.
+                self.owed.extend(
+                    durable
+                        .iter()
+                        .filter(|(_, seq)| *seq > 0)
+                        .map(|(sensor_id, seq)| Alert::checkpoint(sensor_id, *seq, now)),
+                );
                 Next::Continue
             }
             Wake::Reload(rules) => {
@@ -431,6 +473,15 @@ impl StreamLoop {
         {
             self.restore(&reading.sensor_id, now);
         }
+        // A resuming client sends again what its last checkpoint did not cover: what the sensor has applied is
+        // skipped (its alerts went out before), so that no window or detector sees a reading twice.
+        if self.resume
+            && reading.seq > 0
+            && self.state.last_seq(&reading.sensor_id).is_some_and(|applied| reading.seq <= applied)
+        {
+            self.metrics.resent();
+            return;
+        }
         let stopwatch = timed.then(Stopwatch::start);
         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
         if let Some(stopwatch) = stopwatch {
@@ -446,43 +497,71 @@ impl StreamLoop {
         }
     }
 
-    /// Every [`SAVE_CHECK_EVERY`] readings, looks at the clock, and saves the sensors' states when
-    /// `--state-save-interval` has passed since the stream began or last saved.
+    /// Every [`SAVE_CHECK_EVERY`] readings, looks at the clock for a periodic save (an idle stream's timer wakes
+    /// it for one too).
     fn save_now_and_then(&mut self) {
-        let Some((until_check, due)) = &mut self.periodic_save else { return };
+        let Some((until_check, _)) = &mut self.periodic_save else { return };
         *until_check -= 1;
-        if *until_check > 0 {
+        if *until_check == 0 {
+            *until_check = SAVE_CHECK_EVERY;
+            self.save_if_due(self.context.clock.now());
+        }
+    }
+
+    /// Saves the sensors' states when `--state-save-interval` has passed since the stream began or last saved; a
+    /// resuming stream awaits the answer, for its checkpoints.
+    fn save_if_due(&mut self, now: SystemTime) {
+        let Some((_, due)) = &mut self.periodic_save else { return };
+        if now < *due {
             return;
         }
-        *until_check = SAVE_CHECK_EVERY;
-        let now = self.context.clock.now();
-        if now >= *due {
-            match self.context.states.save_interval().and_then(|every| now.checked_add(every)) {
-                Some(next) => *due = next,
-                None => self.periodic_save = None,
-            }
-            self.context.states.save(self.claim, &self.rules, &self.state, false);
+        match self.context.states.save_interval().and_then(|every| now.checked_add(every)) {
+            Some(next) => *due = next,
+            None => self.periodic_save = None,
         }
+        let committed = self.context.states.save(self.claim, &self.rules, &self.state, false, self.resume);
+        self.committed.extend(committed);
     }
 
-    /// Saves the sensors' states (once: as the stream ends, or when it is dropped without ending, its client gone).
-    fn save_states(&mut self) {
-        if !std::mem::replace(&mut self.states_saved, true) {
-            self.context.states.save(self.claim, &self.rules, &self.state, true);
+    /// Saves the sensors' states and gives them up, once: as the stream ends (a resuming stream then awaits the
+    /// answer, and tells its client before the status), or when it is dropped without ending, its client gone. A
+    /// resuming stream whose client is gone saves nothing then: the client sends again what its last checkpoint
+    /// did not cover, so the sensors' next stream starts from that checkpoint's state.
+    fn save_states(&mut self, client_gone: bool) {
+        if std::mem::replace(&mut self.states_saved, true) {
+            return;
         }
+        if self.resume && client_gone {
+            self.context.states.release(self.claim, &self.state);
+            return;
+        }
+        let committed = self.context.states.save(self.claim, &self.rules, &self.state, true, self.resume);
+        self.committed.extend(committed);
     }
 
-    /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks.
+    /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks,
+    /// and when another process saved the state (a replica, or this server before a restart), the sinks here may
+    /// never have had them: they are announced again (FIRING, at the sensor's last reading).
     fn restore(&mut self, sensor_id: &str, now: SystemTime) {
-        if !self.context.states.restore(self.claim, &self.rules, &mut self.state, sensor_id, now) {
+        let Some(restored) = self.context.states.restore(self.claim, &self.rules, &mut self.state, sensor_id, now)
+        else {
             return;
-        }
+        };
         if self.live_sinks.has_changed().unwrap_or(false) {
             self.sinks = Arc::clone(&self.live_sinks.borrow_and_update());
         }
-        for rule in self.state.firing_rules(sensor_id) {
-            if let Some(rule) = self.rules.rules().get(rule) {
-                self.sinks.resumed(sensor_id, rule.name());
+        if self.sinks.is_empty() {
+            return;
+        }
+        if restored.from_elsewhere {
+            for alert in self.rules.firing_now(&self.state, sensor_id, now) {
+                self.sinks.offer(&alert);
+            }
+        } else {
+            for rule in self.state.firing_rules(sensor_id) {
+                if let Some(rule) = self.rules.rules().get(rule) {
+                    self.sinks.resumed(sensor_id, rule.name());
+                }
             }
         }
     }
@@ -522,7 +601,7 @@ impl Drop for StreamLoop {
         if !self.sinks.is_empty() {
             self.sinks.stream_ended(self.rules.still_firing(&self.state, self.context.clock.now()));
         }
-        self.save_states();
+        self.save_states(true);
     }
 }
 
@@ -534,6 +613,10 @@ impl Stream for StreamLoop {
         let this = &mut *self;
         loop {
             if let Some(alert) = this.owed.pop() {
+                if *alert.rule == *CHECKPOINT {
+                    // The client's alone: no alert in metrics, sinks or the view.
+                    return Poll::Ready(Some(Ok(alert)));
+                }
                 this.metrics.alert(&alert);
                 if this.live_sinks.has_changed().unwrap_or(false) {
                     this.sinks = Arc::clone(&this.live_sinks.borrow_and_update());
@@ -554,12 +637,23 @@ impl Stream for StreamLoop {
                 }
                 return Poll::Ready(Some(Ok(alert)));
             }
-            if let Some(ending) = this.ending.take() {
-                this.ended = true;
-                this.admission = None;
+            if this.ending.is_some() {
                 // Saved before the status goes out, so that the sensors' next stream, opened as soon as the client
                 // sees the end, finds their states.
-                this.save_states();
+                this.save_states(false);
+                // A resuming stream's last checkpoints come before its status: its client then knows what is
+                // durable.
+                if let Poll::Ready(durable) = this.poll_committed(cx) {
+                    this.handle(Wake::Checkpoint(durable));
+                    this.owed.reverse();
+                    continue;
+                }
+                if !this.committed.is_empty() {
+                    return Poll::Pending;
+                }
+                let ending = this.ending.take().unwrap_or_default();
+                this.ended = true;
+                this.admission = None;
                 this.metrics.end(this.state.sensor_count());
                 return Poll::Ready(ending.map(Err));
             }

@@ -16,7 +16,9 @@ use alertstream::{
     clock::{Clock, ManualClock},
     config::ServeConfig,
     pb,
-    state_store::{EmbeddedStore, NATS_BUCKET, NatsStore, SensorStates, StateStore, StoreError},
+    state_store::{
+        EmbeddedStore, NATS_BUCKET, NatsStore, SensorStates, StateStore, StoreError, Stored, Write, Written,
+    },
     telemetry::Telemetry,
 };
 use common::{
@@ -162,11 +164,11 @@ struct GatedStore {
 }
 
 impl StateStore for GatedStore {
-    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
         self.store.load(sensor_id)
     }
 
-    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    fn save(&self, states: &[Write]) -> Result<Vec<Written>, StoreError> {
         let open = self.open.lock().unwrap();
         drop(self.opened.wait_while(open, |open| !*open).unwrap());
         self.store.save(states)
@@ -206,12 +208,12 @@ impl CountingStore {
 }
 
 impl StateStore for CountingStore {
-    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         self.store.load(sensor_id)
     }
 
-    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    fn save(&self, states: &[Write]) -> Result<Vec<Written>, StoreError> {
         self.saves.fetch_add(1, Ordering::SeqCst);
         self.store.save(states)
     }
@@ -332,6 +334,69 @@ async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
     );
     stop(first).await;
     stop(second).await;
+}
+
+#[tokio::test]
+async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = free_port();
+    let _daemon = nats_server(nats, dir.path()).await;
+    let url = format!("nats://{nats}");
+    let replica = |config: ServeConfig| {
+        let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+        server_on(Arc::new(store), RULES, config)
+    };
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let older_telemetry = Telemetry::on();
+    let older = replica(ServeConfig {
+        telemetry: older_telemetry.clone(),
+        clock: Clock::Manual(clock.clone()),
+        ..Default::default()
+    })
+    .await;
+    let newer = replica(ServeConfig::default()).await;
+    let client = async_nats::connect(nats.to_string()).await.unwrap();
+    let bucket = async_nats::jetstream::new(client).get_key_value(NATS_BUCKET).await.unwrap();
+    let key: String = "press-1".bytes().map(|b| format!("{b:02x}")).collect();
+
+    // A stream of press-1 on one replica: `hot` fires, and a periodic save puts that in the bucket.
+    let (older_tx, mut older_alerts) = common::open_stream(older.channel().await).await;
+    for (seq, t) in [(1, 20.0), (2, 150.0)] {
+        older_tx.send(reading("press-1", seq, &[("t", t)])).await.unwrap();
+    }
+    assert_eq!(brief(&common::next_alert(&mut older_alerts).await), "press-1 2 hot FIRING");
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..200 {
+        if bucket.get(&key).await.unwrap().is_some() {
+            break;
+        }
+        // The replica's writer thread: polled, bounded.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The sensor's newer stream reaches the other replica (the client gave up on the first connection while it
+    // stays open): it takes the sensor over from the bucket, and 20 resolves `hot` there.
+    let (newer_tx, mut newer_alerts) = common::open_stream(newer.channel().await).await;
+    newer_tx.send(reading("press-1", 3, &[("t", 20.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut newer_alerts).await), "press-1 3 hot RESOLVED");
+    // The older stream ends first, then the newer: the older one's save fails its compare-and-set (the take-over
+    // wrote the key since), and the newer one's state stands. Without the take-over's write, the older save would
+    // land, and the newer one fail.
+    for (tx, alerts) in [(older_tx, older_alerts), (newer_tx, newer_alerts)] {
+        drop(tx);
+        let (rest, status) = common::collect(alerts).await;
+        status.unwrap();
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+    stop(older).await;
+    stop(newer).await;
+    let text = older_telemetry.render().unwrap();
+    assert!(text.contains("alertstream_state_saves_total{result=\"superseded\"} 1"), "{text}");
+    // The sensor's next stream, on a third replica, goes on from the newer state: `hot` is not firing there, so
+    // 150 fires it (from the older state, still firing, it would not).
+    let third = replica(ServeConfig::default()).await;
+    let alerts = stream(&third, &[(4, 150.0)]).await;
+    assert!(alerts.contains(&"press-1 4 hot FIRING".to_owned()), "{alerts:?}");
+    stop(third).await;
 }
 
 #[test]

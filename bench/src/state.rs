@@ -11,7 +11,7 @@ use std::{
 
 use alertstream::{
     clock::Clock,
-    state_store::{EmbeddedStore, StateStore},
+    state_store::{EmbeddedStore, Expect, StateStore, Write},
 };
 use alertstream_engine::{Reading, RuleSet, StreamState};
 
@@ -45,15 +45,15 @@ pub fn run(sensors: usize, readings: u64) -> Result<String, BoxError> {
         let store = Arc::new(EmbeddedStore::open(scratch.path(), Duration::from_secs(86_400), Clock::System)?);
 
         let started = Instant::now();
-        let batch: Vec<(String, Vec<u8>)> = (0..sensors)
+        let batch: Vec<Write> = (0..sensors)
             .map(|i| {
-                let id = sensor(i);
-                let bytes = rules.snapshot(&stream, &id).unwrap_or_default();
-                (id, bytes)
+                let sensor_id = sensor(i);
+                let value = rules.snapshot(&stream, &sensor_id).unwrap_or_default();
+                Write { sensor_id, value, expect: Expect::Absent }
             })
             .collect();
         let snapshot = started.elapsed();
-        let bytes: usize = batch.iter().map(|(_, b)| b.len()).sum();
+        let bytes: usize = batch.iter().map(|write| write.value.len()).sum();
 
         let started = Instant::now();
         store.save(&batch)?;
@@ -64,7 +64,7 @@ pub fn run(sensors: usize, readings: u64) -> Result<String, BoxError> {
         for i in 0..sensors {
             let id = sensor(i);
             let saved = store.load(&id)?.ok_or("a saved state is missing")?;
-            rules.restore(&mut restored, &id, &saved, SystemTime::UNIX_EPOCH)?;
+            rules.restore(&mut restored, &id, &saved.value, SystemTime::UNIX_EPOCH)?;
         }
         let restore = started.elapsed();
         let file = std::fs::metadata(scratch.path().join("state.redb"))?.len();

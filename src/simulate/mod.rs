@@ -1,9 +1,11 @@
 //! `alertstream simulate`: N production-line sensors ([`sensor`]) at a chosen rate over M connections, one stream
 //! each, printing every alert as it arrives (or, with `--summary`, only the counts and the latency from a reading's
 //! send to its alert). A stream the server ends with UNAVAILABLE (its shutdown, or the connection's maximum age) or a
-//! connection that fails is opened again with exponential backoff and streaming resumes; what was in flight is not
-//! sent again (which readings a server applied cannot be known yet).
+//! connection that fails is opened again with exponential backoff and streaming resumes. What was in flight is not
+//! sent again, unless `--resume` asks the server for checkpoints: then each new stream starts with the readings its
+//! sensors' last checkpoints do not cover, and an alert the server sends again is dropped ([`resume`]).
 
+pub mod resume;
 pub mod sensor;
 
 use std::{
@@ -26,7 +28,9 @@ use crate::{
     clock::{Clock, Stopwatch},
     convert::timestamp_text,
     pb::{self, alert_service_client::AlertServiceClient},
+    service::RESUME_HEADER,
 };
+use resume::{Received, Resume};
 use sensor::Sensor;
 
 /// The first pause before opening a stream again; it doubles, with jitter, up to [`MAX_BACKOFF`].
@@ -66,6 +70,8 @@ pub struct Plan {
     pub excursion_rate: f64,
     /// How alerts are shown.
     pub output: Output,
+    /// Resume across reconnects (`alertstream-resume: 1`): nothing lost, nothing shown twice.
+    pub resume: bool,
 }
 
 /// What a run did.
@@ -77,6 +83,10 @@ pub struct Report {
     pub alerts: u64,
     /// Streams opened again after the server ended one or a connection failed.
     pub reconnects: u64,
+    /// With `resume`: readings sent again on a new stream, and alerts the server sent again, dropped.
+    pub resent: u64,
+    /// With `resume`: alerts the server sent again, dropped.
+    pub duplicates: u64,
     /// Latency from a reading's send to its first alert, sorted, in microseconds.
     pub latencies_us: Vec<u64>,
 }
@@ -95,10 +105,13 @@ impl std::fmt::Display for Report {
         let latency = |q| self.latency(q).map_or("-".to_owned(), |us| format!("{us} µs"));
         write!(
             f,
-            "{} readings, {} alerts, {} reconnects; alert latency p50 {}, p90 {}, p99 {}, max {}",
+            "{} readings, {} alerts, {} reconnects, {} resent, {} duplicates dropped; alert latency p50 {}, p90 {}, p99 \
+             {}, max {}",
             self.readings,
             self.alerts,
             self.reconnects,
+            self.resent,
+            self.duplicates,
             latency(0.5),
             latency(0.9),
             latency(0.99),
@@ -113,6 +126,8 @@ struct Counts {
     readings: AtomicU64,
     alerts: AtomicU64,
     reconnects: AtomicU64,
+    resent: AtomicU64,
+    duplicates: AtomicU64,
 }
 
 /// Why a run failed.
@@ -166,6 +181,8 @@ pub async fn run(plan: Plan, stop: CancellationToken) -> Result<Report, Simulate
         readings: counts.readings.load(Ordering::Relaxed),
         alerts: counts.alerts.load(Ordering::Relaxed),
         reconnects: counts.reconnects.load(Ordering::Relaxed),
+        resent: counts.resent.load(Ordering::Relaxed),
+        duplicates: counts.duplicates.load(Ordering::Relaxed),
         latencies_us,
     })
 }
@@ -183,6 +200,7 @@ async fn stream(
 ) -> Result<(), SimulateError> {
     let mut seq = 0u64;
     let mut backoff = FIRST_BACKOFF;
+    let mut resume = plan.resume.then(Resume::default);
     // Paced by the runtime's timer; a tick missed (backpressure) is made up by a burst, so the average holds.
     let mut pace = (rate > 0.0).then(|| {
         let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -191,21 +209,28 @@ async fn stream(
     });
     loop {
         let mut received = Vec::new();
+        // What the last checkpoints did not cover goes first, unpaced.
+        let mut again = resume.as_ref().map(Resume::to_send_again).unwrap_or_default();
         let outcome = match connect(&plan.target).await {
             Ok(mut client) => {
                 let (readings, outbox) = mpsc::channel(64);
                 let mut readings = Some(readings);
-                match client.stream(ReceiverStream::new(outbox)).await {
+                let mut request = tonic::Request::new(ReceiverStream::new(outbox));
+                if resume.is_some() {
+                    request.metadata_mut().insert(RESUME_HEADER, tonic::metadata::MetadataValue::from_static("1"));
+                }
+                match client.stream(request).await {
                     Ok(response) => {
                         let mut alerts = response.into_inner();
                         let mut sent: VecDeque<(u64, Stopwatch)> = VecDeque::new();
                         loop {
-                            if stop.is_cancelled() || (count != 0 && seq >= count) {
+                            if again.is_empty() && (stop.is_cancelled() || (count != 0 && seq >= count)) {
                                 // Nothing more to send: half-close, then read what is owed.
                                 readings = None;
                             }
+                            let resending = !again.is_empty();
                             let next = async {
-                                if let Some(pace) = pace.as_mut() {
+                                if let (Some(pace), false) = (pace.as_mut(), resending) {
                                     pace.tick().await;
                                 }
                                 match &readings {
@@ -217,6 +242,14 @@ async fn stream(
                                 biased;
                                 alert = alerts.message() => match alert {
                                     Ok(Some(alert)) => {
+                                        match resume.as_mut().map(|resume| resume.received(&alert)) {
+                                            Some(Received::Checkpoint) => continue,
+                                            Some(Received::Duplicate) => {
+                                                counts.duplicates.fetch_add(1, Ordering::Relaxed);
+                                                continue;
+                                            }
+                                            Some(Received::New) | None => {}
+                                        }
                                         if let Some(stopwatch) = first_alert(&mut sent, alert.reading_seq) {
                                             received.push(micros(stopwatch.seconds()));
                                         }
@@ -228,12 +261,21 @@ async fn stream(
                                 },
                                 permit = next => {
                                     let Some(permit) = permit else { continue };
+                                    if let Some(reading) = again.pop_front() {
+                                        counts.resent.fetch_add(1, Ordering::Relaxed);
+                                        permit.send(reading);
+                                        continue;
+                                    }
                                     seq += 1;
                                     let at = usize::try_from(seq).unwrap_or(0) % sensors.len();
                                     let sensor = &mut sensors[at];
                                     let time = Some(prost_types::Timestamp::from(Clock::System.now()));
                                     let values = sensor.read().into_iter().collect();
-                                    permit.send(pb::Reading { sensor_id: sensor.id.clone(), values, time, seq });
+                                    let reading = pb::Reading { sensor_id: sensor.id.clone(), values, time, seq };
+                                    if let Some(resume) = resume.as_mut() {
+                                        resume.sent(&reading);
+                                    }
+                                    permit.send(reading);
                                     sent.push_back((seq, Stopwatch::start()));
                                     if sent.len() > LATENCY_WINDOW {
                                         sent.pop_front();
@@ -252,7 +294,11 @@ async fn stream(
         latencies.lock().await.extend(received);
         match outcome {
             Ok(()) => return Ok(()),
-            Err(status) if retryable(status.code()) && !stop.is_cancelled() && (count == 0 || seq < count) => {
+            Err(status)
+                if retryable(status.code())
+                    && !stop.is_cancelled()
+                    && (count == 0 || seq < count || resume.as_ref().is_some_and(|r| r.unconfirmed() > 0)) =>
+            {
                 counts.reconnects.fetch_add(1, Ordering::Relaxed);
                 let pause = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
                 note(&format!(

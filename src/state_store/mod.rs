@@ -30,19 +30,67 @@ pub use nats::{NATS_BUCKET, NatsStore};
 
 use crate::telemetry::{Telemetry, label};
 
-/// Where sensor states are kept between streams.
+/// Where sensor states are kept between streams: values by sensor id, each with the store's revision of it, so
+/// that a write can be conditional on what it replaces (compare-and-set).
 pub trait StateStore: Send + Sync + 'static {
-    /// The saved state of `sensor_id`, if any (and not older than the store keeps).
+    /// The saved value of `sensor_id` and its revision, if any (and not older than the store keeps).
     ///
     /// # Errors
     /// The store cannot be read.
-    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError>;
 
-    /// Saves each sensor's state, replacing what was saved for it, all or nothing.
+    /// Writes each value whose sensor holds what its write [expects](Expect), all in one go where the store can; the
+    /// rest are [`Written::Superseded`]. One answer per write, in order.
     ///
     /// # Errors
-    /// The store cannot be written (a full disk, a damaged file).
-    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
+    /// The store cannot be written (a full disk, a damaged file, an unreachable server): nothing is known written.
+    fn save(&self, writes: &[Write]) -> Result<Vec<Written>, StoreError>;
+
+    /// Whether other processes write to the store too (replicas on one bucket). A sensor's new owner then writes
+    /// its state back at once, so that the old owner's next save fails its compare-and-set.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// A value as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The store's revision of it: a later write of the sensor has a greater one.
+    pub revision: u64,
+}
+
+/// What a write expects the store to hold for its sensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Anything: the sensor's load failed, so there is nothing to compare with (the last writer wins).
+    Any,
+    /// Nothing: the sensor had no saved state when this process took it up.
+    Absent,
+    /// This revision: the one this process loaded or last wrote.
+    Revision(u64),
+}
+
+/// One sensor's value to write.
+#[derive(Debug, Clone)]
+pub struct Write {
+    /// The sensor.
+    pub sensor_id: String,
+    /// Its value.
+    pub value: Vec<u8>,
+    /// What it replaces.
+    pub expect: Expect,
+}
+
+/// What became of one write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Written, at this revision.
+    Saved(u64),
+    /// Not written: the store holds something else than expected (another process took the sensor over).
+    Superseded,
 }
 
 /// Why a store could not load or save.
@@ -50,11 +98,17 @@ pub trait StateStore: Send + Sync + 'static {
 #[error("{0}")]
 pub struct StoreError(pub String);
 
-/// Sensor ids and their snapshots, saved together.
-pub type Batch = Vec<(String, Vec<u8>)>;
-
 /// Saves waiting for the writer, at most: beyond, a stream's saves are dropped and counted.
 const SAVE_QUEUE: usize = 1_024;
+/// How many times a take-over loads and writes back a sensor whose value changes in between.
+const TAKE_OVER_TRIES: usize = 3;
+
+/// The sensors (and the `seq` of each one's latest reading) whose states a save made durable; what a resuming
+/// stream tells its client in `checkpoint` events.
+pub type Durable = Vec<(String, u64)>;
+
+/// The answer to a save a stream asked to hear about: the sensors it made durable (none when it failed).
+pub type Committed = tokio::sync::oneshot::Receiver<Durable>;
 
 /// The streams' handle on the store: off by default (state lives with its stream). Cheap to clone.
 #[derive(Clone, Default)]
@@ -68,14 +122,13 @@ struct Inner {
     /// The writer's queue; taken (closing it) by [`SensorStates::finish`].
     saves: Mutex<Option<mpsc::SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Saves queued and not yet committed, by sensor: a sensor that streams again at once restores from here, not
-    /// from an older state in the store.
-    pending: Mutex<HashMap<String, Pending>>,
+    /// What this process knows of each sensor a stream holds or whose save is queued.
+    records: Mutex<HashMap<String, Record>>,
     /// How often an open stream saves its sensors' states.
     save_interval: Duration,
-    /// Which stream last took each sensor up (by [`StreamClaim`] number): only that stream saves the sensor, so an
-    /// older stream of it (a client's half-dead connection, ended later) never overwrites the newer one's state.
-    claims: Mutex<HashMap<String, u64>>,
+    /// This process's name in the values it writes (random): a state written by another (a replica, or this
+    /// server before a restart) is re-announced to the sinks when restored, and tells a sensor taken over.
+    owner: u64,
     /// The number the next stream gets.
     next_claim: AtomicU64,
     /// The generation the next queued state gets.
@@ -83,20 +136,69 @@ struct Inner {
     telemetry: Telemetry,
 }
 
+/// What the process knows of one sensor; forgotten once no stream holds it and no save of it is queued.
+#[derive(Debug)]
+struct Record {
+    /// The stream that took the sensor up last (by [`StreamClaim`] number), while it holds it: only that stream
+    /// saves the sensor, so an older stream of it (a client's half-dead connection, ended later) never overwrites
+    /// the newer one's state.
+    claim: Option<u64>,
+    /// The state queued for saving and not yet committed: a sensor that streams again at once restores from here,
+    /// not from an older state in the store.
+    pending: Option<Pending>,
+    /// What the sensor's next write expects the store to hold.
+    expect: Expect,
+}
+
 /// What a stream restores and saves its sensors under: the newest stream of a sensor owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamClaim(u64);
 
-/// A batch on its way to the writer, each state with the generation it has in `pending`.
+/// A batch on its way to the writer.
 struct Queued {
-    batch: Batch,
-    generations: Vec<u64>,
+    states: Vec<QueuedState>,
+    /// Told which sensors the batch made durable, when the stream asked.
+    committed: Option<tokio::sync::oneshot::Sender<Durable>>,
+}
+
+/// One sensor's state on its way to the writer.
+struct QueuedState {
+    sensor_id: String,
+    /// The value written: the owner, then the snapshot.
+    value: Vec<u8>,
+    /// Its generation in the sensor's record.
+    generation: u64,
+    /// The `seq` of the sensor's latest reading in it.
+    seq: u64,
 }
 
 /// A state queued for saving.
+#[derive(Debug)]
 struct Pending {
     generation: u64,
-    bytes: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// The value written for a snapshot: the owner (8 bytes, little-endian), then the snapshot.
+fn stamped(owner: u64, snapshot: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + snapshot.len());
+    value.extend_from_slice(&owner.to_le_bytes());
+    value.extend_from_slice(snapshot);
+    value
+}
+
+/// A value's owner and snapshot (`None`: too short to be one).
+fn unstamped(value: &[u8]) -> Option<(u64, &[u8])> {
+    let (owner, snapshot) = value.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*owner), snapshot))
+}
+
+/// What a restore found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Whether another process saved it (a replica, or this server before a restart): its sinks may not know
+    /// what fires for the sensor.
+    pub from_elsewhere: bool,
 }
 
 impl std::fmt::Debug for SensorStates {
@@ -111,22 +213,125 @@ impl Inner {
         self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        self.claims.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn set_expect(&self, sensor_id: &str, expect: Expect) {
+        if let Some(record) = self.records().get_mut(sensor_id) {
+            record.expect = expect;
+        }
     }
 
-    /// Forgets the queued states of `queued` that no later save has replaced: committed, or lost.
-    fn settle(&self, queued: &Queued) {
-        let mut pending = self.pending();
-        for ((sensor_id, _), generation) in queued.batch.iter().zip(&queued.generations) {
-            if pending.get(sensor_id).is_some_and(|p| p.generation == *generation) {
-                pending.remove(sensor_id);
+    /// Loads sensor `sensor_id`'s value from `store`, and in a shared store writes it back under this process's
+    /// name at once (compare-and-set on the revision loaded), so that an older stream of the sensor on another
+    /// replica fails its next save: the newest stream wins. Sets what the sensor's next write expects.
+    fn take_over(&self, store: &dyn StateStore, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        for _ in 0..TAKE_OVER_TRIES {
+            let stored = store.load(sensor_id).inspect_err(|_| self.set_expect(sensor_id, Expect::Any))?;
+            let expect = stored.as_ref().map_or(Expect::Absent, |stored| Expect::Revision(stored.revision));
+            let value = stored.map(|stored| stored.value);
+            if !store.shared() {
+                self.set_expect(sensor_id, expect);
+                return Ok(value);
+            }
+            let snapshot = value.as_deref().and_then(unstamped).map_or(&[][..], |(_, snapshot)| snapshot);
+            let claim = Write { sensor_id: sensor_id.to_owned(), value: stamped(self.owner, snapshot), expect };
+            match store.save(std::slice::from_ref(&claim)).as_deref() {
+                Ok([Written::Saved(revision)]) => {
+                    self.set_expect(sensor_id, Expect::Revision(*revision));
+                    return Ok(value);
+                }
+                // Written meanwhile (its old owner saved it): loaded again.
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(sensor_id, %error, "Could not take a sensor over: a stream of it elsewhere may overwrite its state.");
+                    self.set_expect(sensor_id, expect);
+                    return Ok(value);
+                }
             }
         }
+        self.set_expect(sensor_id, Expect::Any);
+        Err(StoreError("the sensor's state kept changing while this stream took it over".to_owned()))
+    }
+
+    /// Writes one queued batch (on the writer's thread), and tells the stream which sensors it made durable.
+    fn write(&self, queued: Queued) {
+        let Queued { states, committed } = queued;
+        let (writes, marks): (Vec<Write>, Vec<(u64, u64)>) = {
+            let records = self.records();
+            states
+                .into_iter()
+                .map(|state| {
+                    let expect = records.get(&state.sensor_id).map_or(Expect::Any, |record| record.expect);
+                    (Write { sensor_id: state.sensor_id, value: state.value, expect }, (state.generation, state.seq))
+                })
+                .unzip()
+        };
+        let result = self.store().map(|store| store.save(&writes));
+        let mut durable = Vec::new();
+        let (mut saved, mut superseded) = (0u64, 0u64);
+        {
+            let mut records = self.records();
+            if let Some(Ok(written)) = &result {
+                for ((write, &(_, seq)), outcome) in writes.iter().zip(&marks).zip(written) {
+                    let record = records.get_mut(&write.sensor_id);
+                    match (outcome, record) {
+                        (Written::Saved(revision), record) => {
+                            if let Some(record) = record {
+                                record.expect = Expect::Revision(*revision);
+                            }
+                            durable.push((write.sensor_id.clone(), seq));
+                            saved += 1;
+                        }
+                        (Written::Superseded, record) => {
+                            // Another process holds the sensor now: this one saves it no more.
+                            if let Some(record) = record {
+                                record.claim = None;
+                            }
+                            tracing::info!(
+                                sensor_id = write.sensor_id,
+                                "A sensor's state was taken over elsewhere; this stream no longer saves it."
+                            );
+                            superseded += 1;
+                        }
+                    }
+                }
+            }
+            for (write, &(generation, _)) in writes.iter().zip(&marks) {
+                settle(&mut records, &write.sensor_id, Some(generation));
+            }
+        }
+        let count = writes.len() as u64;
+        let saves = |result, n| {
+            self.telemetry.counter("alertstream_state_saves_total", vec![label("result", result)]).increment(n)
+        };
+        match result {
+            Some(Ok(_)) => {
+                saves("saved", saved);
+                saves("superseded", superseded);
+            }
+            None => saves("closed", count),
+            Some(Err(error)) => {
+                tracing::warn!(%error, sensors = count, "Could not save sensor states; they are lost.");
+                saves("error", count);
+            }
+        }
+        if let Some(committed) = committed {
+            let _ = committed.send(durable);
+        }
+    }
+}
+
+/// Forgets sensor `sensor_id`'s queued state of `generation` (committed, or lost) unless a later save has replaced
+/// it, and the sensor's record once no stream holds it and nothing of it is queued.
+fn settle(records: &mut HashMap<String, Record>, sensor_id: &str, generation: Option<u64>) {
+    let Some(record) = records.get_mut(sensor_id) else { return };
+    if generation.is_some() && record.pending.as_ref().map(|p| p.generation) == generation {
+        record.pending = None;
+    }
+    if record.claim.is_none() && record.pending.is_none() {
+        records.remove(sensor_id);
     }
 }
 
@@ -142,9 +347,9 @@ impl SensorStates {
             store: std::sync::RwLock::new(Some(store)),
             saves: Mutex::new(Some(saves)),
             writer: Mutex::new(None),
-            pending: Mutex::default(),
+            records: Mutex::default(),
             save_interval,
-            claims: Mutex::default(),
+            owner: fastrand::u64(..),
             next_claim: AtomicU64::new(1),
             next_generation: AtomicU64::new(0),
             telemetry,
@@ -154,17 +359,7 @@ impl SensorStates {
         let writer = std::thread::Builder::new().name("alertstream-state".to_owned()).spawn(move || {
             for queued in queue {
                 let Some(inner) = writer_inner.upgrade() else { return };
-                let result = match inner.store().map(|store| store.save(&queued.batch)) {
-                    Some(Ok(())) => "saved",
-                    None => "closed",
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, sensors = queued.batch.len(), "Could not save sensor states; they are lost.");
-                        "error"
-                    }
-                };
-                inner.settle(&queued);
-                let count = queued.batch.len() as u64;
-                inner.telemetry.counter("alertstream_state_saves_total", vec![label("result", result)]).increment(count);
+                inner.write(queued);
             }
         })?;
         *inner.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(writer);
@@ -188,7 +383,8 @@ impl SensorStates {
 
     /// Restores sensor `sensor_id` into `stream` (on `rules`, its claim `claim`) from the store, if it has the
     /// sensor's state: before the sensor's first reading in the stream. The stream takes the sensor up: from now on
-    /// only it saves the sensor. Whatever fails, the sensor starts fresh. Whether it was restored.
+    /// only it saves the sensor (in a shared store, through compare-and-set: a stream of it on another replica
+    /// saves it no more). Whatever fails, the sensor starts fresh. What was restored, if anything.
     pub fn restore(
         &self,
         claim: StreamClaim,
@@ -196,27 +392,42 @@ impl SensorStates {
         stream: &mut StreamState,
         sensor_id: &str,
         now: SystemTime,
-    ) -> bool {
-        let Some(inner) = &self.inner else { return false };
-        inner.claims().insert(sensor_id.to_owned(), claim.0);
-        let queued = inner.pending().get(sensor_id).map(|p| p.bytes.clone());
+    ) -> Option<Restored> {
+        let inner = self.inner.as_ref()?;
+        let queued = {
+            let mut records = inner.records();
+            let record = records.entry(sensor_id.to_owned()).or_insert(Record {
+                claim: None,
+                pending: None,
+                expect: Expect::Any,
+            });
+            record.claim = Some(claim.0);
+            record.pending.as_ref().map(|pending| pending.value.clone())
+        };
         let loaded = match (queued, inner.store()) {
-            (Some(bytes), _) => Ok(Some(bytes)),
-            (None, Some(store)) => store.load(sensor_id),
+            (Some(value), _) => Ok(Some(value)),
+            (None, Some(store)) => inner.take_over(&*store, sensor_id),
             (None, None) => Ok(None),
         };
-        let (restored, result) = match loaded {
-            Ok(Some(bytes)) => match rules.restore(stream, sensor_id, &bytes, now) {
-                Ok(_) => (true, "restored"),
-                Err(error) => {
-                    tracing::warn!(sensor_id, %error, "A saved sensor state was not restored; the sensor starts fresh.");
-                    (false, "refused")
+        let (restored, result) = match loaded.as_ref().map(|value| value.as_deref().map(unstamped)) {
+            Ok(Some(Some((owner, snapshot)))) if !snapshot.is_empty() => {
+                match rules.restore(stream, sensor_id, snapshot, now) {
+                    Ok(_) => (Some(Restored { from_elsewhere: owner != inner.owner }), "restored"),
+                    Err(error) => {
+                        tracing::warn!(sensor_id, %error, "A saved sensor state was not restored; the sensor starts fresh.");
+                        (None, "refused")
+                    }
                 }
-            },
-            Ok(None) => (false, "none"),
+            }
+            // Taken over by a stream before it had a state to save.
+            Ok(Some(Some(_)) | None) => (None, "none"),
+            Ok(Some(None)) => {
+                tracing::warn!(sensor_id, "A saved sensor state is too short to be one; the sensor starts fresh.");
+                (None, "refused")
+            }
             Err(error) => {
                 tracing::warn!(sensor_id, %error, "Could not load a sensor's state; the sensor starts fresh.");
-                (false, "error")
+                (None, "error")
             }
         };
         inner.telemetry.counter("alertstream_state_loads_total", vec![label("result", result)]).increment(1);
@@ -226,43 +437,69 @@ impl SensorStates {
     /// Saves every sensor `stream` (on `rules`, its claim `claim`) tracks and no newer stream has taken up: now
     /// and then while the stream is open, and when it `ends` (which gives its sensors up). Never waits: with the
     /// writer's queue full, the states are dropped, counted and logged. A state queued is what the sensor's next
-    /// stream restores, committed or not.
-    pub fn save(&self, claim: StreamClaim, rules: &RuleSet, stream: &StreamState, ends: bool) {
-        let Some(inner) = &self.inner else { return };
+    /// stream restores, committed or not. With `committed`, the answer says which sensors the save made durable,
+    /// once the store has them.
+    pub fn save(
+        &self,
+        claim: StreamClaim,
+        rules: &RuleSet,
+        stream: &StreamState,
+        ends: bool,
+        committed: bool,
+    ) -> Option<Committed> {
+        let inner = self.inner.as_ref()?;
         if stream.sensor_count() == 0 {
-            return;
+            return None;
         }
+        let owns = |records: &HashMap<String, Record>, id: &str| {
+            records.get(id).is_some_and(|record| record.claim == Some(claim.0))
+        };
         // The sensors this stream owns, under the lock; their snapshots (which may take a while) outside it.
-        let owned: Vec<&str> = {
-            let claims = inner.claims();
-            stream.sensors().map(|(id, _, _)| id).filter(|id| claims.get(*id) == Some(&claim.0)).collect()
+        let owned: Vec<(&str, u64)> = {
+            let records = inner.records();
+            stream.sensors().filter(|(id, _, _)| owns(&records, id)).map(|(id, _, seq)| (id, seq)).collect()
         };
-        let batch: Batch =
-            owned.iter().filter_map(|&id| rules.snapshot(stream, id).map(|bytes| (id.to_owned(), bytes))).collect();
-        if batch.is_empty() {
-            return;
-        }
-        let generations: Vec<u64> = {
-            let mut pending = inner.pending();
-            batch
-                .iter()
-                .map(|(id, bytes)| {
+        let snapshots: Vec<(&str, Vec<u8>, u64)> = owned
+            .into_iter()
+            .filter_map(|(id, seq)| {
+                rules.snapshot(stream, id).map(|snapshot| (id, stamped(inner.owner, &snapshot), seq))
+            })
+            .collect();
+        let states: Vec<QueuedState> = {
+            let mut records = inner.records();
+            let states = snapshots
+                .into_iter()
+                .filter_map(|(id, value, seq)| {
+                    // Still this stream's (a save may have found it taken over meanwhile).
+                    let record = records.get_mut(id).filter(|record| record.claim == Some(claim.0))?;
                     let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
-                    pending.insert(id.clone(), Pending { generation, bytes: bytes.clone() });
-                    generation
+                    record.pending = Some(Pending { generation, value: value.clone() });
+                    Some(QueuedState { sensor_id: id.to_owned(), value, generation, seq })
                 })
-                .collect()
-        };
-        // An ending stream gives its sensors up, once their last states are where the next stream looks first.
-        if ends {
-            let mut claims = inner.claims();
-            for (id, _) in &batch {
-                if claims.get(id) == Some(&claim.0) {
-                    claims.remove(id);
+                .collect();
+            // An ending stream gives its sensors up, once their last states are where the next stream looks first.
+            if ends {
+                for (id, _, _) in stream.sensors() {
+                    if owns(&records, id) {
+                        if let Some(record) = records.get_mut(id) {
+                            record.claim = None;
+                        }
+                        settle(&mut records, id, None);
+                    }
                 }
             }
+            states
+        };
+        if states.is_empty() {
+            return None;
         }
-        let queued = Queued { batch, generations };
+        let (sender, answer) = if committed {
+            let (sender, answer) = tokio::sync::oneshot::channel();
+            (Some(sender), Some(answer))
+        } else {
+            (None, None)
+        };
+        let queued = Queued { states, committed: sender };
         let refused = match &*inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
             Some(saves) => saves.try_send(queued).err().map(|e| match e {
                 mpsc::TrySendError::Full(q) => (q, "queue_full"),
@@ -271,14 +508,33 @@ impl SensorStates {
             None => Some((queued, "closed")),
         };
         if let Some((queued, why)) = refused {
-            inner.settle(&queued);
-            let count = queued.batch.len() as u64;
+            {
+                let mut records = inner.records();
+                for state in &queued.states {
+                    settle(&mut records, &state.sensor_id, Some(state.generation));
+                }
+            }
+            let count = queued.states.len() as u64;
             tracing::warn!(
                 sensors = count,
                 why,
                 "The state writer is behind or stopped: these sensor states are not saved."
             );
             inner.telemetry.counter("alertstream_state_saves_total", vec![label("result", why)]).increment(count);
+        }
+        answer
+    }
+
+    /// Gives up every sensor `stream` (its claim `claim`) holds, saving nothing: the sensors' next stream restores
+    /// what was saved before (a resuming stream whose client is gone: the client sends again what followed).
+    pub fn release(&self, claim: StreamClaim, stream: &StreamState) {
+        let Some(inner) = &self.inner else { return };
+        let mut records = inner.records();
+        for (id, _, _) in stream.sensors() {
+            if let Some(record) = records.get_mut(id).filter(|record| record.claim == Some(claim.0)) {
+                record.claim = None;
+                settle(&mut records, id, None);
+            }
         }
     }
 

@@ -8,8 +8,13 @@
 //!
 //! The client runs on a thread of its own with its own runtime. The store's calls are synchronous, as the trait's
 //! are: a load waits for one round trip (at most [`LOAD_TIMEOUT`]) on the stream's task, as the embedded store's
-//! read does; while the client is disconnected, loads and saves fail at once (counted and logged, not retried). A state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails,
-//! counted and logged, and the sensor keeps its older saved state.
+//! read does; while the client is disconnected, loads and saves fail at once (counted and logged, not retried). A
+//! state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails, counted and
+//! logged, and the sensor keeps its older saved state.
+//!
+//! Replicas share the bucket, so a write is a compare-and-set on the key's revision (`update`, or `create` for a
+//! sensor that had none), and the store is [shared](StateStore::shared): a replica that takes a sensor up writes
+//! it back at once, and the replica that held it before fails its next save ([`Written::Superseded`]).
 
 use std::{
     sync::{
@@ -20,9 +25,13 @@ use std::{
     time::Duration,
 };
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{
+    self,
+    kv::{self, Operation},
+    stream,
+};
 
-use super::{StateStore, StoreError};
+use super::{Expect, StateStore, StoreError, Stored, Write, Written};
 
 /// The bucket.
 pub const NATS_BUCKET: &str = "alertstream_state";
@@ -34,8 +43,8 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
 const REQUESTS: usize = 256;
 
 enum Request {
-    Load(String, mpsc::SyncSender<Result<Option<Vec<u8>>, StoreError>>),
-    Save(Vec<(String, Vec<u8>)>, mpsc::SyncSender<Result<(), StoreError>>),
+    Load(String, mpsc::SyncSender<Result<Option<Stored>, StoreError>>),
+    Save(Vec<Write>, mpsc::SyncSender<Result<Vec<Written>, StoreError>>),
 }
 
 /// The NATS key-value store.
@@ -98,20 +107,24 @@ impl NatsStore {
 }
 
 impl StateStore for NatsStore {
-    fn load(&self, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
         if !self.connected.load(Ordering::Relaxed) {
             return Err(StoreError("NATS is unreachable".to_owned()));
         }
         self.ask(LOAD_TIMEOUT, |reply| Request::Load(key(sensor_id), reply))
     }
 
-    fn save(&self, states: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    fn save(&self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
         // Fails at once too while disconnected, so that a shutdown never waits on NATS batch after batch.
         if !self.connected.load(Ordering::Relaxed) {
             return Err(StoreError("NATS is unreachable".to_owned()));
         }
-        let batch = states.iter().map(|(id, bytes)| (key(id), bytes.clone())).collect();
+        let batch = writes.iter().map(|write| Write { sensor_id: key(&write.sensor_id), ..write.clone() }).collect();
         self.ask(REPLY_TIMEOUT, |reply| Request::Save(batch, reply))
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 }
 
@@ -181,28 +194,49 @@ async fn serve(
         match request {
             Request::Load(key, reply) => {
                 let loaded = bucket
-                    .get(key)
+                    .entry(key)
                     .await
-                    .map(|value| value.map(|v| v.to_vec()))
+                    .map(|entry| {
+                        entry
+                            .filter(|entry| entry.operation == Operation::Put)
+                            .map(|entry| Stored { value: entry.value.to_vec(), revision: entry.revision })
+                    })
                     .map_err(|e| failed("cannot read the state", e));
                 let _ = reply.send(loaded);
             }
             Request::Save(batch, reply) => {
-                let mut saved = Ok(());
-                for (key, bytes) in batch {
-                    if bytes.len() > max_payload.saturating_sub(1_024) {
-                        saved = Err(StoreError(format!(
-                            "a state of {} bytes is over the server's maximum payload ({max_payload} bytes)",
-                            bytes.len()
-                        )));
-                        continue;
-                    }
-                    if let Err(e) = bucket.put(key, bytes.into()).await {
-                        saved = Err(failed("cannot save a state", e));
-                    }
-                }
-                let _ = reply.send(saved);
+                let _ = reply.send(save(&bucket, max_payload, batch).await);
             }
         }
     }
+}
+
+/// Writes each value with its compare-and-set: `update` on the revision expected, `create` when none is, `put`
+/// when anything goes. A value over the server's maximum payload, or a failed write, fails the batch (the writes
+/// before it stand, as with any store error: the states are then re-saved in full by the next save).
+async fn save(bucket: &kv::Store, max_payload: usize, batch: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+    let mut written = Vec::with_capacity(batch.len());
+    for Write { sensor_id: key, value, expect } in batch {
+        if value.len() > max_payload.saturating_sub(1_024) {
+            return Err(StoreError(format!(
+                "a state of {} bytes is over the server's maximum payload ({max_payload} bytes)",
+                value.len()
+            )));
+        }
+        let outcome = match expect {
+            Expect::Any => bucket.put(key, value.into()).await.map(Written::Saved).map_err(|e| e.to_string()),
+            Expect::Absent => match bucket.create(key, value.into()).await {
+                Ok(revision) => Ok(Written::Saved(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Written::Superseded),
+                Err(e) => Err(e.to_string()),
+            },
+            Expect::Revision(revision) => match bucket.update(key, value.into(), revision).await {
+                Ok(revision) => Ok(Written::Saved(revision)),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Written::Superseded),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        written.push(outcome.map_err(|e| failed("cannot save a state", e))?);
+    }
+    Ok(written)
 }

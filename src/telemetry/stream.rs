@@ -18,6 +18,8 @@ pub struct StreamMetrics {
     /// The shared metrics; `None` when metrics are off or the stream has ended.
     inner: Option<Arc<Inner>>,
     readings: u64,
+    /// Readings a resuming client sent again and the stream skipped.
+    resent: u64,
     /// Alerts by rule (the stream's own `Arc` of the name, compared by pointer first) and state.
     alerts: Vec<(Arc<str>, AlertState, u64)>,
     /// Readings until the next flush.
@@ -38,6 +40,7 @@ impl StreamMetrics {
         Self {
             inner,
             readings: 0,
+            resent: 0,
             alerts: Vec::new(),
             until_flush: FLUSH_EVERY,
             until_sample: SAMPLE_EVERY,
@@ -72,6 +75,11 @@ impl StreamMetrics {
         }
     }
 
+    /// Counts a reading a resuming client sent again, which its sensor had applied: skipped.
+    pub fn resent(&mut self) {
+        self.resent += 1;
+    }
+
     /// Counts an alert sent.
     #[inline]
     pub fn alert(&mut self, alert: &Alert) {
@@ -92,6 +100,10 @@ impl StreamMetrics {
         self.until_flush = FLUSH_EVERY;
         let Some(inner) = &self.inner else { return };
         inner.readings.increment(std::mem::take(&mut self.readings));
+        let resent = std::mem::take(&mut self.resent);
+        if resent > 0 {
+            inner.counter("alertstream_readings_resent_total", Vec::new()).increment(resent);
+        }
         for (rule, state, count) in &mut self.alerts {
             let count = std::mem::take(count);
             if count == 0 {

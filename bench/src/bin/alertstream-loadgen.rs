@@ -137,6 +137,7 @@ async fn main() -> Result<(), BoxError> {
                 seed,
                 excursion_rate: 0.02,
                 output: alertstream::simulate::Output::Summary,
+                resume: false,
             };
             println!("{}", alertstream::simulate::run(plan, Default::default()).await?);
         }

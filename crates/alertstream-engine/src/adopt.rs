@@ -70,24 +70,39 @@ impl RuleSet {
     /// sensor's last reading's seq (and values, when this rule set watches absence, else none), at server time
     /// `now`. For a stream that ended while firing: the alerts that no later reading of its will resolve.
     pub fn still_firing(&self, stream: &StreamState, now: SystemTime) -> Vec<Alert> {
+        self.firing_as(stream, 0..stream.sensors.len(), AlertState::Resolved, now)
+    }
+
+    /// What fires for sensor `sensor_id` in `stream` now, each as a FIRING alert of the sensor's last reading (its
+    /// seq, and its values when this rule set watches absence), at server time `now`: what a stream that restored
+    /// the sensor's state from another process re-announces to its sinks.
+    pub fn firing_now(&self, stream: &StreamState, sensor_id: &str, now: SystemTime) -> Vec<Alert> {
+        match stream.find(sensor_id) {
+            Some(index) => self.firing_as(stream, index..index + 1, AlertState::Firing, now),
+            None => Vec::new(),
+        }
+    }
+
+    /// The rules firing for the sensors at `sensors` (indices) in `stream`, as alerts in `state`.
+    fn firing_as(
+        &self,
+        stream: &StreamState,
+        sensors: std::ops::Range<usize>,
+        state: AlertState,
+        now: SystemTime,
+    ) -> Vec<Alert> {
         let mut alerts = Vec::new();
         if stream.rules_per_sensor != self.rules.len() {
             return alerts;
         }
         let no_values = Values::default();
-        for (index, sensor) in stream.sensors.iter().enumerate() {
-            let states = &stream.rule_states[index * self.rules.len()..(index + 1) * self.rules.len()];
+        let n = self.rules.len();
+        for index in sensors {
+            let sensor = &stream.sensors[index];
             let values = if self.watches_absence() { &sensor.last_values } else { &no_values };
-            for (rule, state) in self.rules.iter().zip(states) {
-                if state.state.is_firing() {
-                    alerts.push(Alert::of_last_reading(
-                        rule,
-                        AlertState::Resolved,
-                        &sensor.id,
-                        sensor.last_seq,
-                        values,
-                        now,
-                    ));
+            for (rule, rule_state) in self.rules.iter().zip(&stream.rule_states[index * n..(index + 1) * n]) {
+                if rule_state.state.is_firing() {
+                    alerts.push(Alert::of_last_reading(rule, state, &sensor.id, sensor.last_seq, values, now));
                 }
             }
         }

@@ -17,8 +17,11 @@ pub const SENSOR_LIMIT: &str = "sensor_limit";
 pub const LATE_READING: &str = "late_reading";
 /// The event reported in-band for a reading over its stream's rate limit (`--max-readings-per-second`).
 pub const RATE_LIMITED: &str = "rate_limited";
+/// The event a resuming stream (`alertstream-resume: 1`) gets when its sensor's state is durable up to a reading:
+/// `reading_seq` is that reading's `seq`. Never an alert: not counted as one, and never sent to sinks.
+pub const CHECKPOINT: &str = "checkpoint";
 /// Names that are events, not rules: a rules file may not use them.
-pub const RESERVED_NAMES: [&str; 4] = [INVALID_READING, SENSOR_LIMIT, LATE_READING, RATE_LIMITED];
+pub const RESERVED_NAMES: [&str; 5] = [INVALID_READING, SENSOR_LIMIT, LATE_READING, RATE_LIMITED, CHECKPOINT];
 
 /// How serious an alert is. Its text form (`info`, `warning`, `critical`) is in `text.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,6 +94,21 @@ impl Alert {
     pub fn rate_limited(reading: &Reading, per_second: u32) -> Self {
         let message = format!("reading not applied: this stream may send at most {per_second} readings a second");
         Self::event(RATE_LIMITED, message, reading)
+    }
+
+    /// The `checkpoint` event: sensor `sensor_id`'s state is durable up to its reading `seq` (INFO, at `now`).
+    pub fn checkpoint(sensor_id: &str, seq: u64, now: SystemTime) -> Self {
+        Self {
+            sensor_id: sensor_id.to_owned(),
+            rule: Arc::from(CHECKPOINT),
+            state: AlertState::Firing,
+            severity: Severity::Info,
+            message: Arc::from(format!("state durable up to seq {seq}")),
+            reading_seq: seq,
+            time: now,
+            values: Values::default(),
+            explanation: Vec::new(),
+        }
     }
 
     /// An event (FIRING, WARNING, never resolved) about `reading`.

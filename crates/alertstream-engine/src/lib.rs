@@ -37,7 +37,8 @@ mod validate;
 mod window;
 
 pub use alert::{
-    Alert, AlertState, INVALID_READING, LATE_READING, RATE_LIMITED, RESERVED_NAMES, SENSOR_LIMIT, Severity, Term,
+    Alert, AlertState, CHECKPOINT, INVALID_READING, LATE_READING, RATE_LIMITED, RESERVED_NAMES, SENSOR_LIMIT, Severity,
+    Term,
 };
 pub use condition_error::ConditionError;
 pub use evaluation::{ALL_GOOD, Evaluation, Skipped};

@@ -123,6 +123,11 @@ impl StreamState {
         })
     }
 
+    /// The `seq` of sensor `id`'s latest applied reading (0 when it had none), if the stream tracks the sensor.
+    pub fn last_seq(&self, id: &str) -> Option<u64> {
+        self.find(id).map(|index| self.sensors[index].last_seq)
+    }
+
     /// Whether the stream tracks sensor `id`.
     pub fn tracks(&self, id: &str) -> bool {
         self.find(id).is_some()
