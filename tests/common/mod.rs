@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod daemon;
 pub mod frame_tap;
+pub mod nginx;
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
