@@ -400,12 +400,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         telemetry: if args.metrics_listen.is_some() { Telemetry::on() } else { Telemetry::off() },
         ..ServeConfig::default()
     };
-    let options = SinkOptions {
-        flush_timeout: args.sink_flush_timeout,
-        stale_after: args.stale_after,
-        clock: config.clock.clone(),
-    };
-    let config = ServeConfig { sinks: Sinks::new(config.telemetry.clone(), options), ..config };
     let config = match states(&args, &config) {
         Ok(states) => ServeConfig { states, ..config },
         Err(e) => {
@@ -414,6 +408,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let options = SinkOptions {
+        flush_timeout: args.sink_flush_timeout,
+        stale_after: args.stale_after,
+        clock: config.clock.clone(),
+        states: config.states.clone(),
+    };
+    let config = ServeConfig { sinks: Sinks::new(config.telemetry.clone(), options), ..config };
     if let Err(e) = config.sinks.apply(&file.sinks, &file.rules) {
         complain(&format!("alertstream: {e}"));
         tracing::error!("Refusing to start: {e}");

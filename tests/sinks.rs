@@ -18,7 +18,7 @@ use alertstream::{
     config::ServeConfig,
     pb,
     sinks::{SinkOptions, Sinks},
-    state_store::{EmbeddedStore, SensorStates},
+    state_store::{EmbeddedStore, NatsStore, SensorStates},
     telemetry::Telemetry,
 };
 use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
@@ -233,6 +233,19 @@ async fn a_reload_adds_a_sink_and_shutdown_completes_its_last_file() {
 /// on) that starts at the system's time (the readings' own), with metrics on; keeping sensor states in `state_dir`
 /// when given.
 async fn stale_server(state_dir: Option<&std::path::Path>) -> (Arc<Received>, ManualClock, Telemetry, TestServer) {
+    stale_server_on(|clock, telemetry| {
+        state_dir.map_or_else(SensorStates::default, |dir| {
+            let store = EmbeddedStore::open(dir, Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
+            SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap()
+        })
+    })
+    .await
+}
+
+/// [`stale_server`] with the sensor states `states` makes (on the server's clock and telemetry).
+async fn stale_server_on(
+    states: impl FnOnce(&ManualClock, &Telemetry) -> SensorStates,
+) -> (Arc<Received>, ManualClock, Telemetry, TestServer) {
     let (addr, received) = receiver(0).await;
     let clock = ManualClock::new(Clock::System.now());
     let rules = format!(
@@ -241,13 +254,10 @@ async fn stale_server(state_dir: Option<&std::path::Path>) -> (Arc<Received>, Ma
     );
     let file = alertstream_rules::parse("stale.toml", &rules).unwrap();
     let telemetry = Telemetry::on();
-    let options = SinkOptions { clock: Clock::Manual(clock.clone()), ..SinkOptions::default() };
+    let states = states(&clock, &telemetry);
+    let options = SinkOptions { clock: Clock::Manual(clock.clone()), states: states.clone(), ..SinkOptions::default() };
     let sinks = Sinks::new(telemetry.clone(), options);
     sinks.apply(&file.sinks, &file.rules).unwrap();
-    let states = state_dir.map_or_else(SensorStates::default, |dir| {
-        let store = EmbeddedStore::open(dir, Duration::from_secs(86_400), Clock::Manual(clock.clone())).unwrap();
-        SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap()
-    });
     let config = ServeConfig {
         clock: Clock::Manual(clock.clone()),
         sinks,
@@ -346,5 +356,68 @@ async fn a_firing_state_restored_from_the_state_store_is_not_resolved_as_stale()
         delivered,
         ["temp_too_low ALERT_STATE_FIRING \"1\" false", "temp_too_low ALERT_STATE_RESOLVED \"3\" false"]
     );
+    drop(tx);
+}
+
+/// What a receiver got: `sensor rule STATE "seq" stale`.
+fn delivered(received: &Received) -> Vec<String> {
+    let batches = received.batches.lock().unwrap();
+    batches
+        .iter()
+        .flat_map(|(_, alerts)| alerts.iter())
+        .map(|a| {
+            format!("{} {} {}", a["sensor_id"].as_str().unwrap(), json_brief(a), a["stale"].as_bool().unwrap_or(false))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_replica_that_takes_a_firing_sensor_over_announces_it_and_the_old_one_does_not_resolve_it_as_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::daemon::free_port();
+    let _daemon = common::daemon::nats_server(nats, dir.path()).await;
+    let shared = |_: &ManualClock, telemetry: &Telemetry| {
+        let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400)).unwrap();
+        SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap()
+    };
+    let (old_received, old_clock, old_telemetry, old) = stale_server_on(shared).await;
+    let (new_received, new_clock, _, new) = stale_server_on(shared).await;
+    let at = |clock: &ManualClock, sensor: &str, seq: u64, temperature: f64| pb::Reading {
+        time: Some(prost_types::Timestamp::from(clock.now())),
+        ..reading(sensor, seq, &[("temperature", temperature)])
+    };
+    // On one replica a stream fires for a and b and ends while both fire: both wait to go stale there, and both
+    // states are saved in the shared store.
+    let readings = vec![at(&old_clock, "a", 1, 5.0), at(&old_clock, "b", 2, 5.0)];
+    let (alerts, status) = stream_all(&mut old.client().await, readings).await;
+    status.unwrap();
+    assert_eq!(alerts.len(), 2);
+    eventually("both saved", || metric(&old_telemetry, "alertstream_state_saves_total{result=\"saved\"}") == 2).await;
+    // a's next stream reaches the other replica: it restores a firing (no FIRING to the client), and tells its own
+    // sinks, which never had it.
+    let (tx, mut open) = common::open_stream(new.channel().await).await;
+    tx.send(at(&new_clock, "a", 3, 4.0)).await.unwrap();
+    tx.send(at(&new_clock, "a", 4, 4.5)).await.unwrap();
+    tx.send(at(&new_clock, "c", 5, 5.0)).await.unwrap();
+    assert_eq!(wire_brief(&common::next_alert(&mut open).await), "temp_too_low ALERT_STATE_FIRING \"5\"");
+    eventually("the new replica's sink has a and c", || delivered(&new_received).len() == 2).await;
+    assert_eq!(
+        delivered(&new_received),
+        ["a temp_too_low ALERT_STATE_FIRING \"1\" false", "c temp_too_low ALERT_STATE_FIRING \"5\" false"]
+    );
+    // --stale-after passes on the old replica: b, which nobody took over, is resolved as stale there; a is the new
+    // replica's now, and is not.
+    old_clock.advance(Duration::from_secs(301));
+    eventually("three alerts at the old replica's sink", || delivered(&old_received).len() == 3).await;
+    assert_eq!(
+        delivered(&old_received),
+        [
+            "a temp_too_low ALERT_STATE_FIRING \"1\" false",
+            "b temp_too_low ALERT_STATE_FIRING \"2\" false",
+            "b temp_too_low ALERT_STATE_RESOLVED \"2\" true",
+        ]
+    );
+    eventually("nothing waits", || metric(&old_telemetry, "alertstream_sink_stale_waiting") == 0).await;
+    assert_eq!(delivered(&old_received).len(), 3);
     drop(tx);
 }

@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     clock::{Clock, timer_deadline},
+    state_store::SensorStates,
     telemetry::{Telemetry, label},
 };
 use stale::StaleTracker;
@@ -53,11 +54,19 @@ pub struct SinkOptions {
     pub stale_after: Duration,
     /// The server's clock, which `stale_after` is counted on.
     pub clock: Clock,
+    /// The sensor-state store: with a shared one, an alert whose sensor another replica has taken over is that
+    /// replica's, and not resolved as stale here.
+    pub states: SensorStates,
 }
 
 impl Default for SinkOptions {
     fn default() -> Self {
-        Self { flush_timeout: DEFAULT_FLUSH_TIMEOUT, stale_after: DEFAULT_STALE_AFTER, clock: Clock::System }
+        Self {
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            stale_after: DEFAULT_STALE_AFTER,
+            clock: Clock::System,
+            states: SensorStates::default(),
+        }
     }
 }
 
@@ -356,7 +365,8 @@ impl Sinks {
                     let waiting = hub.telemetry.gauge("alertstream_sink_stale_waiting");
                     let options = &hub.options;
                     let (clock, after) = (options.clock.clone(), options.stale_after);
-                    StaleTracker::start(hub.live.subscribe(), clock, after, (dropped, waiting))
+                    let states = options.states.clone();
+                    StaleTracker::start(hub.live.subscribe(), (clock, after), states, (dropped, waiting))
                 })
                 .clone()
         });

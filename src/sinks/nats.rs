@@ -2,7 +2,8 @@
 //! subject `<subject>.<rule>` (the rule made a safe subject token). Its `Nats-Msg-Id` is a hash of what makes the
 //! alert itself (sensor, rule, state, reading seq and time; for a reading without a seq, also a number this process
 //! gave the alert once), so that JetStream drops a resent duplicate within its duplicate window and never a
-//! distinct alert. With `stream`, the stream over `<subject>.>` is made if missing.
+//! distinct alert. With `stream`, the stream over `<subject>.>` is made if missing. The `url` may list a cluster's
+//! nodes, separated by commas: each connection goes to any of them that is up.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,7 +23,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Publishes to one JetStream.
 pub(super) struct Nats {
-    url: String,
+    /// The servers to connect to, any one of them: the `url`'s comma-separated URLs.
+    servers: Vec<String>,
     subject: String,
     stream: Option<String>,
     /// Connected (and the stream made) on the first delivery, and again after a failure.
@@ -34,15 +36,15 @@ pub(super) struct Nats {
 impl Nats {
     pub(super) fn new(url: &str, subject: &str, stream: Option<&str>) -> Self {
         let started = Clock::System.now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-        let (url, subject, stream) = (url.to_owned(), subject.to_owned(), stream.map(str::to_owned));
-        Self { url, subject, stream, context: None, started }
+        let (subject, stream) = (subject.to_owned(), stream.map(str::to_owned));
+        Self { servers: servers(url), subject, stream, context: None, started }
     }
 
     async fn context(&mut self) -> Result<&jetstream::Context, DeliveryError> {
         if self.context.is_none() {
             let client = async_nats::ConnectOptions::new()
                 .connection_timeout(CONNECT_TIMEOUT)
-                .connect(self.url.as_str())
+                .connect(self.servers.as_slice())
                 .await
                 // The URL is not shown: it may carry credentials.
                 .map_err(|e| DeliveryError::Retry(format!("cannot connect to NATS: {}", e.kind())))?;
@@ -62,6 +64,12 @@ impl Nats {
         }
         Ok(self.context.as_ref().unwrap_or_else(|| unreachable!("set above")))
     }
+}
+
+/// The servers of a `url`: its comma-separated URLs, each trimmed. (The client's own parsing takes a string as one
+/// URL.)
+fn servers(url: &str) -> Vec<String> {
+    url.split(',').map(|one| one.trim().to_owned()).collect()
 }
 
 /// A rule's name as one subject token: what is not `[A-Za-z0-9_-]` becomes `_`.
@@ -137,6 +145,19 @@ mod tests {
         assert_ne!(message_id(&alert(0, 1), 1), message_id(&alert(0, 2), 1));
         assert_ne!(message_id(&alert(0, 1), 1), message_id(&alert(0, 1), 2));
         assert_eq!(message_id(&alert(0, 1), 1), message_id(&alert(0, 1), 1));
+    }
+
+    #[test]
+    fn a_url_lists_a_clusters_nodes_separated_by_commas() {
+        use async_nats::ToServerAddrs as _;
+        let url = "nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://u:p@127.0.0.1:4224";
+        let listed = servers(url);
+        assert_eq!(listed, ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://u:p@127.0.0.1:4224"]);
+        let addrs: Vec<_> = listed.as_slice().to_server_addrs().unwrap().collect();
+        assert_eq!(addrs.iter().map(|a| a.port()).collect::<Vec<_>>(), [4222, 4223, 4224]);
+        // The client alone would take the whole list for one URL, and refuse it.
+        assert!(url.to_server_addrs().is_err());
+        assert_eq!(servers("nats://127.0.0.1:4222"), ["nats://127.0.0.1:4222"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Alerts whose stream ended while they fired. No reading of that stream will resolve them, so the sinks would hold
 //! them firing for ever (Alertmanager's would re-send them every interval). The sink layer keeps each for
 //! `--stale-after` on the server's clock, then hands the sinks its RESOLVED, marked stale, unless a stream has fired
-//! the same rule for the same sensor meanwhile (that stream owns it now).
+//! the same rule for the same sensor meanwhile (that stream owns it now), or, with a state store replicas share,
+//! another replica has taken the sensor over (its sinks have the alert now: it re-announced it).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -18,7 +19,7 @@ use metrics::{Counter, Gauge};
 use tokio::sync::{mpsc, watch};
 
 use super::SinkSet;
-use crate::clock::Clock;
+use crate::{clock::Clock, state_store::SensorStates};
 
 /// Notices a stale tracker holds before it drops the next (counted).
 const NOTICES: usize = 4096;
@@ -83,16 +84,16 @@ pub(super) struct StaleTracker {
 
 impl StaleTracker {
     /// Starts the tracker's task: alerts go stale `after` their stream ended on `clock`, and then go to the sinks
-    /// `live` holds then.
+    /// `live` holds then, unless `states` says another replica holds their sensor.
     pub(super) fn start(
         live: watch::Receiver<Arc<SinkSet>>,
-        clock: Clock,
-        after: Duration,
+        (clock, after): (Clock, Duration),
+        states: SensorStates,
         (dropped, gauge): (Counter, Gauge),
     ) -> Self {
         let (notices, inbox) = mpsc::channel(NOTICES);
         let waiting = Arc::new(Filter::new());
-        tokio::spawn(run(inbox, live, clock, after, (Arc::clone(&waiting), gauge)));
+        tokio::spawn(run(inbox, live, (clock, after), states, (Arc::clone(&waiting), gauge)));
         Self { notices, waiting, dropped, dropped_so_far: Arc::default() }
     }
 
@@ -145,8 +146,8 @@ type Key = (String, Arc<str>);
 async fn run(
     mut inbox: mpsc::Receiver<Notice>,
     live: watch::Receiver<Arc<SinkSet>>,
-    clock: Clock,
-    after: Duration,
+    (clock, after): (Clock, Duration),
+    states: SensorStates,
     (filter, gauge): (Arc<Filter>, Gauge),
 ) {
     // Each waiting alert, and the alerts by when they go stale (with a counter, for alerts due at one time).
@@ -180,7 +181,7 @@ async fn run(
             },
             () = sleep_until(&clock, next) => {
                 let now = clock.now();
-                let sinks = Arc::clone(&live.borrow());
+                let mut stale = Vec::new();
                 while let Some(entry) = due.first_entry() {
                     if entry.key().0 > now {
                         break;
@@ -189,8 +190,13 @@ async fn run(
                     if let Some((_, mut alert)) = waiting.remove(&key) {
                         filter.remove(&key.0, &key.1);
                         alert.time = now;
-                        sinks.offer_stale(&alert);
+                        stale.push(alert);
                     }
+                }
+                let stale = mine(&states, stale).await;
+                let sinks = Arc::clone(&live.borrow());
+                for alert in &stale {
+                    sinks.offer_stale(alert);
                 }
             }
         }
@@ -199,6 +205,27 @@ async fn run(
     if !waiting.is_empty() {
         tracing::info!(alerts = waiting.len(), "Alerts of ended streams still firing at shutdown were not resolved.");
     }
+}
+
+/// The alerts of `stale` whose sensor no other replica has taken over: with a shared store, one read of it per
+/// sensor (off the runtime's threads); a store that cannot say leaves the alert stale here.
+async fn mine(states: &SensorStates, stale: Vec<Alert>) -> Vec<Alert> {
+    if stale.is_empty() || !states.is_shared() {
+        return stale;
+    }
+    let states = states.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let (mine, taken): (Vec<Alert>, Vec<Alert>) =
+            stale.into_iter().partition(|alert| !states.owned_elsewhere(&alert.sensor_id));
+        if !taken.is_empty() {
+            tracing::info!(
+                alerts = taken.len(),
+                "Alerts of ended streams not resolved as stale: another replica has taken their sensors over."
+            );
+        }
+        mine
+    });
+    checked.await.unwrap_or_default()
 }
 
 async fn sleep_until(clock: &Clock, at: Option<SystemTime>) {

@@ -525,6 +525,30 @@ impl SensorStates {
         answer
     }
 
+    /// Whether replicas share the store.
+    pub fn is_shared(&self) -> bool {
+        self.inner.as_ref().and_then(|inner| inner.store()).is_some_and(|store| store.shared())
+    }
+
+    /// Whether another process holds sensor `sensor_id` now: a shared store has its state, written by another
+    /// replica (which took the sensor over). False while a stream here holds it, without a shared store, and when
+    /// the store cannot say. One read of the store: not for a stream's task.
+    pub fn owned_elsewhere(&self, sensor_id: &str) -> bool {
+        let Some(inner) = &self.inner else { return false };
+        if inner.records().get(sensor_id).is_some_and(|record| record.claim.is_some()) {
+            return false;
+        }
+        let Some(store) = inner.store().filter(|store| store.shared()) else { return false };
+        match store.load(sensor_id) {
+            Ok(Some(stored)) => unstamped(&stored.value).is_some_and(|(owner, _)| owner != inner.owner),
+            Ok(None) => false,
+            Err(error) => {
+                tracing::debug!(sensor_id, %error, "Cannot tell whether another replica holds a sensor.");
+                false
+            }
+        }
+    }
+
     /// Gives up every sensor `stream` (its claim `claim`) holds, saving nothing: the sensors' next stream restores
     /// what was saved before (a resuming stream whose client is gone: the client sends again what followed).
     pub fn release(&self, claim: StreamClaim, stream: &StreamState) {

@@ -54,7 +54,7 @@ pub enum SinkKind {
     },
     /// NATS JetStream at `url`.
     Nats {
-        /// `nats://host:port`.
+        /// `nats://host:port`, or a cluster's nodes separated by commas (`nats://a:4222,nats://b:4222`).
         url: Secret,
         /// Published under this subject, then `.` and the rule.
         subject: String,
@@ -195,12 +195,13 @@ impl FileParser<'_> {
         // Every key is read before any is given up on, so that each error is reported.
         let kind = match *type_name {
             "alertmanager" => {
-                let url = self.url(table, start, &["http://", "https://"]);
+                let url = self.url(table, start, &["http://", "https://"], false);
                 let resend_interval = self.duration(table, "resend_interval").unwrap_or(DEFAULT_RESEND_INTERVAL);
                 SinkKind::Alertmanager { url: url?, resend_interval }
             }
             "nats" => {
-                let url = self.url(table, start, &["nats://"]);
+                // A cluster's nodes may be listed: the client connects to any of them.
+                let url = self.url(table, start, &["nats://"], true);
                 let subject = self.subject(table);
                 let stream = self.string(table, "stream", start, None).map(|s| s.into_inner());
                 SinkKind::Nats { url: url?, subject: subject?, stream }
@@ -212,7 +213,7 @@ impl FileParser<'_> {
                 SinkKind::Jsonl { dir: PathBuf::from(dir?.into_inner()), max_file_bytes, max_file_age }
             }
             _ => {
-                let url = self.url(table, start, &["http://", "https://"]);
+                let url = self.url(table, start, &["http://", "https://"], false);
                 let headers = self.headers(table);
                 SinkKind::Webhook { url: url?, headers: headers? }
             }
@@ -221,13 +222,20 @@ impl FileParser<'_> {
         Some(SinkSpec { name: name.into_inner(), kind, queue, events })
     }
 
-    /// `url`: required, a secret, starting with one of `schemes`.
-    fn url(&mut self, table: &DeTable<'_>, start: usize, schemes: &[&str]) -> Option<Secret> {
+    /// `url`: required, a secret, starting with one of `schemes`; with `several`, a comma-separated list of such URLs
+    /// (a cluster's nodes).
+    fn url(&mut self, table: &DeTable<'_>, start: usize, schemes: &[&str], several: bool) -> Option<Secret> {
         let written = self.string(table, "url", start, Some("sink"))?;
         let url = self.secret(written.get_ref(), written.span().start)?;
-        if !schemes.iter().any(|s| url.expose().starts_with(s)) {
+        let starts_well = |one: &str| schemes.iter().any(|s| one.starts_with(s));
+        let good = match several {
+            true => url.expose().split(',').all(|one| starts_well(one.trim())),
+            false => starts_well(url.expose()),
+        };
+        if !good {
             // The value is not shown: it may be a secret read from elsewhere.
-            self.error(written.span().start, format!("`url` must start with {}", schemes.join(" or ")));
+            let what = if several { "each of `url`'s comma-separated URLs" } else { "`url`" };
+            self.error(written.span().start, format!("{what} must start with {}", schemes.join(" or ")));
             return None;
         }
         Some(url)
@@ -450,6 +458,19 @@ mod tests {
                 "26:13: `a b` is not an HTTP header name",
             ]
         );
+    }
+
+    #[test]
+    fn a_nats_url_may_list_a_clusters_nodes_each_a_nats_url() {
+        let read =
+            sinks("[[sink]]\nname = \"bus\"\ntype = \"nats\"\nurl = \"nats://10.0.0.1:4222, nats://10.0.0.2:4222\"\n");
+        let SinkKind::Nats { url, .. } = &read[0].kind else { panic!("{read:?}") };
+        assert_eq!(url.expose(), "nats://10.0.0.1:4222, nats://10.0.0.2:4222");
+        let bad = |url: &str| errors(&format!("{RULE}[[sink]]\nname = \"bus\"\ntype = \"nats\"\nurl = \"{url}\"\n"));
+        let message = "7:7: each of `url`'s comma-separated URLs must start with nats://";
+        assert_eq!(bad("nats://10.0.0.1:4222,http://10.0.0.2:4222"), [message]);
+        assert_eq!(bad("nats://10.0.0.1:4222,"), [message], "an empty one too");
+        assert_eq!(bad("10.0.0.1:4222"), [message]);
     }
 
     #[test]
