@@ -303,6 +303,51 @@ async fn an_invalid_reading_of_a_new_sensor_costs_no_store_read() {
     stop(server).await;
 }
 
+/// The embedded store, failing its first saves (a full disk, say).
+struct FailingStore {
+    store: EmbeddedStore,
+    failures_left: AtomicUsize,
+}
+
+impl StateStore for FailingStore {
+    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
+        self.store.load(sensor_id)
+    }
+
+    fn save(&self, states: &[Write]) -> Result<Vec<Written>, StoreError> {
+        if self.failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError("no space left on device".to_owned()));
+        }
+        self.store.save(states)
+    }
+}
+
+#[tokio::test]
+async fn a_save_the_store_refuses_is_tried_again_until_it_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing =
+        Arc::new(FailingStore { store: embedded(dir.path(), Clock::System), failures_left: AtomicUsize::new(2) });
+    let telemetry = Telemetry::on();
+    let config = ServeConfig { telemetry: telemetry.clone(), ..ServeConfig::default() };
+    let server = server_on(Arc::clone(&failing) as Arc<dyn StateStore>, RULES, config).await;
+    assert_eq!(stream(&server, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    // The stream's save fails twice, then lands (the writer's pauses between tries are real time: polled).
+    let saves = |result: &str| {
+        let text = telemetry.render().unwrap();
+        let series = format!("alertstream_state_saves_total{{result=\"{result}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(series.as_str())?.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    for _ in 0..400 {
+        if saves("saved") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!((saves("error"), saves("saved")), (2.0, 1.0));
+    assert!(failing.store.load("press-1").unwrap().is_some(), "the state is in the store");
+    stop(server).await;
+}
+
 #[tokio::test]
 async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,8 +7,9 @@
 //! sensor and stream; saves go through a bounded queue to one writer thread, never waited on, but the snapshots are
 //! taken on the stream's task (a stream of 100,000 sensors pauses about 0.1 s for them with the default rules, and
 //! about 2 s with windows and a detector: docs/DEPLOYMENT.md). A store that fails never stops a stream: the failure
-//! is counted (`alertstream_state_loads_total`, `alertstream_state_saves_total` by result) and logged, and the
-//! sensor starts fresh or keeps its older saved state.
+//! is counted (`alertstream_state_loads_total`, `alertstream_state_saves_total` by result) and logged; a sensor
+//! whose load fails starts fresh, and a failed save is tried again (with a pause that doubles up to 30 s) until it
+//! lands, a later save replaces it, or the server shuts down.
 
 mod embedded;
 mod nats;
@@ -102,6 +103,10 @@ pub struct StoreError(pub String);
 const SAVE_QUEUE: usize = 1_024;
 /// How many times a take-over loads and writes back a sensor whose value changes in between.
 const TAKE_OVER_TRIES: usize = 3;
+/// The first pause before a failed save is tried again; it doubles up to [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// The longest pause between two tries of a failed save.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(30);
 
 /// The sensors (and the `seq` of each one's latest reading) whose states a save made durable; what a resuming
 /// stream tells its client in `checkpoint` events.
@@ -133,6 +138,10 @@ struct Inner {
     next_claim: AtomicU64,
     /// The generation the next queued state gets.
     next_generation: AtomicU64,
+    /// Set by [`SensorStates::finish`]: the writer tries a failed save no more.
+    finishing: Mutex<bool>,
+    /// Wakes the writer from a pause between tries when the server shuts down.
+    finished: std::sync::Condvar,
     telemetry: Telemetry,
 }
 
@@ -255,8 +264,10 @@ impl Inner {
         Err(StoreError("the sensor's state kept changing while this stream took it over".to_owned()))
     }
 
-    /// Writes one queued batch (on the writer's thread), and tells the stream which sensors it made durable.
-    fn write(&self, queued: Queued) {
+    /// Writes one queued batch (on the writer's thread), and tells the stream which sensors it made durable. When
+    /// the store fails, what is to be tried again: the states no later save has replaced (they stay where restores
+    /// look first meanwhile).
+    fn write(&self, queued: Queued) -> Option<Queued> {
         let Queued { states, committed } = queued;
         let (writes, marks): (Vec<Write>, Vec<(u64, u64)>) = {
             let records = self.records();
@@ -269,6 +280,31 @@ impl Inner {
                 .unzip()
         };
         let result = self.store().map(|store| store.save(&writes));
+        if let Some(Err(error)) = &result {
+            tracing::warn!(%error, sensors = writes.len(), "Could not save sensor states; trying again.");
+            self.saves("error", writes.len() as u64);
+            // A resuming stream waits for no retry: nothing is durable yet.
+            if let Some(committed) = committed {
+                let _ = committed.send(Vec::new());
+            }
+            let records = self.records();
+            let current = |write: &Write, generation: u64| {
+                records.get(&write.sensor_id).and_then(|record| record.pending.as_ref()).map(|p| p.generation)
+                    == Some(generation)
+            };
+            let states = writes
+                .into_iter()
+                .zip(marks)
+                .filter(|(write, (generation, _))| current(write, *generation))
+                .map(|(write, (generation, seq))| QueuedState {
+                    sensor_id: write.sensor_id,
+                    value: write.value,
+                    generation,
+                    seq,
+                })
+                .collect();
+            return Some(Queued { states, committed: None });
+        }
         let mut durable = Vec::new();
         let (mut saved, mut superseded) = (0u64, 0u64);
         {
@@ -302,24 +338,57 @@ impl Inner {
                 settle(&mut records, &write.sensor_id, Some(generation));
             }
         }
-        let count = writes.len() as u64;
-        let saves = |result, n| {
-            self.telemetry.counter("alertstream_state_saves_total", vec![label("result", result)]).increment(n)
-        };
-        match result {
-            Some(Ok(_)) => {
-                saves("saved", saved);
-                saves("superseded", superseded);
-            }
-            None => saves("closed", count),
-            Some(Err(error)) => {
-                tracing::warn!(%error, sensors = count, "Could not save sensor states; they are lost.");
-                saves("error", count);
-            }
+        if result.is_some() {
+            self.saves("saved", saved);
+            self.saves("superseded", superseded);
+        } else {
+            self.saves("closed", writes.len() as u64);
         }
         if let Some(committed) = committed {
             let _ = committed.send(durable);
         }
+        None
+    }
+
+    /// Counts `count` sensor states saved, or not, as `result` says.
+    fn saves(&self, result: &'static str, count: u64) {
+        if count > 0 {
+            self.telemetry.counter("alertstream_state_saves_total", vec![label("result", result)]).increment(count);
+        }
+    }
+
+    /// Writes `queued`, trying again after a pause that doubles (up to [`MAX_RETRY_PAUSE`]) while the store fails,
+    /// until it works or the server shuts down (then what is left is lost: counted and logged).
+    fn write_until_saved(&self, queued: Queued) {
+        let mut retry = self.write(queued);
+        let mut pause = FIRST_RETRY_PAUSE;
+        while let Some(again) = retry.filter(|again| !again.states.is_empty()) {
+            if !self.pause(pause) {
+                let mut records = self.records();
+                for state in &again.states {
+                    settle(&mut records, &state.sensor_id, Some(state.generation));
+                }
+                drop(records);
+                tracing::warn!(
+                    sensors = again.states.len(),
+                    "Shutting down: sensor states the store refused are lost."
+                );
+                self.saves("abandoned", again.states.len() as u64);
+                return;
+            }
+            pause = (pause * 2).min(MAX_RETRY_PAUSE);
+            retry = self.write(again);
+        }
+    }
+
+    /// Waits `pause`, unless the server shuts down first: whether to go on.
+    fn pause(&self, pause: Duration) -> bool {
+        let finishing = self.finishing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (finishing, _) = self
+            .finished
+            .wait_timeout_while(finishing, pause, |finishing| !*finishing)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !*finishing
     }
 }
 
@@ -352,6 +421,8 @@ impl SensorStates {
             owner: fastrand::u64(..),
             next_claim: AtomicU64::new(1),
             next_generation: AtomicU64::new(0),
+            finishing: Mutex::new(false),
+            finished: std::sync::Condvar::new(),
             telemetry,
         });
         // The writer holds only a weak handle, so that dropping the last `SensorStates` closes the store.
@@ -359,7 +430,7 @@ impl SensorStates {
         let writer = std::thread::Builder::new().name("alertstream-state".to_owned()).spawn(move || {
             for queued in queue {
                 let Some(inner) = writer_inner.upgrade() else { return };
-                inner.write(queued);
+                inner.write_until_saved(queued);
             }
         })?;
         *inner.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(writer);
@@ -565,6 +636,8 @@ impl SensorStates {
     /// Closes the writer's queue and waits until it has saved what it holds: at shutdown, after the streams ended.
     pub async fn finish(&self) {
         let Some(inner) = &self.inner else { return };
+        *inner.finishing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        inner.finished.notify_all();
         drop(inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
         let writer = inner.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(writer) = writer {

@@ -8,7 +8,8 @@
 //!
 //! The client runs on a thread of its own with its own runtime. The store's calls are synchronous, as the trait's
 //! are: a load waits for one round trip (at most [`LOAD_TIMEOUT`]) on the stream's task, as the embedded store's
-//! read does; while the client is disconnected, loads and saves fail at once (counted and logged, not retried). A
+//! read does; while the client is disconnected, loads and saves fail at once (counted and logged; the writer tries
+//! a failed save again later). A
 //! state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails, counted and
 //! logged, and the sensor keeps its older saved state.
 //!
