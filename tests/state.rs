@@ -444,6 +444,37 @@ async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
     stop(third).await;
 }
 
+#[tokio::test]
+async fn a_state_larger_than_a_nats_message_is_saved_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = free_port();
+    let _daemon = nats_server(nats, dir.path()).await;
+    let url = format!("nats://{nats}");
+    // A window of 60,000 readings (24 bytes each): about 1.4 MB, over NATS' default maximum payload of 1 MiB.
+    let rules = "[[rule]]\nname = \"cold\"\ncondition = \"avg(t, 100000) < 50\"\n";
+    let telemetry = Telemetry::on();
+    let replica = |telemetry: Telemetry| {
+        let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+        server_on(Arc::new(store), rules, ServeConfig { telemetry, ..ServeConfig::default() })
+    };
+    let first = replica(telemetry.clone()).await;
+    assert_eq!(stream(&first, &(1..=60_000).map(|seq| (seq, 100.0)).collect::<Vec<_>>()).await, Vec::<String>::new());
+    stop(first).await;
+    let text = telemetry.render().unwrap();
+    assert!(text.contains("alertstream_state_saves_total{result=\"saved\"} 1"), "{text}");
+    // Another replica goes on with the whole window: one reading of 0 leaves the average near 100 (a fresh window's
+    // would be 0, and fire).
+    let second = replica(Telemetry::off()).await;
+    assert_eq!(stream(&second, &[(60_001, 0.0)]).await, Vec::<String>::new());
+    assert_eq!(stream(&second, &[(60_002, 0.0)]).await, Vec::<String>::new());
+    stop(second).await;
+    // Four chunked writes (the first save, the take-over, two stream ends): only the last one's chunks are left,
+    // two of them, beside the sensor's key.
+    let client = async_nats::connect(nats.to_string()).await.unwrap();
+    let mut bucket = async_nats::jetstream::new(client).get_stream(format!("KV_{NATS_BUCKET}")).await.unwrap();
+    assert_eq!(bucket.info().await.unwrap().state.messages, 3);
+}
+
 #[test]
 fn an_embedded_and_a_nats_store_together_are_a_startup_error() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertstream"))

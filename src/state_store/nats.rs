@@ -9,15 +9,16 @@
 //! The client runs on a thread of its own with its own runtime. The store's calls are synchronous, as the trait's
 //! are: a load waits for one round trip (at most [`LOAD_TIMEOUT`]) on the stream's task, as the embedded store's
 //! read does; while the client is disconnected, loads and saves fail at once (counted and logged; the writer tries
-//! a failed save again later). A
-//! state larger than the server's maximum payload (1 MiB by default) is not saved: the call fails, counted and
-//! logged, and the sensor keeps its older saved state.
+//! a failed save again later). A state larger than the server's maximum payload (1 MiB by default) is cut into
+//! chunks under keys of their own, its sensor's key naming them ([`Bucket`]); a load then takes one round trip per
+//! chunk.
 //!
 //! Replicas share the bucket, so a write is a compare-and-set on the key's revision (`update`, or `create` for a
 //! sensor that had none), and the store is [shared](StateStore::shared): a replica that takes a sensor up writes
 //! it back at once, and the replica that held it before fails its next save ([`Written::Superseded`]).
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -31,6 +32,8 @@ use async_nats::jetstream::{
     kv::{self, Operation},
     stream,
 };
+
+use bytes::Bytes;
 
 use super::{Expect, StateStore, StoreError, Stored, Write, Written};
 
@@ -170,16 +173,17 @@ async fn serve(
             discard: stream::DiscardPolicy::New,
             ..Default::default()
         };
-        js.get_or_create_stream(config).await.map_err(|e| failed("cannot make the state bucket", e))?;
-        let bucket = js.get_key_value(NATS_BUCKET).await.map_err(|e| failed("cannot open the state bucket", e))?;
-        Ok::<_, StoreError>((bucket, max_payload))
+        let stream = js.get_or_create_stream(config).await.map_err(|e| failed("cannot make the state bucket", e))?;
+        let kv = js.get_key_value(NATS_BUCKET).await.map_err(|e| failed("cannot open the state bucket", e))?;
+        let chunk = max_payload.saturating_sub(PAYLOAD_HEADROOM).max(1);
+        Ok::<_, StoreError>(Bucket { kv, stream, chunk, chunked: HashMap::new() })
     }
     .await;
-    let (bucket, max_payload) = match opened {
-        Ok(opened) => {
+    let mut bucket = match opened {
+        Ok(bucket) => {
             connected.store(true, Ordering::Relaxed);
             let _ = ready.send(Ok(()));
-            opened
+            bucket
         }
         Err(error) => {
             let _ = ready.send(Err(error));
@@ -194,50 +198,175 @@ async fn serve(
         let Some(request) = request else { return };
         match request {
             Request::Load(key, reply) => {
-                let loaded = bucket
-                    .entry(key)
-                    .await
-                    .map(|entry| {
-                        entry
-                            .filter(|entry| entry.operation == Operation::Put)
-                            .map(|entry| Stored { value: entry.value.to_vec(), revision: entry.revision })
-                    })
-                    .map_err(|e| failed("cannot read the state", e));
-                let _ = reply.send(loaded);
+                let _ = reply.send(bucket.load(&key).await);
             }
             Request::Save(batch, reply) => {
-                let _ = reply.send(save(&bucket, max_payload, batch).await);
+                let _ = reply.send(bucket.save(batch).await);
             }
         }
     }
 }
 
-/// Writes each value with its compare-and-set: `update` on the revision expected, `create` when none is, `put`
-/// when anything goes. A value over the server's maximum payload, or a failed write, fails the batch (the writes
-/// before it stand, as with any store error: the states are then re-saved in full by the next save).
-async fn save(bucket: &kv::Store, max_payload: usize, batch: Vec<Write>) -> Result<Vec<Written>, StoreError> {
-    let mut written = Vec::with_capacity(batch.len());
-    for Write { sensor_id: key, value, expect } in batch {
-        if value.len() > max_payload.saturating_sub(1_024) {
-            return Err(StoreError(format!(
-                "a state of {} bytes is over the server's maximum payload ({max_payload} bytes)",
-                value.len()
-            )));
+/// Room left in a message for its headers.
+const PAYLOAD_HEADROOM: usize = 1_024;
+/// The first byte of a key's value: the state itself follows.
+const INLINE: u8 = 0;
+/// The first byte of a key's value: a manifest follows (the chunks' set, their count, the state's length).
+const CHUNKED: u8 = 1;
+
+/// A state too large for one message: where its chunks are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Manifest {
+    /// The set's name, drawn at random per write.
+    set: u64,
+    chunks: u32,
+    len: u64,
+}
+
+impl Manifest {
+    fn encode(self) -> Vec<u8> {
+        let mut out = vec![CHUNKED];
+        out.extend_from_slice(&self.set.to_le_bytes());
+        out.extend_from_slice(&self.chunks.to_le_bytes());
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out
+    }
+
+    fn decode(value: &[u8]) -> Option<Self> {
+        let rest = value.strip_prefix(&[CHUNKED])?;
+        let (set, rest) = rest.split_first_chunk::<8>()?;
+        let (chunks, rest) = rest.split_first_chunk::<4>()?;
+        let len = rest.first_chunk::<8>()?;
+        Some(Self { set: u64::from_le_bytes(*set), chunks: u32::from_le_bytes(*chunks), len: u64::from_le_bytes(*len) })
+    }
+
+    /// The key of chunk `index` of sensor key `key`'s set.
+    fn chunk_key(self, key: &str, index: u32) -> String {
+        format!("{key}.{:016x}.{index}", self.set)
+    }
+
+    /// The subjects of the whole set, for one purge.
+    fn subjects(self, key: &str) -> String {
+        format!("$KV.{NATS_BUCKET}.{key}.{:016x}.>", self.set)
+    }
+}
+
+/// The bucket, as the client's thread uses it. A state that fits one message is stored under its sensor's key
+/// (`INLINE`, then the state). A larger one is cut into chunks of at most the server's maximum payload, each under
+/// a key of its own (`<key>.<set>.<index>`), written first; the sensor's key then gets a manifest, by
+/// compare-and-set as any value. A write that loses the compare-and-set purges the chunks it wrote; one that wins
+/// purges the set it replaced, when this client wrote or read that set.
+struct Bucket {
+    kv: kv::Store,
+    stream: stream::Stream,
+    /// The largest value one message carries.
+    chunk: usize,
+    /// The chunk sets this client knows a key's value names (from a load or a save), so that the next write purges
+    /// them.
+    chunked: HashMap<String, Manifest>,
+}
+
+impl Bucket {
+    async fn load(&mut self, key: &str) -> Result<Option<Stored>, StoreError> {
+        let entry = self.kv.entry(key).await.map_err(|e| failed("cannot read the state", e))?;
+        let Some(entry) = entry.filter(|entry| entry.operation == Operation::Put) else { return Ok(None) };
+        let revision = entry.revision;
+        if let Some(state) = entry.value.strip_prefix(&[INLINE]) {
+            return Ok(Some(Stored { value: state.to_vec(), revision }));
         }
+        let manifest =
+            Manifest::decode(&entry.value).ok_or_else(|| StoreError("a saved state's head is damaged".to_owned()))?;
+        let mut value = Vec::with_capacity(usize::try_from(manifest.len).unwrap_or(0));
+        for index in 0..manifest.chunks {
+            let chunk =
+                self.kv.get(manifest.chunk_key(key, index)).await.map_err(|e| failed("cannot read the state", e))?;
+            // A newer write of the sensor may have purged this set since its head was read.
+            let chunk = chunk.ok_or_else(|| StoreError("a chunk of the saved state is gone".to_owned()))?;
+            value.extend_from_slice(&chunk);
+        }
+        if value.len() as u64 != manifest.len {
+            return Err(StoreError("a saved state's chunks do not add up".to_owned()));
+        }
+        self.chunked.insert(key.to_owned(), manifest);
+        Ok(Some(Stored { value, revision }))
+    }
+
+    /// Writes each value with its compare-and-set (see [`Bucket`]). A failed write fails the batch (the writes
+    /// before it stand, as with any store error: the states are saved again in full).
+    async fn save(&mut self, batch: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+        let mut written = Vec::with_capacity(batch.len());
+        for Write { sensor_id: key, value, expect } in batch {
+            let (head, manifest) = if value.len() < self.chunk {
+                let mut head = Vec::with_capacity(value.len() + 1);
+                head.push(INLINE);
+                head.extend_from_slice(&value);
+                (head, None)
+            } else {
+                let manifest = self.write_chunks(&key, &value).await?;
+                (manifest.encode(), Some(manifest))
+            };
+            let outcome = self.write_head(&key, head, expect).await;
+            let replaced = match (&outcome, manifest) {
+                (Ok(Written::Saved(_)), Some(manifest)) => self.chunked.insert(key.clone(), manifest),
+                (Ok(Written::Saved(_)), None) => self.chunked.remove(&key),
+                // Not written: the chunks are nobody's.
+                (_, Some(manifest)) => Some(manifest),
+                (_, None) => None,
+            };
+            if let Some(old) = replaced
+                && let Err(e) = self.stream.purge().filter(old.subjects(&key)).await
+            {
+                tracing::debug!(error = %e, "Could not purge a state's old chunks; they expire with --state-ttl.");
+            }
+            written.push(outcome?);
+        }
+        Ok(written)
+    }
+
+    /// Writes `value`'s chunks under a new set: its manifest.
+    async fn write_chunks(&self, key: &str, value: &[u8]) -> Result<Manifest, StoreError> {
+        let chunks = u32::try_from(value.len().div_ceil(self.chunk))
+            .map_err(|_| StoreError(format!("a state of {} bytes is too large to save", value.len())))?;
+        let manifest = Manifest { set: fastrand::u64(..), chunks, len: value.len() as u64 };
+        for (index, chunk) in (0..).zip(value.chunks(self.chunk)) {
+            self.kv
+                .put(manifest.chunk_key(key, index), Bytes::copy_from_slice(chunk))
+                .await
+                .map_err(|e| failed("cannot save a state", e))?;
+        }
+        Ok(manifest)
+    }
+
+    /// Writes a sensor's key: `update` on the revision expected, `create` when none is, `put` when anything goes.
+    async fn write_head(&self, key: &str, head: Vec<u8>, expect: Expect) -> Result<Written, StoreError> {
         let outcome = match expect {
-            Expect::Any => bucket.put(key, value.into()).await.map(Written::Saved).map_err(|e| e.to_string()),
-            Expect::Absent => match bucket.create(key, value.into()).await {
+            Expect::Any => self.kv.put(key, head.into()).await.map(Written::Saved).map_err(|e| e.to_string()),
+            Expect::Absent => match self.kv.create(key, head.into()).await {
                 Ok(revision) => Ok(Written::Saved(revision)),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Written::Superseded),
                 Err(e) => Err(e.to_string()),
             },
-            Expect::Revision(revision) => match bucket.update(key, value.into(), revision).await {
+            Expect::Revision(revision) => match self.kv.update(key, head.into(), revision).await {
                 Ok(revision) => Ok(Written::Saved(revision)),
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Written::Superseded),
                 Err(e) => Err(e.to_string()),
             },
         };
-        written.push(outcome.map_err(|e| failed("cannot save a state", e))?);
+        outcome.map_err(|e| failed("cannot save a state", e))
     }
-    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_reads_back_and_names_its_chunks() {
+        let manifest = Manifest { set: 0xabc, chunks: 3, len: 2_500_000 };
+        assert_eq!(Manifest::decode(&manifest.encode()), Some(manifest));
+        assert_eq!(Manifest::decode(&[INLINE, 1, 2]), None);
+        assert_eq!(Manifest::decode(&manifest.encode()[..10]), None);
+        assert_eq!(manifest.chunk_key("7072", 2), "7072.0000000000000abc.2");
+        assert_eq!(manifest.subjects("7072"), "$KV.alertstream_state.7072.0000000000000abc.>");
+    }
 }
