@@ -103,8 +103,9 @@ fn wire_types_appear_only_at_the_edge() {
         "src/stream_codec.rs",
         "src/server.rs",
         "src/lib.rs",
-        // A gRPC client: it speaks the wire types to a server.
+        // A gRPC client: it speaks the wire types to a server (and remembers them to resume).
         "src/simulate/mod.rs",
+        "src/simulate/resume.rs",
     ];
     for (path, text) in sources("src") {
         if edge.contains(&path.as_str()) {
