@@ -466,19 +466,28 @@ impl StreamLoop {
         let first_owed = self.owed.len();
         // A sensor new to this stream picks up its saved state first (one read of the store, once per stream).
         // (Only for a reading the engine will apply: an invalid one must not make the stream claim its sensor.)
-        if self.context.states.is_on()
+        let restored = self.context.states.is_on()
             && self.state.sensor_count() < self.context.max_sensors
             && !self.state.tracks(&reading.sensor_id)
             && alertstream_engine::validate(&reading).is_ok()
-        {
-            self.restore(&reading.sensor_id, now);
-        }
+            && self.restore(&reading.sensor_id, now);
         // A resuming client sends again what its last checkpoint did not cover: what the sensor has applied is
         // skipped (its alerts went out before), so that no window or detector sees a reading twice.
         if self.resume
             && reading.seq > 0
-            && self.state.last_seq(&reading.sensor_id).is_some_and(|applied| reading.seq <= applied)
+            && let Some(applied) = self.state.last_seq(&reading.sensor_id).filter(|applied| reading.seq <= *applied)
         {
+            if restored {
+                // The client's first reading after a restore is one the state has: it never got the checkpoint of
+                // that state, so the alerts of its readings from this one on may not have reached it either.
+                tracing::warn!(
+                    sensor_id = reading.sensor_id,
+                    from = reading.seq,
+                    to = applied,
+                    "A resuming client missed a checkpoint: alerts of these readings may be lost."
+                );
+                self.context.telemetry.counter("alertstream_resume_gaps_total", Vec::new()).increment(1);
+            }
             self.metrics.resent();
             return;
         }
@@ -542,16 +551,17 @@ impl StreamLoop {
     /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks,
     /// and when another process saved the state (a replica, or this server before a restart), the sinks here may
     /// never have had them: they are announced again (FIRING, at the sensor's last reading).
-    fn restore(&mut self, sensor_id: &str, now: SystemTime) {
+    /// Whether a state was restored.
+    fn restore(&mut self, sensor_id: &str, now: SystemTime) -> bool {
         let Some(restored) = self.context.states.restore(self.claim, &self.rules, &mut self.state, sensor_id, now)
         else {
-            return;
+            return false;
         };
         if self.live_sinks.has_changed().unwrap_or(false) {
             self.sinks = Arc::clone(&self.live_sinks.borrow_and_update());
         }
         if self.sinks.is_empty() {
-            return;
+            return true;
         }
         if restored.from_elsewhere {
             for alert in self.rules.firing_now(&self.state, sensor_id, now) {
@@ -564,6 +574,7 @@ impl StreamLoop {
                 }
             }
         }
+        true
     }
 
     /// Tells each page that asked since the last snapshot every sensor this stream tracks and every rule firing for
