@@ -7,6 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Du
 use alertstream::{
     auth::{self, TokenSet},
     byte_size::parse_byte_size,
+    clock::Clock,
     config::{self, Security, ServeConfig},
     connections::ConnectionPolicy,
     file_watch,
@@ -96,6 +97,10 @@ struct SimulateArgs {
     /// server sends again is dropped, so none is lost and none shown twice.
     #[arg(long)]
     resume: bool,
+    /// The seq of each connection's first reading [default: 1; with --resume, the time in microseconds since
+    /// 1970, so that a new run's seqs follow the last one's: a resuming server skips a seq its sensor has seen].
+    #[arg(long)]
+    first_seq: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -280,6 +285,10 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         excursion_rate: args.excursion_rate,
         output,
         resume: args.resume,
+        first_seq: args.first_seq.unwrap_or_else(|| match args.resume {
+            true => Clock::System.now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64),
+            false => 1,
+        }),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -116,8 +116,11 @@ pub async fn serve(
     let stopped_accepting = CancellationToken::new();
     tokio::spawn({
         let (drain, health, stopped_accepting) = (drain.clone(), health.clone(), stopped_accepting.clone());
+        let states = config.states.clone();
         async move {
             drain.cancelled().await;
+            // The streams' last saves get one try each: none waits on a store that is away.
+            states.stop_retrying();
             set_health(&health, ServingStatus::NotServing).await;
             tracing::info!("Draining: health is NOT_SERVING; no new connections or streams.");
             stopped_accepting.cancel();

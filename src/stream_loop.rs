@@ -44,6 +44,8 @@ use crate::{
 
 /// With a state store, an open stream looks at the clock for a periodic save once in this many readings.
 const SAVE_CHECK_EVERY: u32 = 1_024;
+/// How long an ending resuming stream waits, at most, for its last saves' answers before its status.
+const LAST_CHECKPOINTS_WAIT: Duration = Duration::from_secs(5);
 
 /// What a stream needs from the server besides its readings.
 #[derive(Debug, Clone)]
@@ -177,6 +179,8 @@ pub struct StreamLoop {
     resume: bool,
     /// A resuming stream's saves whose answer it awaits, oldest first: each becomes its `checkpoint` events.
     committed: VecDeque<Committed>,
+    /// When an ending resuming stream stops waiting for those answers.
+    checkpoints_until: Option<SystemTime>,
 }
 
 impl StreamLoop {
@@ -202,6 +206,7 @@ impl StreamLoop {
             deadline: options.deadline,
             resume: options.resume,
             committed: VecDeque::new(),
+            checkpoints_until: None,
             rate_limit: RateLimit::per_second(context.max_readings_per_second),
             metrics: StreamMetrics::new(&context.telemetry),
             snapshot_requests: context.view.snapshot_requests(),
@@ -438,7 +443,9 @@ impl StreamLoop {
             (Ok(reading), None) => match self.check_future(reading.time, received_at) {
                 Ok(()) => {
                     let now = now.unwrap_or(reading.time);
-                    self.evaluate(reading, now, timed);
+                    if let ending @ Next::End(_) = self.evaluate(reading, now, timed) {
+                        return ending;
+                    }
                 }
                 // A reading from too far ahead would blind its sensor: refused like any invalid reading.
                 Err(error) => self.owed.push(Alert::invalid_reading(&reading, &error)),
@@ -456,7 +463,7 @@ impl StreamLoop {
 
     /// Applies a reading to the rules (its evaluation timed when `timed`), and shows it to the live view if a
     /// browser watches and the engine applied it.
-    fn evaluate(&mut self, reading: Reading, now: SystemTime, timed: bool) {
+    fn evaluate(&mut self, reading: Reading, now: SystemTime, timed: bool) -> Next {
         // Only while a browser watches: the copy the view needs, as the engine takes the reading.
         let shown = self
             .context
@@ -466,11 +473,26 @@ impl StreamLoop {
         let first_owed = self.owed.len();
         // A sensor new to this stream picks up its saved state first (one read of the store, once per stream).
         // (Only for a reading the engine will apply: an invalid one must not make the stream claim its sensor.)
-        let restored = self.context.states.is_on()
+        let restored = if self.context.states.is_on()
             && self.state.sensor_count() < self.context.max_sensors
             && !self.state.tracks(&reading.sensor_id)
             && alertstream_engine::validate(&reading).is_ok()
-            && self.restore(&reading.sensor_id, now);
+        {
+            let resume_from = (self.resume && reading.seq > 0).then_some(reading.seq);
+            match self.restore(&reading.sensor_id, now, resume_from) {
+                Ok(restored) => restored,
+                // Started fresh, a resumed sensor would apply the readings sent again to nothing: its client
+                // tries again later instead.
+                Err(()) if self.resume => {
+                    return Next::End(Some(Status::unavailable(
+                        "the sensor's saved state cannot be read now; resume again later",
+                    )));
+                }
+                Err(()) => false,
+            }
+        } else {
+            false
+        };
         // A resuming client sends again what its last checkpoint did not cover: what the sensor has applied is
         // skipped (its alerts went out before), so that no window or detector sees a reading twice.
         if self.resume
@@ -489,7 +511,7 @@ impl StreamLoop {
                 self.context.telemetry.counter("alertstream_resume_gaps_total", Vec::new()).increment(1);
             }
             self.metrics.resent();
-            return;
+            return Next::Continue;
         }
         let stopwatch = timed.then(Stopwatch::start);
         self.rules.evaluate(&mut self.state, reading, now, &mut self.owed);
@@ -504,6 +526,7 @@ impl StreamLoop {
             let time = timestamp_text(time);
             self.context.view.publish(&ViewEvent::Reading { sensor_id: &sensor_id, values: &values, time, seq });
         }
+        Next::Continue
     }
 
     /// Every [`SAVE_CHECK_EVERY`] readings, looks at the clock for a periodic save (an idle stream's timer wakes
@@ -551,17 +574,18 @@ impl StreamLoop {
     /// Restores sensor `sensor_id` from the store; the rules it restores firing are no stale alerts for the sinks,
     /// and when another process saved the state (a replica, or this server before a restart), the sinks here may
     /// never have had them: they are announced again (FIRING, at the sensor's last reading).
-    /// Whether a state was restored.
-    fn restore(&mut self, sensor_id: &str, now: SystemTime) -> bool {
-        let Some(restored) = self.context.states.restore(self.claim, &self.rules, &mut self.state, sensor_id, now)
-        else {
-            return false;
+    /// Whether a state was restored; an error when the store could not be read (the sensor is fresh).
+    fn restore(&mut self, sensor_id: &str, now: SystemTime, resume_from: Option<u64>) -> Result<bool, ()> {
+        let restored =
+            self.context.states.restore(self.claim, &self.rules, &mut self.state, sensor_id, now, resume_from);
+        let Some(restored) = restored.map_err(|_| ())? else {
+            return Ok(false);
         };
         if self.live_sinks.has_changed().unwrap_or(false) {
             self.sinks = Arc::clone(&self.live_sinks.borrow_and_update());
         }
         if self.sinks.is_empty() {
-            return true;
+            return Ok(true);
         }
         if restored.from_elsewhere {
             for alert in self.rules.firing_now(&self.state, sensor_id, now) {
@@ -574,7 +598,7 @@ impl StreamLoop {
                 }
             }
         }
-        true
+        Ok(true)
     }
 
     /// Tells each page that asked since the last snapshot every sensor this stream tracks and every rule firing for
@@ -660,7 +684,16 @@ impl Stream for StreamLoop {
                     continue;
                 }
                 if !this.committed.is_empty() {
-                    return Poll::Pending;
+                    // Waited for a while at most: a store that is away does not hold the status back.
+                    let now = this.context.clock.now();
+                    let until = *this
+                        .checkpoints_until
+                        .get_or_insert_with(|| now.checked_add(LAST_CHECKPOINTS_WAIT).unwrap_or(now));
+                    let alarm = this.alarm.get_or_insert_with(|| this.context.clock.alarm());
+                    if now < until && alarm.poll_until(&this.context.clock, until, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.committed.clear();
                 }
                 let ending = this.ending.take().unwrap_or_default();
                 this.ended = true;

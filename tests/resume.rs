@@ -14,7 +14,7 @@ use alertstream::{
     clock::{Clock, ManualClock},
     config::ServeConfig,
     pb::{self, alert_service_client::AlertServiceClient},
-    state_store::{EmbeddedStore, SensorStates},
+    state_store::{EmbeddedStore, SensorStates, StateStore, StoreError, Stored, Write, Written},
     telemetry::Telemetry,
 };
 use common::{TestServer, brief, next_alert, reading};
@@ -144,27 +144,91 @@ async fn a_resuming_stream_whose_client_is_gone_leaves_the_state_of_its_last_che
 }
 
 #[tokio::test]
-async fn a_resuming_client_that_missed_a_checkpoint_is_told_in_the_metrics_and_log() {
+async fn a_client_that_missed_checkpoints_resumes_from_the_last_one_it_saw() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
     let server = server(dir.path(), &clock).await;
     let (tx, mut alerts) = resuming(server.channel().await).await.unwrap();
     send(&tx, &[(1, 150.0)]).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 1 hot FIRING");
+    clock.advance(SAVE_INTERVAL);
+    assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 1 checkpoint FIRING");
+    // Reading 2 resolves `hot`, and the next save makes that durable. Both reach the client's connection, but its
+    // application has read neither when the connection breaks: to it they are lost.
     send(&tx, &[(2, 20.0)]).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 2 hot RESOLVED");
     clock.advance(SAVE_INTERVAL);
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 2 checkpoint FIRING");
-    // The connection breaks as this checkpoint goes out: the client, which never saw it, sends 2 again. The state
-    // has it, so it is skipped, and the server says that what reading 2 caused may not have reached the client.
     drop((tx, alerts));
     no_open_stream(&server).await;
+    // The client sends 2 again: the sensor goes back to the version of checkpoint 1, and the RESOLVED comes again
+    // (the newest version would skip reading 2, and the client would never see it).
     let (tx, alerts) = resuming(server.channel().await).await.unwrap();
-    send(&tx, &[(2, 20.0), (3, 150.0)]).await;
+    send(&tx, &[(2, 20.0)]).await;
+    drop(tx);
+    assert_eq!(rest(alerts).await, ["press-1 2 hot RESOLVED", "press-1 2 checkpoint FIRING"]);
+    let (_, samples) = common::scrape(&server).await;
+    assert_eq!(samples.get("alertstream_resume_gaps_total"), None);
+}
+
+#[tokio::test]
+async fn a_client_further_behind_than_the_versions_kept_is_told_in_the_metrics_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let server = server(dir.path(), &clock).await;
+    let (tx, mut alerts) = resuming(server.channel().await).await.unwrap();
+    // Five readings, each saved: the sensor keeps the last four versions (readings 2 to 5).
+    for seq in 1..=5 {
+        let t = if seq % 2 == 1 { 150.0 } else { 20.0 };
+        send(&tx, &[(seq, t)]).await;
+        let state = if seq % 2 == 1 { "FIRING" } else { "RESOLVED" };
+        assert_eq!(brief(&next_alert(&mut alerts).await), format!("press-1 {seq} hot {state}"));
+        clock.advance(SAVE_INTERVAL);
+        assert_eq!(brief(&next_alert(&mut alerts).await), format!("press-1 {seq} checkpoint FIRING"));
+    }
+    drop((tx, alerts));
+    no_open_stream(&server).await;
+    // A client that saw none of those checkpoints sends 1 on again: the oldest version kept has reading 2, so 1 and
+    // 2 are skipped, and the server says that their alerts may not have reached the client.
+    let (tx, alerts) = resuming(server.channel().await).await.unwrap();
+    send(&tx, &[(1, 150.0), (2, 20.0), (3, 150.0)]).await;
     drop(tx);
     assert_eq!(rest(alerts).await, ["press-1 3 hot FIRING", "press-1 3 checkpoint FIRING"]);
     let (_, samples) = common::scrape(&server).await;
     assert_eq!(samples.get("alertstream_resume_gaps_total"), Some(&1.0));
+    assert_eq!(samples.get("alertstream_readings_resent_total"), Some(&2.0));
+}
+
+/// A store that cannot be read (NATS away, say) and takes every save.
+struct Unreadable;
+
+impl StateStore for Unreadable {
+    fn load(&self, _: &str) -> Result<Option<Stored>, StoreError> {
+        Err(StoreError("NATS is unreachable".to_owned()))
+    }
+
+    fn save(&self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        Ok(writes.iter().map(|_| Written::Saved(1)).collect())
+    }
+}
+
+#[tokio::test]
+async fn a_resuming_stream_whose_sensor_cannot_be_loaded_ends_unavailable_and_a_plain_one_goes_on_fresh() {
+    let states = SensorStates::new(Arc::new(Unreadable), SAVE_INTERVAL, Telemetry::off()).unwrap();
+    let rules = alertstream_rules::parse("resume.toml", RULES).unwrap().rules;
+    let server = TestServer::with(rules, ServeConfig { states, ..ServeConfig::default() }).await;
+    // Fresh, the sensor would apply what its client sends again to nothing: the client is to try again later.
+    let (tx, alerts) = resuming(server.channel().await).await.unwrap();
+    send(&tx, &[(7, 150.0)]).await;
+    let (got, status) = common::collect(alerts).await;
+    assert!(got.is_empty(), "{got:?}");
+    let status = status.expect_err("the stream ends");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    // A stream that does not resume starts the sensor fresh, as without a store.
+    let (tx, alerts) = common::open_stream(server.channel().await).await;
+    send(&tx, &[(7, 150.0)]).await;
+    drop(tx);
+    assert_eq!(rest(alerts).await, ["press-1 7 hot FIRING"]);
 }
 
 #[tokio::test]

@@ -72,6 +72,8 @@ pub struct Plan {
     pub output: Output,
     /// Resume across reconnects (`alertstream-resume: 1`): nothing lost, nothing shown twice.
     pub resume: bool,
+    /// The seq of each connection's first reading; the next ones count up from it.
+    pub first_seq: u64,
 }
 
 /// What a run did.
@@ -198,7 +200,9 @@ async fn stream(
     latencies: &Mutex<Vec<u64>>,
     stop: &CancellationToken,
 ) -> Result<(), SimulateError> {
-    let mut seq = 0u64;
+    // The seq of the last reading sent.
+    let mut seq = plan.first_seq.saturating_sub(1);
+    let first = seq;
     let mut backoff = FIRST_BACKOFF;
     let mut resume = plan.resume.then(Resume::default);
     // Paced by the runtime's timer; a tick missed (backpressure) is made up by a burst, so the average holds.
@@ -224,7 +228,7 @@ async fn stream(
                         let mut alerts = response.into_inner();
                         let mut sent: VecDeque<(u64, Stopwatch)> = VecDeque::new();
                         loop {
-                            if again.is_empty() && (stop.is_cancelled() || (count != 0 && seq >= count)) {
+                            if again.is_empty() && (stop.is_cancelled() || (count != 0 && seq - first >= count)) {
                                 // Nothing more to send: half-close, then read what is owed.
                                 readings = None;
                             }
@@ -267,7 +271,7 @@ async fn stream(
                                         continue;
                                     }
                                     seq += 1;
-                                    let at = usize::try_from(seq).unwrap_or(0) % sensors.len();
+                                    let at = usize::try_from(seq - first).unwrap_or(0) % sensors.len();
                                     let sensor = &mut sensors[at];
                                     let time = Some(prost_types::Timestamp::from(Clock::System.now()));
                                     let values = sensor.read().into_iter().collect();
@@ -297,7 +301,7 @@ async fn stream(
             Err(status)
                 if retryable(status.code())
                     && !stop.is_cancelled()
-                    && (count == 0 || seq < count || resume.as_ref().is_some_and(|r| r.unconfirmed() > 0)) =>
+                    && (count == 0 || seq - first < count || resume.as_ref().is_some_and(|r| r.unconfirmed() > 0)) =>
             {
                 counts.reconnects.fetch_add(1, Ordering::Relaxed);
                 let pause = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);

@@ -208,15 +208,21 @@ async fn run(
 }
 
 /// The alerts of `stale` whose sensor no other replica has taken over: with a shared store, one read of it per
-/// sensor (off the runtime's threads); a store that cannot say leaves the alert stale here.
+/// sensor (off the runtime's threads). A store that cannot say leaves the alert stale here, as without a shared
+/// store: otherwise a sink that re-sends what fires (Alertmanager's) would hold it firing for good.
 async fn mine(states: &SensorStates, stale: Vec<Alert>) -> Vec<Alert> {
     if stale.is_empty() || !states.is_shared() {
         return stale;
     }
     let states = states.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let (mine, taken): (Vec<Alert>, Vec<Alert>) =
-            stale.into_iter().partition(|alert| !states.owned_elsewhere(&alert.sensor_id));
+        let mut taken_over: HashMap<String, bool> = HashMap::new();
+        let (mine, taken): (Vec<Alert>, Vec<Alert>) = stale.into_iter().partition(|alert| {
+            let taken = *taken_over
+                .entry(alert.sensor_id.clone())
+                .or_insert_with(|| states.owned_elsewhere(&alert.sensor_id).unwrap_or(false));
+            !taken
+        });
         if !taken.is_empty() {
             tracing::info!(
                 alerts = taken.len(),

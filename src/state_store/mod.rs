@@ -13,6 +13,7 @@
 
 mod embedded;
 mod nats;
+mod value;
 
 use std::{
     collections::HashMap,
@@ -90,8 +91,11 @@ pub struct Write {
 pub enum Written {
     /// Written, at this revision.
     Saved(u64),
-    /// Not written: the store holds something else than expected (another process took the sensor over).
+    /// Not written: the store holds something else than expected (another process took the sensor over, or an
+    /// earlier try of this write landed after all).
     Superseded,
+    /// Not written: the store failed on it, or on a write before it in the batch (to be tried again).
+    Failed,
 }
 
 /// Why a store could not load or save.
@@ -157,7 +161,19 @@ struct Record {
     pending: Option<Pending>,
     /// What the sensor's next write expects the store to hold.
     expect: Expect,
+    /// The state's older versions (seq, snapshot), newest first, that a resuming stream's next save keeps beside
+    /// the new one (at most [`value::RESUME_VERSIONS`] in all).
+    older: Versions,
 }
+
+impl Record {
+    fn new() -> Self {
+        Self { claim: None, pending: None, expect: Expect::Any, older: Vec::new() }
+    }
+}
+
+/// A sensor's versions (seq, snapshot), newest first.
+type Versions = Vec<(u64, Vec<u8>)>;
 
 /// What a stream restores and saves its sensors under: the newest stream of a sensor owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +189,9 @@ struct Queued {
 /// One sensor's state on its way to the writer.
 struct QueuedState {
     sensor_id: String,
-    /// The value written: the owner, then the snapshot.
+    /// The stream that saved it.
+    claim: u64,
+    /// The value written ([`value`]).
     value: Vec<u8>,
     /// Its generation in the sensor's record.
     generation: u64,
@@ -186,20 +204,6 @@ struct QueuedState {
 struct Pending {
     generation: u64,
     value: Vec<u8>,
-}
-
-/// The value written for a snapshot: the owner (8 bytes, little-endian), then the snapshot.
-fn stamped(owner: u64, snapshot: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + snapshot.len());
-    value.extend_from_slice(&owner.to_le_bytes());
-    value.extend_from_slice(snapshot);
-    value
-}
-
-/// A value's owner and snapshot (`None`: too short to be one).
-fn unstamped(value: &[u8]) -> Option<(u64, &[u8])> {
-    let (owner, snapshot) = value.split_first_chunk::<8>()?;
-    Some((u64::from_le_bytes(*owner), snapshot))
 }
 
 /// What a restore found.
@@ -232,35 +236,56 @@ impl Inner {
         }
     }
 
-    /// Loads sensor `sensor_id`'s value from `store`, and in a shared store writes it back under this process's
-    /// name at once (compare-and-set on the revision loaded), so that an older stream of the sensor on another
-    /// replica fails its next save: the newest stream wins. Sets what the sensor's next write expects.
-    fn take_over(&self, store: &dyn StateStore, sensor_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Whether `value` was written by another process.
+    fn written_elsewhere(&self, value: &[u8]) -> bool {
+        value::decode(value).is_some_and(|(owner, _)| owner != self.owner)
+    }
+
+    /// Sensor `sensor_id`'s value: `queued` (what this process last queued for it) unless the store holds a later
+    /// one, written by another replica. In a shared store, the value is written back under this process's name at
+    /// once (compare-and-set on the revision loaded), so that an older stream of the sensor on another replica
+    /// fails its next save: the newest stream wins. Sets what the sensor's next write expects.
+    fn take_over(
+        &self,
+        store: &dyn StateStore,
+        sensor_id: &str,
+        queued: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if queued.is_some() && !store.shared() {
+            return Ok(queued);
+        }
         for _ in 0..TAKE_OVER_TRIES {
-            let stored = store.load(sensor_id).inspect_err(|_| self.set_expect(sensor_id, Expect::Any))?;
+            let stored = store.load(sensor_id)?;
             let expect = stored.as_ref().map_or(Expect::Absent, |stored| Expect::Revision(stored.revision));
-            let value = stored.map(|stored| stored.value);
+            let value = match (stored, &queued) {
+                (Some(stored), _) if self.written_elsewhere(&stored.value) => Some(stored.value),
+                (_, Some(queued)) => Some(queued.clone()),
+                (stored, None) => stored.map(|stored| stored.value),
+            };
             if !store.shared() {
                 self.set_expect(sensor_id, expect);
                 return Ok(value);
             }
-            let snapshot = value.as_deref().and_then(unstamped).map_or(&[][..], |(_, snapshot)| snapshot);
-            let claim = Write { sensor_id: sensor_id.to_owned(), value: stamped(self.owner, snapshot), expect };
+            let versions = value.as_deref().and_then(value::decode).map(|(_, versions)| versions).unwrap_or_default();
+            let mine = value::encode(self.owner, versions);
+            let claim = Write { sensor_id: sensor_id.to_owned(), value: mine, expect };
             match store.save(std::slice::from_ref(&claim)).as_deref() {
                 Ok([Written::Saved(revision)]) => {
                     self.set_expect(sensor_id, Expect::Revision(*revision));
                     return Ok(value);
                 }
                 // Written meanwhile (its old owner saved it): loaded again.
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(sensor_id, %error, "Could not take a sensor over: a stream of it elsewhere may overwrite its state.");
+                Ok([Written::Superseded]) => {}
+                Ok(_) | Err(_) => {
+                    tracing::warn!(
+                        sensor_id,
+                        "Could not take a sensor over: a stream of it elsewhere may overwrite its state."
+                    );
                     self.set_expect(sensor_id, expect);
                     return Ok(value);
                 }
             }
         }
-        self.set_expect(sensor_id, Expect::Any);
         Err(StoreError("the sensor's state kept changing while this stream took it over".to_owned()))
     }
 
@@ -269,85 +294,105 @@ impl Inner {
     /// look first meanwhile).
     fn write(&self, queued: Queued) -> Option<Queued> {
         let Queued { states, committed } = queued;
-        let (writes, marks): (Vec<Write>, Vec<(u64, u64)>) = {
+        let writes: Vec<Write> = {
             let records = self.records();
             states
-                .into_iter()
+                .iter()
                 .map(|state| {
                     let expect = records.get(&state.sensor_id).map_or(Expect::Any, |record| record.expect);
-                    (Write { sensor_id: state.sensor_id, value: state.value, expect }, (state.generation, state.seq))
+                    Write { sensor_id: state.sensor_id.clone(), value: state.value.clone(), expect }
                 })
-                .unzip()
+                .collect()
         };
-        let result = self.store().map(|store| store.save(&writes));
-        if let Some(Err(error)) = &result {
-            tracing::warn!(%error, sensors = writes.len(), "Could not save sensor states; trying again.");
-            self.saves("error", writes.len() as u64);
-            // A resuming stream waits for no retry: nothing is durable yet.
-            if let Some(committed) = committed {
-                let _ = committed.send(Vec::new());
+        let Some(store) = self.store() else {
+            let mut records = self.records();
+            for state in &states {
+                settle(&mut records, &state.sensor_id, Some(state.generation));
             }
-            let records = self.records();
-            let current = |write: &Write, generation: u64| {
-                records.get(&write.sensor_id).and_then(|record| record.pending.as_ref()).map(|p| p.generation)
-                    == Some(generation)
-            };
-            let states = writes
-                .into_iter()
-                .zip(marks)
-                .filter(|(write, (generation, _))| current(write, *generation))
-                .map(|(write, (generation, seq))| QueuedState {
-                    sensor_id: write.sensor_id,
-                    value: write.value,
-                    generation,
-                    seq,
-                })
-                .collect();
-            return Some(Queued { states, committed: None });
-        }
+            self.saves("closed", states.len() as u64);
+            return None;
+        };
+        let mut outcomes = match store.save(&writes) {
+            Ok(outcomes) if outcomes.len() == writes.len() => outcomes,
+            Ok(_) => vec![Written::Failed; writes.len()],
+            Err(error) => {
+                tracing::warn!(%error, sensors = writes.len(), "Could not save sensor states; trying again.");
+                vec![Written::Failed; writes.len()]
+            }
+        };
+        self.confirm_superseded(&*store, &writes, &mut outcomes);
         let mut durable = Vec::new();
-        let (mut saved, mut superseded) = (0u64, 0u64);
+        let mut retry = Vec::new();
+        let (mut saved, mut superseded, mut failed) = (0u64, 0u64, 0u64);
         {
             let mut records = self.records();
-            if let Some(Ok(written)) = &result {
-                for ((write, &(_, seq)), outcome) in writes.iter().zip(&marks).zip(written) {
-                    let record = records.get_mut(&write.sensor_id);
-                    match (outcome, record) {
-                        (Written::Saved(revision), record) => {
-                            if let Some(record) = record {
-                                record.expect = Expect::Revision(*revision);
-                            }
-                            durable.push((write.sensor_id.clone(), seq));
-                            saved += 1;
+            for (state, outcome) in states.into_iter().zip(outcomes) {
+                match outcome {
+                    Written::Saved(revision) => {
+                        if let Some(record) = records.get_mut(&state.sensor_id) {
+                            record.expect = Expect::Revision(revision);
                         }
-                        (Written::Superseded, record) => {
-                            // Another process holds the sensor now: this one saves it no more.
-                            if let Some(record) = record {
-                                record.claim = None;
-                            }
-                            tracing::info!(
-                                sensor_id = write.sensor_id,
-                                "A sensor's state was taken over elsewhere; this stream no longer saves it."
-                            );
-                            superseded += 1;
+                        durable.push((state.sensor_id.clone(), state.seq));
+                        saved += 1;
+                    }
+                    Written::Superseded => {
+                        // Another process holds the sensor now: the stream that saved it saves it no more.
+                        if let Some(record) = records.get_mut(&state.sensor_id).filter(|r| r.claim == Some(state.claim))
+                        {
+                            record.claim = None;
                         }
+                        tracing::info!(
+                            sensor_id = state.sensor_id,
+                            "A sensor's state was taken over elsewhere; this stream no longer saves it."
+                        );
+                        superseded += 1;
+                    }
+                    Written::Failed => {
+                        failed += 1;
+                        // Tried again unless a later save of the sensor has replaced it.
+                        let current = records
+                            .get(&state.sensor_id)
+                            .and_then(|record| record.pending.as_ref())
+                            .is_some_and(|pending| pending.generation == state.generation);
+                        if current {
+                            retry.push(state);
+                        }
+                        continue;
                     }
                 }
-            }
-            for (write, &(generation, _)) in writes.iter().zip(&marks) {
-                settle(&mut records, &write.sensor_id, Some(generation));
+                settle(&mut records, &state.sensor_id, Some(state.generation));
             }
         }
-        if result.is_some() {
-            self.saves("saved", saved);
-            self.saves("superseded", superseded);
-        } else {
-            self.saves("closed", writes.len() as u64);
+        self.saves("saved", saved);
+        self.saves("superseded", superseded);
+        self.saves("error", failed);
+        if failed > 0 {
+            tracing::warn!(sensors = failed, "Could not save sensor states; trying again.");
         }
+        // A resuming stream waits for no retry: what failed is not durable yet.
         if let Some(committed) = committed {
             let _ = committed.send(durable);
         }
-        None
+        (!retry.is_empty()).then_some(Queued { states: retry, committed: None })
+    }
+
+    /// A write found superseded may be this process's own earlier try that landed after it was given up on (a
+    /// timeout): when the store holds this process's value, the write is made again on that revision.
+    fn confirm_superseded(&self, store: &dyn StateStore, writes: &[Write], outcomes: &mut [Written]) {
+        for (write, outcome) in writes.iter().zip(outcomes.iter_mut()) {
+            if *outcome != Written::Superseded || !store.shared() {
+                continue;
+            }
+            let Ok(Some(stored)) = store.load(&write.sensor_id) else { continue };
+            if self.written_elsewhere(&stored.value) {
+                continue;
+            }
+            let again = Write { expect: Expect::Revision(stored.revision), ..write.clone() };
+            *outcome = match store.save(std::slice::from_ref(&again)).as_deref() {
+                Ok([written]) => *written,
+                _ => Written::Failed,
+            };
+        }
     }
 
     /// Counts `count` sensor states saved, or not, as `result` says.
@@ -357,12 +402,12 @@ impl Inner {
         }
     }
 
-    /// Writes `queued`, trying again after a pause that doubles (up to [`MAX_RETRY_PAUSE`]) while the store fails,
-    /// until it works or the server shuts down (then what is left is lost: counted and logged).
+    /// Writes `queued`, trying again what failed after a pause that doubles (up to [`MAX_RETRY_PAUSE`]), until it
+    /// lands, a later save replaces it, or the server shuts down (then what is left is lost: counted and logged).
     fn write_until_saved(&self, queued: Queued) {
         let mut retry = self.write(queued);
         let mut pause = FIRST_RETRY_PAUSE;
-        while let Some(again) = retry.filter(|again| !again.states.is_empty()) {
+        while let Some(again) = retry {
             if !self.pause(pause) {
                 let mut records = self.records();
                 for state in &again.states {
@@ -455,7 +500,12 @@ impl SensorStates {
     /// Restores sensor `sensor_id` into `stream` (on `rules`, its claim `claim`) from the store, if it has the
     /// sensor's state: before the sensor's first reading in the stream. The stream takes the sensor up: from now on
     /// only it saves the sensor (in a shared store, through compare-and-set: a stream of it on another replica
-    /// saves it no more). Whatever fails, the sensor starts fresh. What was restored, if anything.
+    /// saves it no more). For a client resuming from its reading `resume_from`, the version restored is the newest
+    /// older than that reading ([`value`]). What was restored, if anything; a state the engine refuses leaves the
+    /// sensor fresh.
+    ///
+    /// # Errors
+    /// The store cannot be read: the sensor's saved state is unknown (a stream that resumes must not go on).
     pub fn restore(
         &self,
         claim: StreamClaim,
@@ -463,27 +513,45 @@ impl SensorStates {
         stream: &mut StreamState,
         sensor_id: &str,
         now: SystemTime,
-    ) -> Option<Restored> {
-        let inner = self.inner.as_ref()?;
+        resume_from: Option<u64>,
+    ) -> Result<Option<Restored>, StoreError> {
+        let Some(inner) = self.inner.as_ref() else { return Ok(None) };
         let queued = {
             let mut records = inner.records();
-            let record = records.entry(sensor_id.to_owned()).or_insert(Record {
-                claim: None,
-                pending: None,
-                expect: Expect::Any,
-            });
+            let record = records.entry(sensor_id.to_owned()).or_insert_with(Record::new);
             record.claim = Some(claim.0);
             record.pending.as_ref().map(|pending| pending.value.clone())
         };
-        let loaded = match (queued, inner.store()) {
-            (Some(value), _) => Ok(Some(value)),
-            (None, Some(store)) => inner.take_over(&*store, sensor_id),
-            (None, None) => Ok(None),
+        let loaded = match inner.store() {
+            Some(store) => inner.take_over(&*store, sensor_id, queued),
+            None => Ok(queued),
         };
-        let (restored, result) = match loaded.as_ref().map(|value| value.as_deref().map(unstamped)) {
-            Ok(Some(Some((owner, snapshot)))) if !snapshot.is_empty() => {
-                match rules.restore(stream, sensor_id, snapshot, now) {
-                    Ok(_) => (Some(Restored { from_elsewhere: owner != inner.owner }), "restored"),
+        let count = |result| inner.telemetry.counter("alertstream_state_loads_total", vec![label("result", result)]);
+        let value = match loaded {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::warn!(sensor_id, %error, "Could not load a sensor's state.");
+                inner.set_expect(sensor_id, Expect::Any);
+                count("error").increment(1);
+                return Err(error);
+            }
+        };
+        let (restored, result) = match value.as_deref().map(value::decode) {
+            Some(Some((owner, versions))) if !versions.is_empty() => {
+                let chosen = value::choose(&versions, resume_from);
+                match rules.restore(stream, sensor_id, versions[chosen].1, now) {
+                    Ok(_) => {
+                        if resume_from.is_some()
+                            && let Some(record) = inner.records().get_mut(sensor_id)
+                        {
+                            record.older = versions[chosen..]
+                                .iter()
+                                .take(value::RESUME_VERSIONS - 1)
+                                .map(|(seq, snapshot)| (*seq, snapshot.to_vec()))
+                                .collect();
+                        }
+                        (Some(Restored { from_elsewhere: owner != inner.owner }), "restored")
+                    }
                     Err(error) => {
                         tracing::warn!(sensor_id, %error, "A saved sensor state was not restored; the sensor starts fresh.");
                         (None, "refused")
@@ -491,32 +559,28 @@ impl SensorStates {
                 }
             }
             // Taken over by a stream before it had a state to save.
-            Ok(Some(Some(_)) | None) => (None, "none"),
-            Ok(Some(None)) => {
-                tracing::warn!(sensor_id, "A saved sensor state is too short to be one; the sensor starts fresh.");
+            Some(Some(_)) | None => (None, "none"),
+            Some(None) => {
+                tracing::warn!(sensor_id, "A saved sensor state is damaged; the sensor starts fresh.");
                 (None, "refused")
             }
-            Err(error) => {
-                tracing::warn!(sensor_id, %error, "Could not load a sensor's state; the sensor starts fresh.");
-                (None, "error")
-            }
         };
-        inner.telemetry.counter("alertstream_state_loads_total", vec![label("result", result)]).increment(1);
-        restored
+        count(result).increment(1);
+        Ok(restored)
     }
 
     /// Saves every sensor `stream` (on `rules`, its claim `claim`) tracks and no newer stream has taken up: now
     /// and then while the stream is open, and when it `ends` (which gives its sensors up). Never waits: with the
     /// writer's queue full, the states are dropped, counted and logged. A state queued is what the sensor's next
-    /// stream restores, committed or not. With `committed`, the answer says which sensors the save made durable,
-    /// once the store has them.
+    /// stream restores, committed or not. For a `resuming` stream, each sensor keeps its last few versions, and
+    /// the answer says which sensors the save made durable, once the store has them.
     pub fn save(
         &self,
         claim: StreamClaim,
         rules: &RuleSet,
         stream: &StreamState,
         ends: bool,
-        committed: bool,
+        resuming: bool,
     ) -> Option<Committed> {
         let inner = self.inner.as_ref()?;
         if stream.sensor_count() == 0 {
@@ -525,27 +589,48 @@ impl SensorStates {
         let owns = |records: &HashMap<String, Record>, id: &str| {
             records.get(id).is_some_and(|record| record.claim == Some(claim.0))
         };
-        // The sensors this stream owns, under the lock; their snapshots (which may take a while) outside it.
-        let owned: Vec<(&str, u64)> = {
-            let records = inner.records();
-            stream.sensors().filter(|(id, _, _)| owns(&records, id)).map(|(id, _, seq)| (id, seq)).collect()
+        // The sensors this stream owns (and their older versions), under the lock; their snapshots (which may take
+        // a while) outside it.
+        let owned: Vec<(&str, u64, Versions)> = {
+            let mut records = inner.records();
+            stream
+                .sensors()
+                .filter_map(|(id, _, seq)| {
+                    let record = records.get_mut(id).filter(|record| record.claim == Some(claim.0))?;
+                    let older = if resuming { std::mem::take(&mut record.older) } else { Vec::new() };
+                    Some((id, seq, older))
+                })
+                .collect()
         };
-        let snapshots: Vec<(&str, Vec<u8>, u64)> = owned
+        let snapshots: Vec<(&str, u64, Vec<u8>, Versions)> = owned
             .into_iter()
-            .filter_map(|(id, seq)| {
-                rules.snapshot(stream, id).map(|snapshot| (id, stamped(inner.owner, &snapshot), seq))
+            .filter_map(|(id, seq, older)| rules.snapshot(stream, id).map(|snapshot| (id, seq, snapshot, older)))
+            .collect();
+        let values: Vec<(&str, u64, Vec<u8>, Versions)> = snapshots
+            .into_iter()
+            .map(|(id, seq, snapshot, mut older)| {
+                let versions = std::iter::once((seq, snapshot.as_slice()))
+                    .chain(older.iter().map(|(seq, snapshot)| (*seq, snapshot.as_slice())))
+                    .take(if resuming { value::RESUME_VERSIONS } else { 1 });
+                let value = value::encode(inner.owner, versions);
+                if resuming {
+                    older.insert(0, (seq, snapshot));
+                    older.truncate(value::RESUME_VERSIONS - 1);
+                }
+                (id, seq, value, older)
             })
             .collect();
         let states: Vec<QueuedState> = {
             let mut records = inner.records();
-            let states = snapshots
+            let states = values
                 .into_iter()
-                .filter_map(|(id, value, seq)| {
+                .filter_map(|(id, seq, value, older)| {
                     // Still this stream's (a save may have found it taken over meanwhile).
                     let record = records.get_mut(id).filter(|record| record.claim == Some(claim.0))?;
                     let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
                     record.pending = Some(Pending { generation, value: value.clone() });
-                    Some(QueuedState { sensor_id: id.to_owned(), value, generation, seq })
+                    record.older = older;
+                    Some(QueuedState { sensor_id: id.to_owned(), claim: claim.0, value, generation, seq })
                 })
                 .collect();
             // An ending stream gives its sensors up, once their last states are where the next stream looks first.
@@ -564,7 +649,7 @@ impl SensorStates {
         if states.is_empty() {
             return None;
         }
-        let (sender, answer) = if committed {
+        let (sender, answer) = if resuming {
             let (sender, answer) = tokio::sync::oneshot::channel();
             (Some(sender), Some(answer))
         } else {
@@ -591,7 +676,7 @@ impl SensorStates {
                 why,
                 "The state writer is behind or stopped: these sensor states are not saved."
             );
-            inner.telemetry.counter("alertstream_state_saves_total", vec![label("result", why)]).increment(count);
+            inner.saves(why, count);
         }
         answer
     }
@@ -602,20 +687,19 @@ impl SensorStates {
     }
 
     /// Whether another process holds sensor `sensor_id` now: a shared store has its state, written by another
-    /// replica (which took the sensor over). False while a stream here holds it, without a shared store, and when
-    /// the store cannot say. One read of the store: not for a stream's task.
-    pub fn owned_elsewhere(&self, sensor_id: &str) -> bool {
-        let Some(inner) = &self.inner else { return false };
+    /// replica (which took the sensor over). False while a stream here holds it and without a shared store; `None`
+    /// when the store cannot say. One read of the store: not for a stream's task.
+    pub fn owned_elsewhere(&self, sensor_id: &str) -> Option<bool> {
+        let Some(inner) = &self.inner else { return Some(false) };
         if inner.records().get(sensor_id).is_some_and(|record| record.claim.is_some()) {
-            return false;
+            return Some(false);
         }
-        let Some(store) = inner.store().filter(|store| store.shared()) else { return false };
+        let Some(store) = inner.store().filter(|store| store.shared()) else { return Some(false) };
         match store.load(sensor_id) {
-            Ok(Some(stored)) => unstamped(&stored.value).is_some_and(|(owner, _)| owner != inner.owner),
-            Ok(None) => false,
+            Ok(stored) => Some(stored.is_some_and(|stored| inner.written_elsewhere(&stored.value))),
             Err(error) => {
                 tracing::debug!(sensor_id, %error, "Cannot tell whether another replica holds a sensor.");
-                false
+                None
             }
         }
     }
@@ -628,16 +712,24 @@ impl SensorStates {
         for (id, _, _) in stream.sensors() {
             if let Some(record) = records.get_mut(id).filter(|record| record.claim == Some(claim.0)) {
                 record.claim = None;
+                record.older.clear();
                 settle(&mut records, id, None);
             }
         }
     }
 
-    /// Closes the writer's queue and waits until it has saved what it holds: at shutdown, after the streams ended.
-    pub async fn finish(&self) {
+    /// The server begins to shut down: a failed save is tried no more (each queued save gets one try), so that no
+    /// stream waits on a store that is away.
+    pub fn stop_retrying(&self) {
         let Some(inner) = &self.inner else { return };
         *inner.finishing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         inner.finished.notify_all();
+    }
+
+    /// Closes the writer's queue and waits until it has saved what it holds: at shutdown, after the streams ended.
+    pub async fn finish(&self) {
+        let Some(inner) = &self.inner else { return };
+        self.stop_retrying();
         drop(inner.saves.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
         let writer = inner.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(writer) = writer {

@@ -45,6 +45,10 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// Requests waiting for the client, at most.
 const REQUESTS: usize = 256;
+/// Writes in one request to the client's thread (each a round trip, or one per chunk).
+const WRITES_PER_REQUEST: usize = 64;
+/// How many times a load reads a state whose chunks a newer write purged meanwhile.
+const LOAD_TRIES: usize = 3;
 
 enum Request {
     Load(String, mpsc::SyncSender<Result<Option<Stored>, StoreError>>),
@@ -123,8 +127,29 @@ impl StateStore for NatsStore {
         if !self.connected.load(Ordering::Relaxed) {
             return Err(StoreError("NATS is unreachable".to_owned()));
         }
-        let batch = writes.iter().map(|write| Write { sensor_id: key(&write.sensor_id), ..write.clone() }).collect();
-        self.ask(REPLY_TIMEOUT, |reply| Request::Save(batch, reply))
+        // In requests of a few writes, each waited for on its own: a large batch is not given up on as a whole,
+        // and what landed before a failure is known.
+        let mut written = Vec::with_capacity(writes.len());
+        for part in writes.chunks(WRITES_PER_REQUEST) {
+            let batch = part.iter().map(|write| Write { sensor_id: key(&write.sensor_id), ..write.clone() }).collect();
+            match self.ask(REPLY_TIMEOUT, |reply| Request::Save(batch, reply)) {
+                Ok(outcomes) => {
+                    // Short: a write failed, and those after it were not tried.
+                    let short = outcomes.len() < part.len();
+                    written.extend(outcomes);
+                    if short {
+                        break;
+                    }
+                }
+                Err(error) if written.is_empty() => return Err(error),
+                Err(error) => {
+                    tracing::debug!(%error, "A part of a batch of sensor states was not saved.");
+                    break;
+                }
+            }
+        }
+        written.resize(writes.len(), Written::Failed);
+        Ok(written)
     }
 
     fn shared(&self) -> bool {
@@ -251,6 +276,19 @@ impl Manifest {
     }
 }
 
+/// Why a state could not be read.
+enum Unreadable {
+    /// A chunk it names is gone: a newer write purged it after its head was read.
+    Gone,
+    Failed(StoreError),
+}
+
+impl From<StoreError> for Unreadable {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(error)
+    }
+}
+
 /// The bucket, as the client's thread uses it. A state that fits one message is stored under its sensor's key
 /// (`INLINE`, then the state). A larger one is cut into chunks of at most the server's maximum payload, each under
 /// a key of its own (`<key>.<set>.<index>`), written first; the sensor's key then gets a manifest, by
@@ -267,7 +305,20 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// The state of sensor key `key`, read again when a newer write purged its chunks while they were read.
     async fn load(&mut self, key: &str) -> Result<Option<Stored>, StoreError> {
+        for _ in 0..LOAD_TRIES {
+            match self.read(key).await {
+                Ok(loaded) => return Ok(loaded),
+                Err(Unreadable::Failed(error)) => return Err(error),
+                Err(Unreadable::Gone) => {}
+            }
+        }
+        Err(StoreError("the saved state kept changing while it was read".to_owned()))
+    }
+
+    /// The state of sensor key `key`, once.
+    async fn read(&mut self, key: &str) -> Result<Option<Stored>, Unreadable> {
         let entry = self.kv.entry(key).await.map_err(|e| failed("cannot read the state", e))?;
         let Some(entry) = entry.filter(|entry| entry.operation == Operation::Put) else { return Ok(None) };
         let revision = entry.revision;
@@ -281,46 +332,56 @@ impl Bucket {
             let chunk =
                 self.kv.get(manifest.chunk_key(key, index)).await.map_err(|e| failed("cannot read the state", e))?;
             // A newer write of the sensor may have purged this set since its head was read.
-            let chunk = chunk.ok_or_else(|| StoreError("a chunk of the saved state is gone".to_owned()))?;
+            let chunk = chunk.ok_or(Unreadable::Gone)?;
             value.extend_from_slice(&chunk);
         }
         if value.len() as u64 != manifest.len {
-            return Err(StoreError("a saved state's chunks do not add up".to_owned()));
+            return Err(StoreError("a saved state's chunks do not add up".to_owned()).into());
         }
         self.chunked.insert(key.to_owned(), manifest);
         Ok(Some(Stored { value, revision }))
     }
 
-    /// Writes each value with its compare-and-set (see [`Bucket`]). A failed write fails the batch (the writes
-    /// before it stand, as with any store error: the states are saved again in full).
+    /// Writes each value with its compare-and-set (see [`Bucket`]). After a write that fails, the rest are not
+    /// tried ([`Written::Failed`]); what landed before stands.
     async fn save(&mut self, batch: Vec<Write>) -> Result<Vec<Written>, StoreError> {
         let mut written = Vec::with_capacity(batch.len());
         for Write { sensor_id: key, value, expect } in batch {
-            let (head, manifest) = if value.len() < self.chunk {
-                let mut head = Vec::with_capacity(value.len() + 1);
-                head.push(INLINE);
-                head.extend_from_slice(&value);
-                (head, None)
-            } else {
-                let manifest = self.write_chunks(&key, &value).await?;
-                (manifest.encode(), Some(manifest))
-            };
-            let outcome = self.write_head(&key, head, expect).await;
-            let replaced = match (&outcome, manifest) {
-                (Ok(Written::Saved(_)), Some(manifest)) => self.chunked.insert(key.clone(), manifest),
-                (Ok(Written::Saved(_)), None) => self.chunked.remove(&key),
-                // Not written: the chunks are nobody's.
-                (_, Some(manifest)) => Some(manifest),
-                (_, None) => None,
-            };
-            if let Some(old) = replaced
-                && let Err(e) = self.stream.purge().filter(old.subjects(&key)).await
-            {
-                tracing::debug!(error = %e, "Could not purge a state's old chunks; they expire with --state-ttl.");
+            match self.save_one(&key, &value, expect).await {
+                Ok(outcome) => written.push(outcome),
+                Err(error) => {
+                    tracing::debug!(%error, "Could not save a sensor state.");
+                    break;
+                }
             }
-            written.push(outcome?);
         }
         Ok(written)
+    }
+
+    async fn save_one(&mut self, key: &str, value: &[u8], expect: Expect) -> Result<Written, StoreError> {
+        let (head, manifest) = if value.len() < self.chunk {
+            let mut head = Vec::with_capacity(value.len() + 1);
+            head.push(INLINE);
+            head.extend_from_slice(value);
+            (head, None)
+        } else {
+            let manifest = self.write_chunks(key, value).await?;
+            (manifest.encode(), Some(manifest))
+        };
+        // A failed write is left alone: it may have landed (a timeout), and then its chunks are the state's.
+        let outcome = self.write_head(key, head, expect).await?;
+        let unused = match (outcome, manifest) {
+            (Written::Saved(_), Some(manifest)) => self.chunked.insert(key.to_owned(), manifest),
+            (Written::Saved(_), None) => self.chunked.remove(key),
+            // Not written: the chunks are nobody's.
+            (_, manifest) => manifest,
+        };
+        if let Some(unused) = unused
+            && let Err(e) = self.stream.purge().filter(unused.subjects(key)).await
+        {
+            tracing::debug!(error = %e, "Could not purge a state's unused chunks; they expire with --state-ttl.");
+        }
+        Ok(outcome)
     }
 
     /// Writes `value`'s chunks under a new set: its manifest.

@@ -138,6 +138,7 @@ async fn main() -> Result<(), BoxError> {
                 excursion_rate: 0.02,
                 output: alertstream::simulate::Output::Summary,
                 resume: false,
+                first_seq: 1,
             };
             println!("{}", alertstream::simulate::run(plan, Default::default()).await?);
         }

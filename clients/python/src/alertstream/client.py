@@ -20,10 +20,10 @@ iterator has ended; under asyncio also after the INTERNAL "Internal error from C
 write the server's end cut short (grpc/grpc#36066). A reading without a `seq` (0) cannot be resumed: it is not kept,
 and its alerts are never dropped. A sensor's seqs must increase, across streams and runs too (the server skips a seq
 at or below what it has applied, saved state included). What is kept is trimmed at each checkpoint (they follow the
-server's periodic saves, `--state-save-interval`), so it holds about one save interval's readings and alerts. A
-limit of the server's side: its saved state may be ahead of what the application has read, so alerts still in
-flight when it crashes (queued in gRPC while the application is slow to read) can be lost; an application that
-reads promptly is not affected.
+server's periodic saves, `--state-save-interval`), so it holds about one save interval's readings and alerts. The
+server keeps a sensor's last 4 saved versions and restores the one of the last checkpoint the helper received (the
+first reading sent again says which), so an application that reads its alerts late loses none either, unless it is
+more than 3 saves behind when the server crashes (the server then counts and logs the gap).
 
 A reading is an `alertstream_pb2.Reading` or a mapping with `sensor_id` and `values`, and optionally `seq` (an int)
 and `time` (a `datetime`; a naive one is read as UTC):
