@@ -484,6 +484,7 @@ impl StreamLoop {
                 // Started fresh, a resumed sensor would apply the readings sent again to nothing: its client
                 // tries again later instead.
                 Err(()) if self.resume => {
+                    self.context.states.give_up(self.claim, &reading.sensor_id);
                     return Next::End(Some(Status::unavailable(
                         "the sensor's saved state cannot be read now; resume again later",
                     )));
@@ -689,9 +690,13 @@ impl Stream for StreamLoop {
                     let until = *this
                         .checkpoints_until
                         .get_or_insert_with(|| now.checked_add(LAST_CHECKPOINTS_WAIT).unwrap_or(now));
-                    let alarm = this.alarm.get_or_insert_with(|| this.context.clock.alarm());
-                    if now < until && alarm.poll_until(&this.context.clock, until, cx).is_pending() {
-                        return Poll::Pending;
+                    if now < until {
+                        let alarm = this.alarm.get_or_insert_with(|| this.context.clock.alarm());
+                        if alarm.poll_until(&this.context.clock, until, cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        // The clock moved: looked at again.
+                        continue;
                     }
                     this.committed.clear();
                 }

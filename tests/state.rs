@@ -475,6 +475,69 @@ async fn a_state_larger_than_a_nats_message_is_saved_in_chunks() {
     assert_eq!(bucket.info().await.unwrap().state.messages, 3);
 }
 
+/// A shared store whose state writer's saves wait until the test opens the gate, as a slow link to NATS would
+/// make them.
+struct GatedShared {
+    store: NatsStore,
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl StateStore for GatedShared {
+    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
+        self.store.load(sensor_id)
+    }
+
+    fn save(&self, states: &[Write]) -> Result<Vec<Written>, StoreError> {
+        // Only the state writer's saves (a stream's own take-over write goes through).
+        if std::thread::current().name() == Some("alertstream-state") {
+            let open = self.open.lock().unwrap();
+            drop(self.opened.wait_while(open, |open| !*open).unwrap());
+        }
+        self.store.save(states)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = free_port();
+    let _daemon = nats_server(nats, dir.path()).await;
+    let url = format!("nats://{nats}");
+    let open = || NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+    let gated = Arc::new(GatedShared { store: open(), open: Mutex::new(false), opened: Condvar::new() });
+    let first = server_on(Arc::clone(&gated) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
+    let second = server_on(Arc::new(open()), RULES, ServeConfig::default()).await;
+    // On the first replica `hot` fires, and the stream ends; its save waits (the gate is shut: the state is only
+    // queued there).
+    assert_eq!(stream(&first, &[(1, 150.0)]).await, ["press-1 1 hot FIRING"]);
+    // The sensor moves to the second replica, which starts it fresh, fires and resolves `hot`, and saves.
+    assert_eq!(stream(&second, &[(2, 150.0), (3, 20.0)]).await, ["press-1 2 hot FIRING", "press-1 3 hot RESOLVED"]);
+    stop(second).await;
+    // Back on the first replica: the store has a later state, from the other replica, than the one queued here.
+    // The sensor goes on from that one (`hot` resolved, so 150 fires it); from the queued one it would not fire.
+    let (tx, mut alerts) = common::open_stream(first.channel().await).await;
+    tx.send(reading("press-1", 4, &[("t", 150.0)])).await.unwrap();
+    assert_eq!(brief(&common::next_alert(&mut alerts).await), "press-1 4 hot FIRING");
+    // The queued state, older, is never written over the newer one.
+    *gated.open.lock().unwrap() = true;
+    gated.opened.notify_all();
+    tx.send(reading("press-1", 5, &[("t", 20.0)])).await.unwrap();
+    drop(tx);
+    let (rest, status) = common::collect(alerts).await;
+    status.unwrap();
+    assert_eq!(rest.iter().map(brief).collect::<Vec<_>>(), ["press-1 5 hot RESOLVED"]);
+    stop(first).await;
+    let third = server_on(Arc::new(open()), RULES, ServeConfig::default()).await;
+    // The last state saved is the first replica's second stream's: `hot` resolved at 5.
+    assert_eq!(stream(&third, &[(6, 150.0)]).await, ["press-1 6 hot FIRING"]);
+    stop(third).await;
+}
+
 #[test]
 fn an_embedded_and_a_nats_store_together_are_a_startup_error() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertstream"))

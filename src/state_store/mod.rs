@@ -161,8 +161,9 @@ struct Record {
     pending: Option<Pending>,
     /// What the sensor's next write expects the store to hold.
     expect: Expect,
-    /// The state's older versions (seq, snapshot), newest first, that a resuming stream's next save keeps beside
-    /// the new one (at most [`value::RESUME_VERSIONS`] in all).
+    /// The state's versions (seq, snapshot), newest first, that the store has for a resuming stream: its next save
+    /// keeps them beside the new one (at most [`value::RESUME_VERSIONS`] in all). Only a save that lands adds one,
+    /// so a save that fails never pushes out the version of a checkpoint the client has.
     older: Versions,
 }
 
@@ -173,7 +174,7 @@ impl Record {
 }
 
 /// A sensor's versions (seq, snapshot), newest first.
-type Versions = Vec<(u64, Vec<u8>)>;
+type Versions = Vec<(u64, Arc<[u8]>)>;
 
 /// What a stream restores and saves its sensors under: the newest stream of a sensor owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +192,8 @@ struct QueuedState {
     sensor_id: String,
     /// The stream that saved it.
     claim: u64,
+    /// Whether that stream resumes (the sensor keeps versions).
+    resuming: bool,
     /// The value written ([`value`]).
     value: Vec<u8>,
     /// Its generation in the sensor's record.
@@ -236,6 +239,14 @@ impl Inner {
         }
     }
 
+    /// After a write of revision `revision`: what the record's next write expects, never going back (revisions of
+    /// a key only grow, and a take-over may have written a later one meanwhile).
+    fn advance(record: &mut Record, revision: u64) {
+        if !matches!(record.expect, Expect::Revision(later) if later > revision) {
+            record.expect = Expect::Revision(revision);
+        }
+    }
+
     /// Whether `value` was written by another process.
     fn written_elsewhere(&self, value: &[u8]) -> bool {
         value::decode(value).is_some_and(|(owner, _)| owner != self.owner)
@@ -258,7 +269,14 @@ impl Inner {
             let stored = store.load(sensor_id)?;
             let expect = stored.as_ref().map_or(Expect::Absent, |stored| Expect::Revision(stored.revision));
             let value = match (stored, &queued) {
-                (Some(stored), _) if self.written_elsewhere(&stored.value) => Some(stored.value),
+                (Some(stored), _) if self.written_elsewhere(&stored.value) => {
+                    // Another replica saved the sensor after this process queued its state: that state is older,
+                    // and is not to be written.
+                    if let Some(record) = self.records().get_mut(sensor_id) {
+                        record.pending = None;
+                    }
+                    Some(stored.value)
+                }
                 (_, Some(queued)) => Some(queued.clone()),
                 (stored, None) => stored.map(|stored| stored.value),
             };
@@ -271,7 +289,9 @@ impl Inner {
             let claim = Write { sensor_id: sensor_id.to_owned(), value: mine, expect };
             match store.save(std::slice::from_ref(&claim)).as_deref() {
                 Ok([Written::Saved(revision)]) => {
-                    self.set_expect(sensor_id, Expect::Revision(*revision));
+                    if let Some(record) = self.records().get_mut(sensor_id) {
+                        Self::advance(record, *revision);
+                    }
                     return Ok(value);
                 }
                 // Written meanwhile (its old owner saved it): loaded again.
@@ -293,9 +313,15 @@ impl Inner {
     /// the store fails, what is to be tried again: the states no later save has replaced (they stay where restores
     /// look first meanwhile).
     fn write(&self, queued: Queued) -> Option<Queued> {
-        let Queued { states, committed } = queued;
+        let Queued { mut states, committed } = queued;
         let writes: Vec<Write> = {
             let records = self.records();
+            // Only what is still the sensor's latest queued state: a later save replaced the rest, or a take-over
+            // found a later state written elsewhere.
+            states.retain(|state| {
+                records.get(&state.sensor_id).and_then(|record| record.pending.as_ref()).map(|p| p.generation)
+                    == Some(state.generation)
+            });
             states
                 .iter()
                 .map(|state| {
@@ -330,7 +356,19 @@ impl Inner {
                 match outcome {
                     Written::Saved(revision) => {
                         if let Some(record) = records.get_mut(&state.sensor_id) {
-                            record.expect = Expect::Revision(revision);
+                            Self::advance(record, revision);
+                            // The versions the store now has, for the stream's next save.
+                            if state.resuming && record.claim == Some(state.claim) {
+                                record.older = value::decode(&state.value)
+                                    .map(|(_, versions)| {
+                                        versions
+                                            .into_iter()
+                                            .take(value::RESUME_VERSIONS - 1)
+                                            .map(|(seq, snapshot)| (seq, Arc::from(snapshot)))
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                            }
                         }
                         durable.push((state.sensor_id.clone(), state.seq));
                         saved += 1;
@@ -376,22 +414,18 @@ impl Inner {
         (!retry.is_empty()).then_some(Queued { states: retry, committed: None })
     }
 
-    /// A write found superseded may be this process's own earlier try that landed after it was given up on (a
-    /// timeout): when the store holds this process's value, the write is made again on that revision.
+    /// A write found superseded may be this very write, an earlier try of it that landed after it was given up on
+    /// (a timeout): when the store holds exactly its value, it was saved.
     fn confirm_superseded(&self, store: &dyn StateStore, writes: &[Write], outcomes: &mut [Written]) {
         for (write, outcome) in writes.iter().zip(outcomes.iter_mut()) {
             if *outcome != Written::Superseded || !store.shared() {
                 continue;
             }
-            let Ok(Some(stored)) = store.load(&write.sensor_id) else { continue };
-            if self.written_elsewhere(&stored.value) {
-                continue;
+            if let Ok(Some(stored)) = store.load(&write.sensor_id)
+                && stored.value == write.value
+            {
+                *outcome = Written::Saved(stored.revision);
             }
-            let again = Write { expect: Expect::Revision(stored.revision), ..write.clone() };
-            *outcome = match store.save(std::slice::from_ref(&again)).as_deref() {
-                Ok([written]) => *written,
-                _ => Written::Failed,
-            };
         }
     }
 
@@ -531,23 +565,26 @@ impl SensorStates {
             Ok(value) => value,
             Err(error) => {
                 tracing::warn!(sensor_id, %error, "Could not load a sensor's state.");
-                inner.set_expect(sensor_id, Expect::Any);
+                if let Some(record) = inner.records().get_mut(sensor_id) {
+                    record.expect = Expect::Any;
+                    record.older.clear();
+                }
                 count("error").increment(1);
                 return Err(error);
             }
         };
+        // The versions this stream's saves keep: those of the state restored, when the stream resumes.
+        let mut older = Vec::new();
         let (restored, result) = match value.as_deref().map(value::decode) {
             Some(Some((owner, versions))) if !versions.is_empty() => {
                 let chosen = value::choose(&versions, resume_from);
                 match rules.restore(stream, sensor_id, versions[chosen].1, now) {
                     Ok(_) => {
-                        if resume_from.is_some()
-                            && let Some(record) = inner.records().get_mut(sensor_id)
-                        {
-                            record.older = versions[chosen..]
+                        if resume_from.is_some() {
+                            older = versions[chosen..]
                                 .iter()
                                 .take(value::RESUME_VERSIONS - 1)
-                                .map(|(seq, snapshot)| (*seq, snapshot.to_vec()))
+                                .map(|(seq, snapshot)| (*seq, Arc::from(*snapshot)))
                                 .collect();
                         }
                         (Some(Restored { from_elsewhere: owner != inner.owner }), "restored")
@@ -565,6 +602,9 @@ impl SensorStates {
                 (None, "refused")
             }
         };
+        if let Some(record) = inner.records().get_mut(sensor_id) {
+            record.older = older;
+        }
         count(result).increment(1);
         Ok(restored)
     }
@@ -589,48 +629,40 @@ impl SensorStates {
         let owns = |records: &HashMap<String, Record>, id: &str| {
             records.get(id).is_some_and(|record| record.claim == Some(claim.0))
         };
-        // The sensors this stream owns (and their older versions), under the lock; their snapshots (which may take
-        // a while) outside it.
+        // The sensors this stream owns (and the versions the store has of each), under the lock; their snapshots
+        // (which may take a while) outside it.
         let owned: Vec<(&str, u64, Versions)> = {
-            let mut records = inner.records();
+            let records = inner.records();
             stream
                 .sensors()
                 .filter_map(|(id, _, seq)| {
-                    let record = records.get_mut(id).filter(|record| record.claim == Some(claim.0))?;
-                    let older = if resuming { std::mem::take(&mut record.older) } else { Vec::new() };
-                    Some((id, seq, older))
+                    let record = records.get(id).filter(|record| record.claim == Some(claim.0))?;
+                    Some((id, seq, if resuming { record.older.clone() } else { Vec::new() }))
                 })
                 .collect()
         };
-        let snapshots: Vec<(&str, u64, Vec<u8>, Versions)> = owned
+        let values: Vec<(&str, u64, Vec<u8>)> = owned
             .into_iter()
-            .filter_map(|(id, seq, older)| rules.snapshot(stream, id).map(|snapshot| (id, seq, snapshot, older)))
-            .collect();
-        let values: Vec<(&str, u64, Vec<u8>, Versions)> = snapshots
-            .into_iter()
-            .map(|(id, seq, snapshot, mut older)| {
+            .filter_map(|(id, seq, older)| {
+                let snapshot = rules.snapshot(stream, id)?;
+                // Newest first, seqs decreasing: a version the new one has caught up with (a reading without a seq
+                // set the sensor's seq back) is dropped.
                 let versions = std::iter::once((seq, snapshot.as_slice()))
-                    .chain(older.iter().map(|(seq, snapshot)| (*seq, snapshot.as_slice())))
+                    .chain(older.iter().filter(|(older, _)| *older < seq).map(|(seq, snapshot)| (*seq, &snapshot[..])))
                     .take(if resuming { value::RESUME_VERSIONS } else { 1 });
-                let value = value::encode(inner.owner, versions);
-                if resuming {
-                    older.insert(0, (seq, snapshot));
-                    older.truncate(value::RESUME_VERSIONS - 1);
-                }
-                (id, seq, value, older)
+                Some((id, seq, value::encode(inner.owner, versions)))
             })
             .collect();
         let states: Vec<QueuedState> = {
             let mut records = inner.records();
             let states = values
                 .into_iter()
-                .filter_map(|(id, seq, value, older)| {
+                .filter_map(|(id, seq, value)| {
                     // Still this stream's (a save may have found it taken over meanwhile).
                     let record = records.get_mut(id).filter(|record| record.claim == Some(claim.0))?;
                     let generation = inner.next_generation.fetch_add(1, Ordering::Relaxed);
                     record.pending = Some(Pending { generation, value: value.clone() });
-                    record.older = older;
-                    Some(QueuedState { sensor_id: id.to_owned(), claim: claim.0, value, generation, seq })
+                    Some(QueuedState { sensor_id: id.to_owned(), claim: claim.0, resuming, value, generation, seq })
                 })
                 .collect();
             // An ending stream gives its sensors up, once their last states are where the next stream looks first.
@@ -715,6 +747,17 @@ impl SensorStates {
                 record.older.clear();
                 settle(&mut records, id, None);
             }
+        }
+    }
+
+    /// Gives up sensor `sensor_id`, which the stream (its claim `claim`) took up but will not hold: it ends
+    /// because the sensor's state could not be loaded.
+    pub fn give_up(&self, claim: StreamClaim, sensor_id: &str) {
+        let Some(inner) = &self.inner else { return };
+        let mut records = inner.records();
+        if let Some(record) = records.get_mut(sensor_id).filter(|record| record.claim == Some(claim.0)) {
+            record.claim = None;
+            settle(&mut records, sensor_id, None);
         }
     }
 
