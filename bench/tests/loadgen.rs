@@ -82,7 +82,8 @@ async fn production_line_sensors_go_through_the_products_own_client() {
     let target = server.addr().to_string();
     let args = ["sensors", "--target", &target, "--sensors", "20", "--rate", "0", "--connections", "3"];
     let report = loadgen(&[&args[..], &["--readings", "3000"]].concat()).await;
-    assert!(report.starts_with("3000 readings, ") && report.contains(" 0 reconnects; alert latency p50 "), "{report}");
+    assert!(report.starts_with("3000 readings, ") && report.contains(" 0 reconnects, "), "{report}");
+    assert!(report.contains(" 0 resent, 0 duplicates dropped; alert latency p50 "), "{report}");
     let alerts: u64 = report.split(", ").nth(1).and_then(|a| a.strip_suffix(" alerts")).unwrap().parse().unwrap();
     assert!(alerts > 0, "excursions below 10 degrees or above pH 5.5 fire the default rules: {report}");
 }

@@ -101,7 +101,8 @@ impl Report {
     }
 }
 
-/// `2000 readings, 41 alerts, 0 reconnects; alert latency p50 180 µs, p90 240 µs, p99 900 µs, max 2100 µs`.
+/// `2000 readings, 41 alerts, 0 reconnects, 0 resent, 0 duplicates dropped; alert latency p50 180 µs, p90 240 µs,
+/// p99 900 µs, max 2100 µs`.
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let latency = |q| self.latency(q).map_or("-".to_owned(), |us| format!("{us} µs"));
