@@ -45,6 +45,10 @@ impl Resume {
             self.checkpoint(&alert.sensor_id, alert.reading_seq);
             return Received::Checkpoint;
         }
+        // An alert of a reading without a seq: never sent again (its reading is not), and nothing to tell it by.
+        if alert.reading_seq == 0 {
+            return Received::New;
+        }
         let key = (alert.reading_seq, alert.rule.clone(), alert.state);
         if self.shown.entry(alert.sensor_id.clone()).or_default().insert(key) {
             Received::New
@@ -122,6 +126,9 @@ mod tests {
         assert_eq!(resume.received(&alert("b", "hot", 1, 7)), Received::New);
         assert_eq!(resume.received(&alert("a", "hot", 1, 8)), Received::New);
         assert_eq!(resume.duplicates, 1);
+        // Without a seq, each alert is new (no checkpoint would ever clear it).
+        assert_eq!(resume.received(&alert("a", "hot", 1, 0)), Received::New);
+        assert_eq!(resume.received(&alert("a", "hot", 1, 0)), Received::New);
         // A checkpoint at 8 forgets seq 7 (it cannot come again) and keeps 8 (absence may repeat it).
         resume.received(&alert("a", CHECKPOINT, 1, 8));
         assert_eq!(resume.received(&alert("a", "hot", 1, 8)), Received::Duplicate);
