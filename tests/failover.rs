@@ -52,7 +52,7 @@ const RATE: &str = "600";
 const KILL_AFTER: usize = 1_000;
 
 /// One alert as the application sees it: sensor, rule, state, reading seq.
-type Key = (String, String, String, u64);
+type Key = common::AlertKey;
 
 /// A simulator run in progress: its alerts as they arrive (each with when, on the run's stopwatch), its stderr.
 struct Simulation {
@@ -145,28 +145,6 @@ fn sorted(alerts: &[(f64, Key)]) -> Vec<Key> {
     keys
 }
 
-/// Says which alerts one run has and the other lacks, if any.
-fn assert_same(got: &[Key], expected: &[Key]) {
-    let count = |keys: &[Key]| {
-        let mut counts: BTreeMap<Key, i64> = BTreeMap::new();
-        for key in keys {
-            *counts.entry(key.clone()).or_default() += 1;
-        }
-        counts
-    };
-    let (got_counts, mut differences) = (count(got), count(expected));
-    for (key, n) in got_counts {
-        *differences.entry(key).or_default() -= n;
-    }
-    differences.retain(|_, n| *n != 0);
-    let shown: Vec<_> = differences.iter().take(20).collect();
-    assert!(
-        differences.is_empty(),
-        "{} alerts differ from the uninterrupted run's (positive: missing, negative: extra): {shown:?}",
-        differences.len()
-    );
-}
-
 /// The longest a sensor went without an alert (every reading has one): how long the streams of the killed server
 /// took to resume somewhere.
 fn longest_silence(alerts: &[(f64, Key)]) -> f64 {
@@ -222,7 +200,7 @@ async fn a_resuming_client_loses_nothing_and_sees_nothing_twice_across_a_killed_
     // The same server again, on its state directory; the simulator reconnects with backoff meanwhile.
     let _restarted = serve_on(addr, &args);
     let (alerts, stderr) = run.finish().await;
-    assert_same(&sorted(&alerts), &expected);
+    common::assert_same_alerts(&sorted(&alerts), &expected);
     let summary = summary_line(&stderr);
     for count in ["reconnects", "resent", "duplicates dropped"] {
         assert!(summary_count(summary, count) >= 1, "{summary}");
@@ -257,7 +235,7 @@ async fn a_resuming_client_loses_nothing_and_sees_nothing_twice_when_a_replica_b
     killed.signal("KILL");
     drop(killed);
     let (alerts, stderr) = run.finish().await;
-    assert_same(&sorted(&alerts), &expected);
+    common::assert_same_alerts(&sorted(&alerts), &expected);
     let summary = summary_line(&stderr);
     for count in ["reconnects", "resent", "duplicates dropped"] {
         assert!(summary_count(summary, count) >= 1, "{summary}; nginx log:\n{}", nginx.log());

@@ -9,7 +9,6 @@
 mod common;
 
 use std::{
-    collections::BTreeMap,
     net::SocketAddr,
     path::PathBuf,
     process::{ExitStatus, Stdio},
@@ -34,7 +33,7 @@ const KILL_AFTER: &str = "300";
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One alert as the application sees it: sensor, rule, state, reading seq.
-type Key = (String, String, String, u64);
+type Key = common::AlertKey;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -124,28 +123,6 @@ async fn reference(mode: &str) -> Vec<Key> {
     keys
 }
 
-/// Says which alerts one run has and the other lacks, if any.
-fn assert_same(got: &[Key], expected: &[Key]) {
-    let count = |keys: &[Key]| {
-        let mut counts: BTreeMap<Key, i64> = BTreeMap::new();
-        for key in keys {
-            *counts.entry(key.clone()).or_default() += 1;
-        }
-        counts
-    };
-    let (got_counts, mut differences) = (count(got), count(expected));
-    for (key, n) in got_counts {
-        *differences.entry(key).or_default() -= n;
-    }
-    differences.retain(|_, n| *n != 0);
-    let shown: Vec<_> = differences.iter().take(20).collect();
-    assert!(
-        differences.is_empty(),
-        "{} alerts differ from the uninterrupted run's (positive: missing, negative: extra): {shown:?}",
-        differences.len()
-    );
-}
-
 /// The script with resume in `mode` against a server on a state directory that is SIGKILLed once the script has
 /// seen `KILL_AFTER` alerts and restarted on the same port and directory; its alerts equal the reference run's.
 async fn resumes_across_a_killed_and_restarted_server(mode: &str) {
@@ -174,7 +151,7 @@ async fn resumes_across_a_killed_and_restarted_server(mode: &str) {
     // The same server again, on its state directory; the script reconnects with backoff meanwhile.
     let _restarted = serve_on(addr, &args);
     let (got, stats) = parse(&finish(child, rest, stderr).await);
-    assert_same(&got, &expected);
+    common::assert_same_alerts(&got, &expected);
     assert!(count(&stats, "reconnects") >= 1, "{stats}");
     assert!(count(&stats, "checkpoints") >= 1, "{stats}");
     assert_eq!(count(&stats, "alerts"), expected.len() as u64, "{stats}");

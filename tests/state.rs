@@ -156,22 +156,40 @@ async fn states_saved_as_a_stream_ends_survive_a_kill_of_the_process() {
     );
 }
 
-/// The embedded store behind a gate: saves wait until it opens, as a slow disk or a busy writer would make them.
-struct GatedStore {
-    store: EmbeddedStore,
+/// A store behind a gate: its state writer's saves wait until the test opens it, as a slow disk or a slow link to
+/// NATS would make them (a stream's own take-over write, on its task, goes through).
+struct Gated<S> {
+    store: S,
     open: Mutex<bool>,
     opened: Condvar,
 }
 
-impl StateStore for GatedStore {
+impl<S> Gated<S> {
+    fn new(store: S) -> Arc<Self> {
+        Arc::new(Self { store, open: Mutex::new(false), opened: Condvar::new() })
+    }
+
+    fn open_gate(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl<S: StateStore> StateStore for Gated<S> {
     fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
         self.store.load(sensor_id)
     }
 
     fn save(&self, states: &[Write]) -> Result<Vec<Written>, StoreError> {
-        let open = self.open.lock().unwrap();
-        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+        if std::thread::current().name() == Some("alertstream-state") {
+            let open = self.open.lock().unwrap();
+            drop(self.opened.wait_while(open, |open| !*open).unwrap());
+        }
         self.store.save(states)
+    }
+
+    fn shared(&self) -> bool {
+        self.store.shared()
     }
 }
 
@@ -179,7 +197,7 @@ impl StateStore for GatedStore {
 async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_left() {
     let dir = tempfile::tempdir().unwrap();
     let store = embedded(dir.path(), Clock::System);
-    let gated = Arc::new(GatedStore { store, open: Mutex::new(false), opened: Condvar::new() });
+    let gated = Gated::new(store);
     let server = server_on(Arc::clone(&gated) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
     assert_eq!(stream(&server, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
     // Stream after stream, each opened as soon as the last one ended, while no save can reach the store: each
@@ -189,8 +207,7 @@ async fn a_sensor_that_streams_again_at_once_finds_the_state_its_last_stream_lef
         let alerts = stream(&server, &[(seq, 150.0)]).await;
         assert!(!alerts.iter().any(|a| a.contains(" hot ")), "stream of reading {seq}: {alerts:?}");
     }
-    *gated.open.lock().unwrap() = true;
-    gated.opened.notify_all();
+    gated.open_gate();
     stop(server).await;
 }
 
@@ -475,33 +492,6 @@ async fn a_state_larger_than_a_nats_message_is_saved_in_chunks() {
     assert_eq!(bucket.info().await.unwrap().state.messages, 3);
 }
 
-/// A shared store whose state writer's saves wait until the test opens the gate, as a slow link to NATS would
-/// make them.
-struct GatedShared {
-    store: NatsStore,
-    open: Mutex<bool>,
-    opened: Condvar,
-}
-
-impl StateStore for GatedShared {
-    fn load(&self, sensor_id: &str) -> Result<Option<Stored>, StoreError> {
-        self.store.load(sensor_id)
-    }
-
-    fn save(&self, states: &[Write]) -> Result<Vec<Written>, StoreError> {
-        // Only the state writer's saves (a stream's own take-over write goes through).
-        if std::thread::current().name() == Some("alertstream-state") {
-            let open = self.open.lock().unwrap();
-            drop(self.opened.wait_while(open, |open| !*open).unwrap());
-        }
-        self.store.save(states)
-    }
-
-    fn shared(&self) -> bool {
-        true
-    }
-}
-
 #[tokio::test]
 async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved_since() {
     let dir = tempfile::tempdir().unwrap();
@@ -509,7 +499,7 @@ async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved
     let _daemon = nats_server(nats, dir.path()).await;
     let url = format!("nats://{nats}");
     let open = || NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
-    let gated = Arc::new(GatedShared { store: open(), open: Mutex::new(false), opened: Condvar::new() });
+    let gated = Gated::new(open());
     let first = server_on(Arc::clone(&gated) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
     let second = server_on(Arc::new(open()), RULES, ServeConfig::default()).await;
     // On the first replica `hot` fires, and the stream ends; its save waits (the gate is shut: the state is only
@@ -524,8 +514,7 @@ async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved
     tx.send(reading("press-1", 4, &[("t", 150.0)])).await.unwrap();
     assert_eq!(brief(&common::next_alert(&mut alerts).await), "press-1 4 hot FIRING");
     // The queued state, older, is never written over the newer one.
-    *gated.open.lock().unwrap() = true;
-    gated.opened.notify_all();
+    gated.open_gate();
     tx.send(reading("press-1", 5, &[("t", 20.0)])).await.unwrap();
     drop(tx);
     let (rest, status) = common::collect(alerts).await;

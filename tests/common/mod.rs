@@ -180,3 +180,29 @@ pub fn assert_simulated_alerts_consistent(alerts: &[serde_json::Value]) {
         assert_ne!(was_firing, now_firing, "FIRING and RESOLVED alternate: {alert}");
     }
 }
+
+/// One alert as an application sees it: sensor, rule, state, reading seq.
+pub type AlertKey = (String, String, String, u64);
+
+/// Asserts that two runs show the same alerts, as multisets; else says which one lacks which (positive: missing
+/// from `got`, negative: extra in it).
+pub fn assert_same_alerts(got: &[AlertKey], expected: &[AlertKey]) {
+    let count = |keys: &[AlertKey]| {
+        let mut counts: std::collections::BTreeMap<AlertKey, i64> = std::collections::BTreeMap::new();
+        for key in keys {
+            *counts.entry(key.clone()).or_default() += 1;
+        }
+        counts
+    };
+    let (got_counts, mut differences) = (count(got), count(expected));
+    for (key, n) in got_counts {
+        *differences.entry(key).or_default() -= n;
+    }
+    differences.retain(|_, n| *n != 0);
+    let shown: Vec<_> = differences.iter().take(20).collect();
+    assert!(
+        differences.is_empty(),
+        "{} alerts differ from the uninterrupted run's (positive: missing, negative: extra): {shown:?}",
+        differences.len()
+    );
+}
