@@ -501,13 +501,14 @@ impl StreamLoop {
             && let Some(applied) = self.state.last_seq(&reading.sensor_id).filter(|applied| reading.seq <= *applied)
         {
             if restored {
-                // The client's first reading after a restore is one the state has: it never got the checkpoint of
-                // that state, so the alerts of its readings from this one on may not have reached it either.
+                // The client's first reading after a restore is one even the oldest version kept has: its last
+                // checkpoint is older than every version, so alerts of the readings skipped may never have reached
+                // it.
                 tracing::warn!(
                     sensor_id = reading.sensor_id,
                     from = reading.seq,
                     to = applied,
-                    "A resuming client missed a checkpoint: alerts of these readings may be lost."
+                    "A resuming client is further behind than the versions kept: alerts of these readings may be lost."
                 );
                 self.context.telemetry.counter("alertstream_resume_gaps_total", Vec::new()).increment(1);
             }
