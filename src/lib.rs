@@ -47,6 +47,7 @@ pub mod farewell;
 pub mod file_watch;
 pub mod http;
 pub mod logging;
+pub mod nats_servers;
 pub mod preface;
 pub mod rate_limit;
 pub mod reload;

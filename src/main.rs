@@ -131,14 +131,19 @@ struct ServeArgs {
     #[arg(long, env = "ALERTSTREAM_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Keep sensor states in a NATS JetStream key-value bucket (`alertstream_state`) at this URL instead
-    /// (nats://HOST:PORT), shared by replicas. Not with --state-dir.
+    /// (nats://HOST:PORT, or a JetStream cluster's nodes separated by commas), shared by replicas. Not with
+    /// --state-dir.
     #[arg(long, env = "ALERTSTREAM_STATE_STORE", conflicts_with = "state_dir")]
     state_store: Option<String>,
+    /// With --state-store, how many NATS servers keep a copy of each state, when the server makes the bucket (3 on
+    /// a three-node JetStream cluster, so that losing one loses nothing); an existing bucket keeps its own.
+    #[arg(long, env = "ALERTSTREAM_STATE_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    state_replicas: u8,
     /// Forget a sensor's saved state this long after it was saved (7d, 12h).
     #[arg(long, env = "ALERTSTREAM_STATE_TTL", default_value = "7d", value_parser = parse_duration)]
     state_ttl: Duration,
-    /// With --state-dir, how often an open stream saves its sensors' states too (the clock is looked at once in
-    /// 1,024 readings, so a quiet stream saves less often).
+    /// With a state store, how often an open stream saves its sensors' states too (a busy stream looks at the clock
+    /// once in 1,024 readings, an idle one's timer wakes it).
     #[arg(long, env = "ALERTSTREAM_STATE_SAVE_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     state_save_interval: Duration,
     /// Largest inbound message or HTTP body (4MiB, 512KiB).
@@ -447,7 +452,8 @@ fn states(args: &ServeArgs, config: &ServeConfig) -> Result<SensorStates, String
             Arc::new(store)
         }
         (None, Some(url)) => {
-            let store = NatsStore::open(url, args.state_ttl).map_err(|e| format!("--state-store {url}: {e}"))?;
+            let store = NatsStore::open(url, args.state_ttl, usize::from(args.state_replicas))
+                .map_err(|e| format!("--state-store {url}: {e}"))?;
             tracing::info!(url, ttl = %format_duration(args.state_ttl), "Sensor states are kept in NATS.");
             Arc::new(store)
         }

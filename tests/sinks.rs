@@ -377,7 +377,7 @@ async fn a_replica_that_takes_a_firing_sensor_over_announces_it_and_the_old_one_
     let nats = common::daemon::free_port();
     let _daemon = common::daemon::nats_server(nats, dir.path()).await;
     let shared = |_: &ManualClock, telemetry: &Telemetry| {
-        let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400)).unwrap();
+        let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400), 1).unwrap();
         SensorStates::new(Arc::new(store), Duration::from_secs(60), telemetry.clone()).unwrap()
     };
     let (old_received, old_clock, old_telemetry, old) = stale_server_on(shared).await;

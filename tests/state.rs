@@ -25,7 +25,7 @@ use common::{
     TestServer,
     binary::Binary,
     brief,
-    daemon::{free_port, nats_server},
+    daemon::{free_port, nats_cluster, nats_server},
     reading,
 };
 
@@ -372,7 +372,7 @@ async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
     let _daemon = nats_server(nats, dir.path()).await;
     let url = format!("nats://{nats}");
     let replica = || async {
-        let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+        let store = NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
         server_on(Arc::new(store), RULES, ServeConfig::default()).await
     };
     // Two replicas at once, one bucket.
@@ -405,7 +405,7 @@ async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
     let _daemon = nats_server(nats, dir.path()).await;
     let url = format!("nats://{nats}");
     let replica = |config: ServeConfig| {
-        let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+        let store = NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
         server_on(Arc::new(store), RULES, config)
     };
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
@@ -471,7 +471,7 @@ async fn a_state_larger_than_a_nats_message_is_saved_in_chunks() {
     let rules = "[[rule]]\nname = \"cold\"\ncondition = \"avg(t, 100000) < 50\"\n";
     let telemetry = Telemetry::on();
     let replica = |telemetry: Telemetry| {
-        let store = NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+        let store = NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
         server_on(Arc::new(store), rules, ServeConfig { telemetry, ..ServeConfig::default() })
     };
     let first = replica(telemetry.clone()).await;
@@ -498,7 +498,7 @@ async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved
     let nats = free_port();
     let _daemon = nats_server(nats, dir.path()).await;
     let url = format!("nats://{nats}");
-    let open = || NatsStore::open(&url, Duration::from_secs(86_400)).unwrap();
+    let open = || NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
     let gated = Gated::new(open());
     let first = server_on(Arc::clone(&gated) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
     let second = server_on(Arc::new(open()), RULES, ServeConfig::default()).await;
@@ -527,6 +527,64 @@ async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved
     stop(third).await;
 }
 
+#[tokio::test]
+async fn sensor_states_kept_three_times_on_a_jetstream_cluster_outlive_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = nats_cluster(dir.path()).await;
+    let url = cluster.url();
+    // A bucket of three replicas is refused for a moment after the cluster forms (until every node has joined
+    // its meta group): opened in a bounded retry, as a supervisor would restart a server refused at startup.
+    let store = || async {
+        let mut refused = None;
+        for _ in 0..300 {
+            match NatsStore::open(&url, Duration::from_secs(86_400), 3) {
+                Ok(store) => return store,
+                Err(error) => refused = Some(error),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the bucket was never made: {refused:?}");
+    };
+    let telemetry = Telemetry::on();
+    let first =
+        server_on(Arc::new(store().await), RULES, ServeConfig { telemetry: telemetry.clone(), ..Default::default() })
+            .await;
+    assert_eq!(stream(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
+    stop(first).await;
+    assert!(telemetry.render().unwrap().contains("alertstream_state_saves_total{result=\"saved\"} 1"));
+
+    // The node that leads the bucket's stream dies; the other two elect a new leader and still hold the state.
+    let client = async_nats::connect(cluster.addrs[0].to_string()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let bucket = format!("KV_{NATS_BUCKET}");
+    let leader = |info: async_nats::jetstream::stream::Info| info.cluster.and_then(|c| c.leader);
+    let killed = leader(js.get_stream(&bucket).await.unwrap().info().await.unwrap().clone()).expect("a leader");
+    assert_eq!(js.get_stream(&bucket).await.unwrap().info().await.unwrap().config.num_replicas, 3);
+    cluster.kill(&killed);
+    let survivor = cluster.running()[0];
+    let js = async_nats::jetstream::new(async_nats::connect(survivor.to_string()).await.unwrap());
+    let mut elected = false;
+    for _ in 0..300 {
+        if let Ok(mut stream) = js.get_stream(&bucket).await
+            && let Ok(info) = stream.info().await
+            && leader(info.clone()).is_some_and(|now| now != killed)
+        {
+            elected = true;
+            break;
+        }
+        // Real processes electing a leader: polled, bounded.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(elected, "the bucket's stream never had a new leader");
+    // A server on the same node list goes on from the saved state: `hot` still firing, the z-score's history kept.
+    let second = server_on(Arc::new(store().await), RULES, ServeConfig::default()).await;
+    assert_eq!(
+        stream(&second, &[(23, 150.0), (24, 20.0)]).await,
+        ["press-1 24 hot RESOLVED", "press-1 24 spike RESOLVED"]
+    );
+    stop(second).await;
+}
+
 #[test]
 fn an_embedded_and_a_nats_store_together_are_a_startup_error() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertstream"))
@@ -543,7 +601,7 @@ async fn an_unreachable_nats_store_never_stops_a_stream() {
     let dir = tempfile::tempdir().unwrap();
     let nats = free_port();
     let daemon = nats_server(nats, dir.path()).await;
-    let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400)).unwrap();
+    let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400), 1).unwrap();
     let telemetry = Telemetry::on();
     let server =
         server_on(Arc::new(store), RULES, ServeConfig { telemetry: telemetry.clone(), ..Default::default() }).await;

@@ -14,7 +14,7 @@ use super::{
     SinkAlert,
     runner::{Deliver, DeliveryError},
 };
-use crate::{clock::Clock, convert::timestamp_text, http::AlertJson};
+use crate::{clock::Clock, convert::timestamp_text, http::AlertJson, nats_servers::servers};
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,12 +64,6 @@ impl Nats {
         }
         Ok(self.context.as_ref().unwrap_or_else(|| unreachable!("set above")))
     }
-}
-
-/// The servers of a `url`: its comma-separated URLs, each trimmed. (The client's own parsing takes a string as one
-/// URL.)
-fn servers(url: &str) -> Vec<String> {
-    url.split(',').map(|one| one.trim().to_owned()).collect()
 }
 
 /// A rule's name as one subject token: what is not `[A-Za-z0-9_-]` becomes `_`.
@@ -145,19 +139,6 @@ mod tests {
         assert_ne!(message_id(&alert(0, 1), 1), message_id(&alert(0, 2), 1));
         assert_ne!(message_id(&alert(0, 1), 1), message_id(&alert(0, 1), 2));
         assert_eq!(message_id(&alert(0, 1), 1), message_id(&alert(0, 1), 1));
-    }
-
-    #[test]
-    fn a_url_lists_a_clusters_nodes_separated_by_commas() {
-        use async_nats::ToServerAddrs as _;
-        let url = "nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://u:p@127.0.0.1:4224";
-        let listed = servers(url);
-        assert_eq!(listed, ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223", "nats://u:p@127.0.0.1:4224"]);
-        let addrs: Vec<_> = listed.as_slice().to_server_addrs().unwrap().collect();
-        assert_eq!(addrs.iter().map(|a| a.port()).collect::<Vec<_>>(), [4222, 4223, 4224]);
-        // The client alone would take the whole list for one URL, and refuse it.
-        assert!(url.to_server_addrs().is_err());
-        assert_eq!(servers("nats://127.0.0.1:4222"), ["nats://127.0.0.1:4222"]);
     }
 
     #[test]

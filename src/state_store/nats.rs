@@ -1,5 +1,6 @@
-//! The shared store (`--state-store nats://HOST:PORT`): a NATS JetStream key-value bucket, `alertstream_state`, so
-//! that replicas share sensor states. Keys are sensor ids in hex (any id is a valid key); the bucket keeps one
+//! The shared store (`--state-store nats://HOST:PORT`, or a JetStream cluster's nodes separated by commas): a NATS
+//! JetStream key-value bucket, `alertstream_state`, so that replicas share sensor states (`--state-replicas` copies
+//! of each on a cluster). Keys are sensor ids in hex (any id is a valid key); the bucket keeps one
 //! revision a key and forgets states after `--state-ttl` (the stream's maximum age).
 //!
 //! The bucket's stream (`KV_alertstream_state`) is made with key-value settings by hand, then opened as a bucket:
@@ -36,6 +37,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 
 use super::{Expect, StateStore, StoreError, Stored, Write, Written};
+use crate::nats_servers::servers;
 
 /// The bucket.
 pub const NATS_BUCKET: &str = "alertstream_state";
@@ -76,11 +78,13 @@ fn key(sensor_id: &str) -> String {
 }
 
 impl NatsStore {
-    /// Connects to `url` and opens (making it when missing) the bucket, keeping states for `ttl`.
+    /// Connects to `url` (one server, or a cluster's nodes separated by commas) and opens the bucket, keeping
+    /// states for `ttl`; when the bucket is missing, it is made with `replicas` copies of each state (one per
+    /// server of a JetStream cluster, at most its size).
     ///
     /// # Errors
     /// The server cannot be reached, has no JetStream, or refuses the bucket.
-    pub fn open(url: &str, ttl: Duration) -> Result<Self, StoreError> {
+    pub fn open(url: &str, ttl: Duration, replicas: usize) -> Result<Self, StoreError> {
         let (requests, inbox) = mpsc::sync_channel::<Request>(REQUESTS);
         let (ready, opened) = mpsc::sync_channel::<Result<(), StoreError>>(1);
         let url = url.to_owned();
@@ -96,7 +100,7 @@ impl NatsStore {
                         return;
                     }
                 };
-                runtime.block_on(serve(url, ttl, flag, inbox, ready));
+                runtime.block_on(serve(url, (ttl, replicas), flag, inbox, ready));
             })
             .map_err(|e| failed("cannot start the NATS client", e))?;
         opened.recv_timeout(REPLY_TIMEOUT * 2).map_err(|_| StoreError("NATS did not answer in time".to_owned()))??;
@@ -160,7 +164,7 @@ impl StateStore for NatsStore {
 /// The client's thread: connects, opens the bucket, then answers requests until the store is dropped.
 async fn serve(
     url: String,
-    ttl: Duration,
+    (ttl, replicas): (Duration, usize),
     connected: Arc<AtomicBool>,
     inbox: mpsc::Receiver<Request>,
     ready: mpsc::SyncSender<Result<(), StoreError>>,
@@ -181,7 +185,7 @@ async fn serve(
                     }
                 }
             })
-            .connect(url.as_str())
+            .connect(servers(&url).as_slice())
             .await
             .map_err(|e| failed("cannot connect to NATS", e))?;
         let max_payload = client.max_payload();
@@ -196,6 +200,7 @@ async fn serve(
             deny_delete: true,
             allow_direct: true,
             discard: stream::DiscardPolicy::New,
+            num_replicas: replicas,
             ..Default::default()
         };
         let stream = js.get_or_create_stream(config).await.map_err(|e| failed("cannot make the state bucket", e))?;
