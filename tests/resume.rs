@@ -26,14 +26,18 @@ const RULES: &str = "[[rule]]\nname = \"hot\"\ncondition = \"t > 100\"\n";
 /// How often an open stream saves.
 const SAVE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A server with the rules above on a manual clock, keeping states in an embedded store under `dir`, metrics on.
-async fn server(dir: &std::path::Path, clock: &ManualClock) -> TestServer {
-    let clock = Clock::Manual(clock.clone());
+/// A server with the rules above on a manual clock, keeping states in an embedded store in a scratch directory,
+/// metrics on; the directory (kept until dropped) and the clock come with it.
+async fn server() -> (tempfile::TempDir, ManualClock, TestServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let manual = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let clock = Clock::Manual(manual.clone());
     let telemetry = Telemetry::on();
-    let store = Arc::new(EmbeddedStore::open(dir, Duration::from_secs(86_400), clock.clone()).unwrap());
+    let store = Arc::new(EmbeddedStore::open(dir.path(), Duration::from_secs(86_400), clock.clone()).unwrap());
     let states = SensorStates::new(store, SAVE_INTERVAL, telemetry.clone()).unwrap();
     let rules = alertstream_rules::parse("resume.toml", RULES).unwrap().rules;
-    TestServer::with(rules, ServeConfig { states, clock, telemetry, ..ServeConfig::default() }).await
+    let server = TestServer::with(rules, ServeConfig { states, clock, telemetry, ..ServeConfig::default() }).await;
+    (dir, manual, server)
 }
 
 /// Opens a stream asking to resume; the test sends readings through the sender (dropping it half-closes).
@@ -73,9 +77,7 @@ async fn no_open_stream(server: &TestServer) {
 
 #[tokio::test]
 async fn a_resuming_stream_hears_what_is_durable_and_skips_what_it_sends_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let server = server(dir.path(), &clock).await;
+    let (_dir, clock, server) = server().await;
     let (tx, mut alerts) = resuming(server.channel().await).await.unwrap();
     send(&tx, &[(1, 20.0), (2, 20.0), (3, 150.0)]).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 3 hot FIRING");
@@ -105,9 +107,7 @@ async fn a_resuming_stream_hears_what_is_durable_and_skips_what_it_sends_again()
 
 #[tokio::test]
 async fn a_stream_that_does_not_ask_to_resume_sees_no_checkpoint_and_applies_every_reading() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let server = server(dir.path(), &clock).await;
+    let (_dir, clock, server) = server().await;
     let (tx, mut alerts) = common::open_stream(server.channel().await).await;
     send(&tx, &[(1, 150.0)]).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 1 hot FIRING");
@@ -120,9 +120,7 @@ async fn a_stream_that_does_not_ask_to_resume_sees_no_checkpoint_and_applies_eve
 
 #[tokio::test]
 async fn a_resuming_stream_whose_client_is_gone_leaves_the_state_of_its_last_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let server = server(dir.path(), &clock).await;
+    let (_dir, clock, server) = server().await;
     let (tx, mut alerts) = resuming(server.channel().await).await.unwrap();
     send(&tx, &[(1, 150.0), (2, 20.0)]).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 1 hot FIRING");
@@ -145,9 +143,7 @@ async fn a_resuming_stream_whose_client_is_gone_leaves_the_state_of_its_last_che
 
 #[tokio::test]
 async fn a_client_that_missed_checkpoints_resumes_from_the_last_one_it_saw() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let server = server(dir.path(), &clock).await;
+    let (_dir, clock, server) = server().await;
     let (tx, mut alerts) = resuming(server.channel().await).await.unwrap();
     send(&tx, &[(1, 150.0)]).await;
     assert_eq!(brief(&next_alert(&mut alerts).await), "press-1 1 hot FIRING");
@@ -173,9 +169,7 @@ async fn a_client_that_missed_checkpoints_resumes_from_the_last_one_it_saw() {
 
 #[tokio::test]
 async fn a_client_further_behind_than_the_versions_kept_is_told_in_the_metrics_and_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let server = server(dir.path(), &clock).await;
+    let (_dir, clock, server) = server().await;
     let (tx, mut alerts) = resuming(server.channel().await).await.unwrap();
     // Five readings, each saved: the sensor keeps the last four versions (readings 2 to 5).
     for seq in 1..=5 {

@@ -25,7 +25,7 @@ use common::{
     TestServer,
     binary::Binary,
     brief,
-    daemon::{free_port, nats_cluster, nats_server},
+    daemon::{Daemon, free_port, nats_cluster, nats_server},
     reading,
 };
 
@@ -53,6 +53,38 @@ async fn server_on(store: Arc<dyn StateStore>, rules: &str, config: ServeConfig)
     let states = SensorStates::new(store, Duration::from_secs(60), config.telemetry.clone()).unwrap();
     let rules = alertstream_rules::parse("state.toml", rules).unwrap().rules;
     TestServer::with(rules, ServeConfig { states, ..config }).await
+}
+
+/// A nats-server with JetStream on a free loopback port: its scratch directory and the process (both kept until
+/// dropped) and its URL.
+async fn nats() -> (tempfile::TempDir, Daemon, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_port();
+    let daemon = nats_server(addr, dir.path()).await;
+    (dir, daemon, format!("nats://{addr}"))
+}
+
+/// A NATS store at `url`, keeping states a day, one copy of each.
+fn nats_store(url: &str) -> NatsStore {
+    NatsStore::open(url, Duration::from_secs(86_400), 1).unwrap()
+}
+
+/// `alertstream_state_saves_total{result}` as `telemetry` counts it.
+fn saves(telemetry: &Telemetry, result: &str) -> f64 {
+    let text = telemetry.render().unwrap();
+    let series = format!("alertstream_state_saves_total{{result=\"{result}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(series.as_str())?.parse::<f64>().ok()).unwrap_or(0.0)
+}
+
+/// Waits (bounded) until `telemetry` counts `count` states saved: the writer thread commits them, on real time.
+async fn until_saved(telemetry: &Telemetry, count: f64) {
+    for _ in 0..400 {
+        if saves(telemetry, "saved") >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{count} states were never saved: {}", telemetry.render().unwrap());
 }
 
 /// Streams `readings` of sensor `press-1` (seq, t) on one stream to its end.
@@ -348,48 +380,26 @@ async fn a_save_the_store_refuses_is_tried_again_until_it_lands() {
     let config = ServeConfig { telemetry: telemetry.clone(), ..ServeConfig::default() };
     let server = server_on(Arc::clone(&failing) as Arc<dyn StateStore>, RULES, config).await;
     assert_eq!(stream(&server, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
-    // The stream's save fails twice, then lands (the writer's pauses between tries are real time: polled).
-    let saves = |result: &str| {
-        let text = telemetry.render().unwrap();
-        let series = format!("alertstream_state_saves_total{{result=\"{result}\"}} ");
-        text.lines().find_map(|l| l.strip_prefix(series.as_str())?.parse::<f64>().ok()).unwrap_or(0.0)
-    };
-    for _ in 0..400 {
-        if saves("saved") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!((saves("error"), saves("saved")), (2.0, 1.0));
+    // The stream's save fails twice, then lands.
+    until_saved(&telemetry, 1.0).await;
+    assert_eq!((saves(&telemetry, "error"), saves(&telemetry, "saved")), (2.0, 1.0));
     assert!(failing.store.load("press-1").unwrap().is_some(), "the state is in the store");
     stop(server).await;
 }
 
 #[tokio::test]
 async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = free_port();
-    let _daemon = nats_server(nats, dir.path()).await;
-    let url = format!("nats://{nats}");
-    let replica = || async {
-        let store = NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
-        server_on(Arc::new(store), RULES, ServeConfig::default()).await
+    let (_dir, _daemon, url) = nats().await;
+    let replica = |telemetry: Telemetry| {
+        server_on(Arc::new(nats_store(&url)), RULES, ServeConfig { telemetry, ..ServeConfig::default() })
     };
     // Two replicas at once, one bucket.
-    let (first, second) = (replica().await, replica().await);
+    let telemetry = Telemetry::on();
+    let (first, second) = (replica(telemetry.clone()).await, replica(Telemetry::off()).await);
     assert_eq!(stream(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
-    // The sensor's next stream reaches the other replica: it goes on from the state the first saved (its save is
-    // committed soon after the stream ends: polled through the bucket).
-    let client = async_nats::connect(nats.to_string()).await.unwrap();
-    let bucket = async_nats::jetstream::new(client).get_key_value(NATS_BUCKET).await.unwrap();
-    let key: String = "press-1".bytes().map(|b| format!("{b:02x}")).collect();
-    for _ in 0..200 {
-        if bucket.get(&key).await.unwrap().is_some() {
-            break;
-        }
-        // The first replica's writer thread: polled, bounded.
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    // The sensor's next stream reaches the other replica: it goes on from the state the first saved (committed
+    // soon after the stream ends).
+    until_saved(&telemetry, 1.0).await;
     assert_eq!(
         stream(&second, &[(23, 150.0), (24, 20.0)]).await,
         ["press-1 24 hot RESOLVED", "press-1 24 spike RESOLVED"]
@@ -400,14 +410,8 @@ async fn replicas_share_sensor_states_through_a_nats_key_value_bucket() {
 
 #[tokio::test]
 async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = free_port();
-    let _daemon = nats_server(nats, dir.path()).await;
-    let url = format!("nats://{nats}");
-    let replica = |config: ServeConfig| {
-        let store = NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
-        server_on(Arc::new(store), RULES, config)
-    };
+    let (_dir, _daemon, url) = nats().await;
+    let replica = |config: ServeConfig| server_on(Arc::new(nats_store(&url)), RULES, config);
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
     let older_telemetry = Telemetry::on();
     let older = replica(ServeConfig {
@@ -417,9 +421,6 @@ async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
     })
     .await;
     let newer = replica(ServeConfig::default()).await;
-    let client = async_nats::connect(nats.to_string()).await.unwrap();
-    let bucket = async_nats::jetstream::new(client).get_key_value(NATS_BUCKET).await.unwrap();
-    let key: String = "press-1".bytes().map(|b| format!("{b:02x}")).collect();
 
     // A stream of press-1 on one replica: `hot` fires, and a periodic save puts that in the bucket.
     let (older_tx, mut older_alerts) = common::open_stream(older.channel().await).await;
@@ -428,13 +429,7 @@ async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
     }
     assert_eq!(brief(&common::next_alert(&mut older_alerts).await), "press-1 2 hot FIRING");
     clock.advance(Duration::from_secs(60));
-    for _ in 0..200 {
-        if bucket.get(&key).await.unwrap().is_some() {
-            break;
-        }
-        // The replica's writer thread: polled, bounded.
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until_saved(&older_telemetry, 1.0).await;
     // The sensor's newer stream reaches the other replica (the client gave up on the first connection while it
     // stays open): it takes the sensor over from the bucket, and 20 resolves `hot` there.
     let (newer_tx, mut newer_alerts) = common::open_stream(newer.channel().await).await;
@@ -451,8 +446,7 @@ async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
     }
     stop(older).await;
     stop(newer).await;
-    let text = older_telemetry.render().unwrap();
-    assert!(text.contains("alertstream_state_saves_total{result=\"superseded\"} 1"), "{text}");
+    assert_eq!(saves(&older_telemetry, "superseded"), 1.0);
     // The sensor's next stream, on a third replica, goes on from the newer state: `hot` is not firing there, so
     // 150 fires it (from the older state, still firing, it would not).
     let third = replica(ServeConfig::default()).await;
@@ -463,22 +457,18 @@ async fn the_newer_stream_of_a_sensor_wins_across_replicas() {
 
 #[tokio::test]
 async fn a_state_larger_than_a_nats_message_is_saved_in_chunks() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = free_port();
-    let _daemon = nats_server(nats, dir.path()).await;
-    let url = format!("nats://{nats}");
+    let (_dir, _daemon, url) = nats().await;
     // A window of 60,000 readings (24 bytes each): about 1.4 MB, over NATS' default maximum payload of 1 MiB.
     let rules = "[[rule]]\nname = \"cold\"\ncondition = \"avg(t, 100000) < 50\"\n";
     let telemetry = Telemetry::on();
     let replica = |telemetry: Telemetry| {
-        let store = NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
-        server_on(Arc::new(store), rules, ServeConfig { telemetry, ..ServeConfig::default() })
+        server_on(Arc::new(nats_store(&url)), rules, ServeConfig { telemetry, ..ServeConfig::default() })
     };
     let first = replica(telemetry.clone()).await;
     assert_eq!(stream(&first, &(1..=60_000).map(|seq| (seq, 100.0)).collect::<Vec<_>>()).await, Vec::<String>::new());
     stop(first).await;
     let text = telemetry.render().unwrap();
-    assert!(text.contains("alertstream_state_saves_total{result=\"saved\"} 1"), "{text}");
+    assert_eq!(saves(&telemetry, "saved"), 1.0, "{text}");
     // Another replica goes on with the whole window: one reading of 0 leaves the average near 100 (a fresh window's
     // would be 0, and fire).
     let second = replica(Telemetry::off()).await;
@@ -487,18 +477,15 @@ async fn a_state_larger_than_a_nats_message_is_saved_in_chunks() {
     stop(second).await;
     // Four chunked writes (the first save, the take-over, two stream ends): only the last one's chunks are left,
     // two of them, beside the sensor's key.
-    let client = async_nats::connect(nats.to_string()).await.unwrap();
+    let client = async_nats::connect(url.as_str()).await.unwrap();
     let mut bucket = async_nats::jetstream::new(client).get_stream(format!("KV_{NATS_BUCKET}")).await.unwrap();
     assert_eq!(bucket.info().await.unwrap().state.messages, 3);
 }
 
 #[tokio::test]
 async fn a_sensor_back_on_a_replica_goes_on_from_the_state_another_replica_saved_since() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = free_port();
-    let _daemon = nats_server(nats, dir.path()).await;
-    let url = format!("nats://{nats}");
-    let open = || NatsStore::open(&url, Duration::from_secs(86_400), 1).unwrap();
+    let (_dir, _daemon, url) = nats().await;
+    let open = || nats_store(&url);
     let gated = Gated::new(open());
     let first = server_on(Arc::clone(&gated) as Arc<dyn StateStore>, RULES, ServeConfig::default()).await;
     let second = server_on(Arc::new(open()), RULES, ServeConfig::default()).await;
@@ -551,7 +538,7 @@ async fn sensor_states_kept_three_times_on_a_jetstream_cluster_outlive_a_node() 
             .await;
     assert_eq!(stream(&first, &first_run()).await, ["press-1 21 hot FIRING", "press-1 21 spike FIRING"]);
     stop(first).await;
-    assert!(telemetry.render().unwrap().contains("alertstream_state_saves_total{result=\"saved\"} 1"));
+    assert_eq!(saves(&telemetry, "saved"), 1.0);
 
     // The node that leads the bucket's stream dies; the other two elect a new leader and still hold the state.
     let client = async_nats::connect(cluster.addrs[0].to_string()).await.unwrap();
@@ -598,10 +585,8 @@ fn an_embedded_and_a_nats_store_together_are_a_startup_error() {
 
 #[tokio::test]
 async fn an_unreachable_nats_store_never_stops_a_stream() {
-    let dir = tempfile::tempdir().unwrap();
-    let nats = free_port();
-    let daemon = nats_server(nats, dir.path()).await;
-    let store = NatsStore::open(&format!("nats://{nats}"), Duration::from_secs(86_400), 1).unwrap();
+    let (_dir, daemon, url) = nats().await;
+    let store = nats_store(&url);
     let telemetry = Telemetry::on();
     let server =
         server_on(Arc::new(store), RULES, ServeConfig { telemetry: telemetry.clone(), ..Default::default() }).await;
