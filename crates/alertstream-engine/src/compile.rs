@@ -58,6 +58,15 @@ pub(crate) struct Condition {
 pub(crate) enum BoolExpr {
     /// A comparison, and its index in the condition's terms.
     Compare(CompareOp, NumExpr, NumExpr, usize),
+    /// A metric compared with a constant (`temperature < 10`, the commonest comparison), and its index in the
+    /// condition's terms: [`BoolExpr::Compare`] with its operands' kinds known when compiled, so evaluation reads one
+    /// slot and matches on nothing but the operator.
+    CompareMetric {
+        op: CompareOp,
+        slot: usize,
+        threshold: f64,
+        term: usize,
+    },
     And(Box<BoolExpr>, Box<BoolExpr>),
     Or(Box<BoolExpr>, Box<BoolExpr>),
     Not(Box<BoolExpr>),
@@ -181,7 +190,13 @@ impl Compiler<'_> {
                     Some(cmp) => {
                         let expression = self.src.get(lhs_node.span.clone()).unwrap_or_default().trim();
                         self.terms.push(TermSpec { expression: Arc::from(expression), operator: op.symbol() });
-                        Typed::Bool(BoolExpr::Compare(cmp, lhs, rhs, self.terms.len() - 1))
+                        let term = self.terms.len() - 1;
+                        Typed::Bool(match (lhs, rhs) {
+                            (NumExpr::Metric(slot), NumExpr::Const(threshold)) => {
+                                BoolExpr::CompareMetric { op: cmp, slot, threshold, term }
+                            }
+                            (lhs, rhs) => BoolExpr::Compare(cmp, lhs, rhs, term),
+                        })
                     }
                     None => Typed::Num(NumExpr::Arith(arith_op(*op), Box::new(lhs), Box::new(rhs))),
                 }

@@ -56,14 +56,14 @@ impl BoolExpr {
                     *slot = sides;
                 }
                 let (lhs, rhs) = sides?;
-                Some(match op {
-                    CompareOp::Lt => lhs < rhs,
-                    CompareOp::Le => lhs <= rhs,
-                    CompareOp::Gt => lhs > rhs,
-                    CompareOp::Ge => lhs >= rhs,
-                    CompareOp::Eq => lhs == rhs,
-                    CompareOp::Ne => lhs != rhs,
-                })
+                Some(op.holds(lhs, rhs))
+            }
+            BoolExpr::CompareMetric { op, slot, threshold, term } => {
+                let value = inputs.values[*slot];
+                if let Some(side) = terms.get_mut(*term) {
+                    *side = value.map(|value| (value, *threshold));
+                }
+                Some(op.holds(value?, *threshold))
             }
             BoolExpr::And(lhs, rhs) => {
                 let (lhs, rhs) = (lhs.evaluate(inputs, windows, terms), rhs.evaluate(inputs, windows, terms));
@@ -74,6 +74,21 @@ impl BoolExpr {
                 Some(lhs? | rhs?)
             }
             BoolExpr::Not(operand) => operand.evaluate(inputs, windows, terms).map(|b| !b),
+        }
+    }
+}
+
+impl CompareOp {
+    /// Whether `lhs op rhs`.
+    #[inline(always)]
+    fn holds(self, lhs: f64, rhs: f64) -> bool {
+        match self {
+            CompareOp::Lt => lhs < rhs,
+            CompareOp::Le => lhs <= rhs,
+            CompareOp::Gt => lhs > rhs,
+            CompareOp::Ge => lhs >= rhs,
+            CompareOp::Eq => lhs == rhs,
+            CompareOp::Ne => lhs != rhs,
         }
     }
 }

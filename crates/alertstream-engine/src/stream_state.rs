@@ -28,6 +28,9 @@ pub struct StreamState {
     index: HashTable<usize>,
     /// The index's hasher.
     hasher: foldhash::fast::RandomState,
+    /// The sensor of the previous reading, checked before the index: a stream often carries one sensor, or runs of
+    /// one sensor's readings, and comparing one id costs a fraction of hashing it.
+    last_found: usize,
     pub(crate) sensors: Vec<SensorState>,
     /// Every sensor's rule states, `rules_per_sensor` of them a sensor, in sensor order: one allocation for the
     /// stream rather than one per sensor, and a sensor's states next to each other.
@@ -91,6 +94,7 @@ impl StreamState {
         Self {
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
+            last_found: 0,
             sensors: Vec::new(),
             rule_states: Vec::new(),
             rules_per_sensor: 0,
@@ -154,9 +158,13 @@ impl StreamState {
     /// The index of sensor `id`'s state, made for `rules` (first seen at server time `now`) if it is new; `None`
     /// for a new sensor beyond the limit.
     pub(crate) fn sensor_index(&mut self, rules: &RuleSet, id: &str, now: SystemTime) -> Option<usize> {
+        if self.sensors.get(self.last_found).is_some_and(|sensor| sensor.id == id) {
+            return Some(self.last_found);
+        }
         let hash = self.hasher.hash_one(id);
         let sensors = &self.sensors;
         if let Some(&index) = self.index.find(hash, |&i| sensors[i].id == id) {
+            self.last_found = index;
             return Some(index);
         }
         if self.sensors.len() >= self.max_sensors {
@@ -178,6 +186,7 @@ impl StreamState {
         });
         let (index, sensors, hasher) = (self.sensors.len() - 1, &self.sensors, &self.hasher);
         self.index.insert_unique(hash, index, |&i| hasher.hash_one(&sensors[i].id));
+        self.last_found = index;
         Some(index)
     }
 }
