@@ -81,7 +81,7 @@ impl RuleSet {
                     out.push(Alert::of_last_reading(
                         rule,
                         AlertState::Firing,
-                        &sensor.id,
+                        sensor.id.as_str(),
                         sensor.last_seq,
                         &sensor.last_values,
                         now,

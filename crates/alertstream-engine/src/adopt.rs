@@ -34,7 +34,7 @@ impl RuleSet {
             let previous = &mut old_states[index * old_n..(index + 1) * old_n];
             new_states.extend(self.rules.iter().zip(&carried).map(|(rule, from)| {
                 from.and_then(|i| previous.get_mut(i).and_then(Option::take))
-                    .unwrap_or_else(|| SensorRule::new(rule, &sensor.id))
+                    .unwrap_or_else(|| SensorRule::new(rule, sensor.id.as_str()))
             }));
             // Last values are kept only while absence is watched: without it, those at hand may be older than the
             // sensor's last reading, and the alerts carry none.
@@ -44,7 +44,7 @@ impl RuleSet {
                     out.push(Alert::of_last_reading(
                         rule,
                         AlertState::Resolved,
-                        &sensor.id,
+                        sensor.id.as_str(),
                         sensor.last_seq,
                         last_values,
                         now,
@@ -102,7 +102,7 @@ impl RuleSet {
             let values = if self.watches_absence() { &sensor.last_values } else { &no_values };
             for (rule, rule_state) in self.rules.iter().zip(&stream.rule_states[index * n..(index + 1) * n]) {
                 if rule_state.state.is_firing() {
-                    alerts.push(Alert::of_last_reading(rule, state, &sensor.id, sensor.last_seq, values, now));
+                    alerts.push(Alert::of_last_reading(rule, state, sensor.id.as_str(), sensor.last_seq, values, now));
                 }
             }
         }

@@ -28,6 +28,7 @@ mod parser;
 mod reading;
 mod rule;
 mod rule_set;
+mod sensor_id;
 mod snapshot;
 mod state;
 mod stream_state;

@@ -14,6 +14,7 @@ use crate::{
     reading::Values,
     rule::{Rule, RuleText},
     rule_set::RuleSet,
+    sensor_id::SensorId,
     state::RuleState,
     window::Window,
 };
@@ -54,7 +55,8 @@ pub struct StreamState {
 /// One sensor's state.
 #[derive(Debug)]
 pub(crate) struct SensorState {
-    pub(crate) id: String,
+    /// Inline when short: the index's comparison reads it from the state it is about to use anyway.
+    pub(crate) id: SensorId,
     /// The latest reading time seen (event time).
     pub(crate) latest: Option<SystemTime>,
     /// Server time of its last applied reading: absence is measured from here.
@@ -147,7 +149,7 @@ impl StreamState {
     /// The index of sensor `id`'s state, if the stream tracks it.
     pub(crate) fn find(&self, id: &str) -> Option<usize> {
         let sensors = &self.sensors;
-        self.index.find(self.hasher.hash_one(id), |&i| sensors[i].id == id).copied()
+        self.index.find(self.hasher.hash_one(id.as_bytes()), |&i| sensors[i].id.as_bytes() == id.as_bytes()).copied()
     }
 
     /// When [`RuleSet::check_absence`] next has something to do; `None` when no sensor is watched.
@@ -158,12 +160,12 @@ impl StreamState {
     /// The index of sensor `id`'s state, made for `rules` (first seen at server time `now`) if it is new; `None`
     /// for a new sensor beyond the limit.
     pub(crate) fn sensor_index(&mut self, rules: &RuleSet, id: &str, now: SystemTime) -> Option<usize> {
-        if self.sensors.get(self.last_found).is_some_and(|sensor| sensor.id == id) {
+        if self.sensors.get(self.last_found).is_some_and(|sensor| sensor.id.as_bytes() == id.as_bytes()) {
             return Some(self.last_found);
         }
-        let hash = self.hasher.hash_one(id);
+        let hash = self.hasher.hash_one(id.as_bytes());
         let sensors = &self.sensors;
-        if let Some(&index) = self.index.find(hash, |&i| sensors[i].id == id) {
+        if let Some(&index) = self.index.find(hash, |&i| sensors[i].id.as_bytes() == id.as_bytes()) {
             self.last_found = index;
             return Some(index);
         }
@@ -177,7 +179,7 @@ impl StreamState {
         }
         self.rule_states.extend(rules.rules.iter().map(|rule| SensorRule::new(rule, id)));
         self.sensors.push(SensorState {
-            id: id.to_owned(),
+            id: SensorId::new(id),
             latest: None,
             last_seen: now,
             last_seq: 0,
@@ -185,7 +187,7 @@ impl StreamState {
             armed: false,
         });
         let (index, sensors, hasher) = (self.sensors.len() - 1, &self.sensors, &self.hasher);
-        self.index.insert_unique(hash, index, |&i| hasher.hash_one(&sensors[i].id));
+        self.index.insert_unique(hash, index, |&i| hasher.hash_one(sensors[i].id.as_bytes()));
         self.last_found = index;
         Some(index)
     }
