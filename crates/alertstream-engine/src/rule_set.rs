@@ -8,7 +8,7 @@ use crate::{
     compile::{Condition, MetricTable},
     condition_error::ConditionError,
     eval::{Inputs, TermValue},
-    reading::Reading,
+    reading::{Reading, Values},
     rule::{Rule, RuleField, RuleSpec, Watch, compile_rule},
     stream_state::StreamState,
     text::format_duration,
@@ -96,6 +96,20 @@ pub(crate) fn explain(condition: &Condition, values: &[TermValue], expressions: 
             })
         })
         .collect()
+}
+
+/// Makes `kept` equal to `values`, in place: a sensor that reports the same metrics each time (nearly every one)
+/// changes only the numbers, where a fresh copy would allocate the map and every name again.
+fn overwrite(kept: &mut Values, values: &Values) {
+    kept.retain(|name, _| values.contains_key(name));
+    for (name, &value) in values {
+        match kept.get_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                kept.insert(name.clone(), value);
+            }
+        }
+    }
 }
 
 /// An immutable, compiled list of rules: shared by every stream as a snapshot.
@@ -273,10 +287,16 @@ impl RuleSet {
         }
         if self.watches_absence() {
             // Absence alerts carry a sensor's last values, and measure its silence from `now`.
-            for alert in alerts.iter_mut() {
-                alert.values = reading.values.clone();
+            if let Some((last, rest)) = alerts.split_last_mut() {
+                // The alerts take the reading's map; the sensor's copy is updated where it stands.
+                for alert in rest {
+                    alert.values = reading.values.clone();
+                }
+                overwrite(&mut sensor.last_values, &reading.values);
+                last.values = reading.values;
+            } else {
+                sensor.last_values = reading.values;
             }
-            sensor.last_values = reading.values;
             sensor.last_seen = now;
             stream.deadlines.arm(&self.rules, index, sensor, states);
         } else if let Some((last, rest)) = alerts.split_last_mut() {

@@ -382,6 +382,25 @@ fn absence_fires_on_silence_and_resolves_on_the_next_reading() {
 }
 
 #[test]
+fn absence_alerts_carry_exactly_the_last_readings_values_whether_or_not_it_alerted() {
+    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+    let set = rules(vec![silent, spec("hot", "t > 30")]);
+    let mut stream = StreamState::new(10, LATENESS);
+    let mut out = Vec::new();
+    let at = |n| SystemTime::UNIX_EPOCH + Duration::from_secs(n);
+    // Each reading alerts (`hot` fires, then resolves) while its metrics change: one added, one gone, one kept.
+    for (seq, values) in [(1, &[("t", 40.0), ("p", 1.0)][..]), (2, &[("t", 1.0), ("q", 2.0)]), (3, &[("t", 50.0)])] {
+        set.evaluate(&mut stream, reading("a", seq, values), at(seq), &mut out);
+    }
+    assert_eq!(out.len(), 3, "every reading alerted: {out:?}");
+    assert_eq!(out[1].values, Values::from_iter([("t".to_owned(), 1.0), ("q".to_owned(), 2.0)]));
+    out.clear();
+    set.check_absence(&mut stream, at(13), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].values, Values::from_iter([("t".to_owned(), 50.0)]), "the last reading's values, no others");
+}
+
+#[test]
 fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed_ones() {
     let silent =
         || RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(600)), ..RuleSpec::default() };
