@@ -7,7 +7,7 @@ use crate::{
     reading::Reading,
     rule::Watch,
     rule_set::RuleSet,
-    validate::{ReadingError, validate},
+    validate::ReadingError,
 };
 
 /// The status of an evaluation where no rule fires.
@@ -40,9 +40,8 @@ impl RuleSet {
     /// # Errors
     /// The reading is invalid.
     pub fn evaluate_stateless(&self, reading: &Reading) -> Result<Evaluation, ReadingError> {
-        validate(reading)?;
         let mut slot_values = Vec::new();
-        self.fill_slots(reading, &mut slot_values);
+        self.read_values(reading, &mut slot_values)?;
         let inputs = Inputs { values: &slot_values, time: reading.time, latest: reading.time };
         let mut alerts = Vec::new();
         let mut skipped = Vec::new();

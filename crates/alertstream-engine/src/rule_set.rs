@@ -12,7 +12,7 @@ use crate::{
     rule::{Rule, RuleField, RuleSpec, Watch, compile_rule},
     stream_state::StreamState,
     text::format_duration,
-    validate::validate,
+    validate::{ReadingError, id_and_count_are_valid, metric_is_valid, validate},
 };
 
 /// Why a list of [`RuleSpec`]s does not make a rule set. `rule` is the index of the spec at fault.
@@ -187,7 +187,7 @@ impl RuleSet {
     /// An invalid reading, a new sensor beyond the stream's limit, or a reading too far behind its sensor's latest
     /// changes no state and yields one event alert.
     pub fn evaluate(&self, stream: &mut StreamState, reading: Reading, now: SystemTime, out: &mut Vec<Alert>) {
-        if let Err(error) = validate(&reading) {
+        if let Err(error) = self.read_values(&reading, &mut stream.slot_values) {
             out.push(Alert::invalid_reading(&reading, &error));
             return;
         }
@@ -226,7 +226,6 @@ impl RuleSet {
             None => reading.time,
         };
         sensor.latest = Some(latest);
-        self.fill_slots(&reading, &mut stream.slot_values);
         let inputs = Inputs { values: &stream.slot_values, time: reading.time, latest };
         let first = out.len();
         for ((rule, sensor_rule), text) in self.rules.iter().zip(states.iter_mut()).zip(&stream.texts) {
@@ -308,9 +307,40 @@ impl RuleSet {
         }
     }
 
-    /// Looks up each metric the rule set reads once, into `slot_values`.
-    pub(crate) fn fill_slots(&self, reading: &Reading, slot_values: &mut Vec<Option<f64>>) {
+    /// Validates `reading` and puts its value of each metric the rule set reads into `slot_values`.
+    ///
+    /// A rule set that reads a few metrics (nearly every one) does both in one pass over the reading's values,
+    /// finding each metric's slot by comparing names, which costs less than hashing them; otherwise, and to name the
+    /// error of an invalid reading, it validates, then looks each metric up.
+    ///
+    /// # Errors
+    /// The reading is invalid ([`validate`]).
+    pub(crate) fn read_values(
+        &self,
+        reading: &Reading,
+        slot_values: &mut Vec<Option<f64>>,
+    ) -> Result<(), ReadingError> {
+        /// Up to this many metric names, comparing a reading's names with each costs less than hashing them.
+        const COMPARED: usize = 8;
+        let names = self.metrics.names();
         slot_values.clear();
-        slot_values.extend(self.metrics.names().iter().map(|name| reading.values.get(name).copied()));
+        slot_values.resize(names.len(), None);
+        if names.len() <= COMPARED && id_and_count_are_valid(reading) {
+            let mut valid = true;
+            for (name, &value) in &reading.values {
+                valid &= metric_is_valid(name, value);
+                if let Some(slot) = names.iter().position(|known| known == name) {
+                    slot_values[slot] = Some(value);
+                }
+            }
+            if valid {
+                return Ok(());
+            }
+        }
+        validate(reading)?;
+        for (slot, name) in slot_values.iter_mut().zip(names) {
+            *slot = reading.values.get(name).copied();
+        }
+        Ok(())
     }
 }

@@ -657,3 +657,34 @@ fn a_stateless_evaluation_says_which_rules_it_could_not_check_and_why() {
         ["hot_on_average", "line1_cold", "silent"]
     );
 }
+
+#[test]
+fn reading_values_in_one_pass_agrees_with_validating_then_looking_up() {
+    let few = RuleSet::new(vec![spec("ab", "a > 0 and b > 0")]).unwrap();
+    let many_metrics: Vec<String> = (0..10).map(|i| format!("m{i} > 0")).collect();
+    let many = RuleSet::new(vec![spec("ab", "a > 0 and b > 0"), spec("m", &many_metrics.join(" or "))]).unwrap();
+    let long = "x".repeat(crate::validate::MAX_METRIC_NAME_BYTES + 1);
+    let readings = [
+        reading("s", 1, &[("a", 1.0), ("b", 2.0), ("c", 3.0)]),
+        reading("s", 2, &[("b", 2.0)]),
+        reading("s", 3, &[("m3", 3.0), ("a", -1.0)]),
+        reading("s", 4, &[("a", 1.0), ("c", f64::NAN)]),
+        reading("s", 5, &[("a", f64::INFINITY)]),
+        reading("s", 6, &[("", 1.0), ("a", 1.0)]),
+        reading("s", 7, &[(long.as_str(), 1.0)]),
+        reading("", 8, &[("a", 1.0)]),
+        reading("s", 9, &[]),
+    ];
+    for set in [&few, &many] {
+        for reading in &readings {
+            let mut slots = vec![Some(99.0); 3];
+            let got = set.read_values(reading, &mut slots);
+            assert_eq!(got, crate::validate::validate(reading), "{reading:?}");
+            if got.is_ok() {
+                let looked_up: Vec<Option<f64>> =
+                    set.metrics.names().iter().map(|name| reading.values.get(name).copied()).collect();
+                assert_eq!(slots, looked_up, "{reading:?}");
+            }
+        }
+    }
+}

@@ -36,11 +36,7 @@ pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
         return Err(error("values", "is empty: a reading needs at least one metric".to_owned()));
     }
     // Nearly every reading is valid: one tight pass says so; the slow pass below finds the error to name.
-    if reading
-        .values
-        .iter()
-        .all(|(name, value)| !name.is_empty() && name.len() <= MAX_METRIC_NAME_BYTES && value.is_finite())
-    {
+    if reading.values.iter().all(|(name, &value)| metric_is_valid(name, value)) {
         return Ok(());
     }
     let worst = reading
@@ -52,6 +48,18 @@ pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
         Some((_, problem)) => Err(problem),
         None => Ok(()),
     }
+}
+
+/// Whether the reading's `sensor_id` is valid and it has a metric: the checks of [`validate`] before its metrics'.
+#[inline]
+pub(crate) fn id_and_count_are_valid(reading: &Reading) -> bool {
+    (1..=MAX_SENSOR_ID_BYTES).contains(&reading.sensor_id.len()) && !reading.values.is_empty()
+}
+
+/// Whether one metric is valid: the check of the common case, which [`metric_problem`] explains when it fails.
+#[inline]
+pub(crate) fn metric_is_valid(name: &str, value: f64) -> bool {
+    !name.is_empty() && name.len() <= MAX_METRIC_NAME_BYTES && value.is_finite()
 }
 
 fn metric_problem(name: &str, value: f64) -> Option<ReadingError> {
