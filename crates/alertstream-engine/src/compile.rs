@@ -176,7 +176,12 @@ impl Compiler<'_> {
                 }
                 Typed::Num(NumExpr::Metric(slot))
             }
-            Expr::Unary(UnaryOp::Neg, operand) => Typed::Num(NumExpr::Neg(Box::new(self.number(operand, "`-`")?))),
+            Expr::Unary(UnaryOp::Neg, operand) => Typed::Num(match self.number(operand, "`-`")? {
+                // A negative constant is a constant (exact in IEEE 754), so `temperature < -10` compares a metric
+                // with a constant too.
+                NumExpr::Const(n) => NumExpr::Const(-n),
+                operand => NumExpr::Neg(Box::new(operand)),
+            }),
             Expr::Unary(UnaryOp::Not, operand) => Typed::Bool(BoolExpr::Not(Box::new(self.boolean(operand, "`not`")?))),
             Expr::Binary(op, lhs, rhs) if op.is_logical() => {
                 let what = format!("`{}`", op.symbol());
@@ -361,6 +366,24 @@ fn error(span: Range<usize>, message: impl Into<String>) -> ConditionError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_metric_compared_with_a_constant_of_either_sign_is_its_own_node() {
+        let mut metrics = MetricTable::default();
+        for (src, expected) in [("t < 10", 10.0), ("t >= -2.5", -2.5), ("t > --3", 3.0)] {
+            let condition = compile(src, &mut metrics, &mut Vec::new()).unwrap();
+            assert!(
+                matches!(condition.root, BoolExpr::CompareMetric { slot: 0, threshold, term: 0, .. } if threshold == expected),
+                "{src}: {:?}",
+                condition.root
+            );
+        }
+        // Anything else stays a general comparison: a constant on the left, or an expression on either side.
+        for src in ["10 > t", "t + 1 > 2", "t > -t"] {
+            let condition = compile(src, &mut metrics, &mut Vec::new()).unwrap();
+            assert!(matches!(condition.root, BoolExpr::Compare(..)), "{src}: {:?}", condition.root);
+        }
+    }
 
     #[test]
     fn metrics_get_one_slot_each_across_conditions() {

@@ -314,7 +314,7 @@ impl RuleSet {
     /// error of an invalid reading, it validates, then looks each metric up.
     ///
     /// # Errors
-    /// The reading is invalid ([`validate`]).
+    /// The reading is invalid ([`validate`]); `slot_values` then holds no meaning.
     pub(crate) fn read_values(
         &self,
         reading: &Reading,
