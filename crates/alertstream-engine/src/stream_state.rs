@@ -52,16 +52,19 @@ pub struct StreamState {
     pub(crate) texts: Vec<RuleText>,
 }
 
-/// One sensor's state.
+/// One sensor's state. What every reading reads and writes (the id, the latest time, the last seq) comes first, in
+/// declaration order, and the state starts on a cache line of its own: with many sensors, a reading without absence
+/// rules touches one line of it, where the same 128 bytes, unordered and unaligned, had it straddle two or three.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct SensorState {
     /// Inline when short: the index's comparison reads it from the state it is about to use anyway.
     pub(crate) id: SensorId,
     /// The latest reading time seen (event time).
     pub(crate) latest: Option<SystemTime>,
+    pub(crate) last_seq: u64,
     /// Server time of its last applied reading: absence is measured from here.
     pub(crate) last_seen: SystemTime,
-    pub(crate) last_seq: u64,
     /// The values of its last applied reading, which absence alerts (and reload alerts) carry; kept only when the
     /// rule set watches absence.
     pub(crate) last_values: Values,
@@ -190,5 +193,25 @@ impl StreamState {
         self.index.insert_unique(hash, index, |&i| hasher.hash_one(sensors[i].id.as_bytes()));
         self.last_found = index;
         Some(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::SensorState;
+
+    #[test]
+    fn what_every_reading_touches_lies_in_the_first_cache_line_of_a_sensors_state() {
+        assert_eq!(align_of::<SensorState>(), 64);
+        for end in [
+            offset_of!(SensorState, id) + size_of::<crate::sensor_id::SensorId>(),
+            offset_of!(SensorState, latest) + size_of::<Option<std::time::SystemTime>>(),
+            offset_of!(SensorState, last_seq) + size_of::<u64>(),
+        ] {
+            assert!(end <= 64, "a hot field ends at byte {end}");
+        }
+        assert!(size_of::<SensorState>() <= 128, "{} bytes", size_of::<SensorState>());
     }
 }
