@@ -5,6 +5,7 @@
 //! against itself) for the noise floor. `benches/engine.rs` has the same scenarios under criterion.
 //!
 //! Run: `cargo bench -p alertstream-engine --bench paired` (about a minute; `-- --rounds N`, 2,000 by default).
+//! Under `cargo test` it runs 20 rounds, as a smoke test.
 
 // A bench binary: its items need no docs.
 #![allow(missing_docs)]
@@ -15,32 +16,14 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState, Values};
+use alertstream_engine::{Reading, RuleSet, RuleSpec, StreamState};
+use common::readings;
+
+mod common;
 
 /// Readings per timed batch.
 const BATCH: usize = 1_000;
 const LATENESS: Duration = Duration::from_secs(60);
-
-/// Readings of `sensors` sensors in turn, as in `benches/engine.rs`: temperature and pH wandering in range (about 1
-/// in 100 crosses a default threshold), one second apart.
-fn readings(count: usize, sensors: usize) -> Vec<Reading> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..count)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let temperature = 9.9 + (x % 1000) as f64 / 100.0;
-            let ph = 4.0 + ((x >> 20) % 150) as f64 / 100.0;
-            Reading {
-                sensor_id: format!("line-{}", i % sensors),
-                values: Values::from_iter([("temperature".to_owned(), temperature), ("pH".to_owned(), ph)]),
-                seq: i as u64,
-                time: SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64),
-            }
-        })
-        .collect()
-}
 
 /// The server's embedded default rules, and with `absence` a rule that watches for a minute's silence (never due).
 fn default_rules(absence: bool) -> RuleSet {
@@ -199,8 +182,10 @@ fn pair(label: &str, target: &str, rounds: usize, reference: &mut dyn Side, meas
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test` runs this as a smoke test of a few rounds.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let mut args = std::env::args().skip_while(|a| a != "--rounds").skip(1);
-    let rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(2_000);
+    let rounds = args.next().and_then(|n| n.parse().ok()).unwrap_or(if measuring { 2_000 } else { 20 });
     println!(
         "Paired rounds of {BATCH} readings, {rounds} rounds each; ratio: the measured side's throughput relative to the reference's, the median of the rounds' ratios.\n"
     );
