@@ -62,6 +62,7 @@ pub(crate) struct SensorState {
     pub(crate) id: SensorId,
     /// The latest reading time seen (event time).
     pub(crate) latest: Option<SystemTime>,
+    /// The `seq` of its last applied reading.
     pub(crate) last_seq: u64,
     /// Server time of its last applied reading: absence is measured from here.
     pub(crate) last_seen: SystemTime,
