@@ -152,8 +152,13 @@ impl StreamState {
 
     /// The index of sensor `id`'s state, if the stream tracks it.
     pub(crate) fn find(&self, id: &str) -> Option<usize> {
+        self.find_hashed(self.hasher.hash_one(id.as_bytes()), id)
+    }
+
+    /// [`StreamState::find`] with the id's `hash` already computed.
+    fn find_hashed(&self, hash: u64, id: &str) -> Option<usize> {
         let sensors = &self.sensors;
-        self.index.find(self.hasher.hash_one(id.as_bytes()), |&i| sensors[i].id.as_bytes() == id.as_bytes()).copied()
+        self.index.find(hash, |&i| sensors[i].id.as_bytes() == id.as_bytes()).copied()
     }
 
     /// When [`RuleSet::check_absence`] next has something to do; `None` when no sensor is watched.
@@ -168,8 +173,7 @@ impl StreamState {
             return Some(self.last_found);
         }
         let hash = self.hasher.hash_one(id.as_bytes());
-        let sensors = &self.sensors;
-        if let Some(&index) = self.index.find(hash, |&i| sensors[i].id.as_bytes() == id.as_bytes()) {
+        if let Some(index) = self.find_hashed(hash, id) {
             self.last_found = index;
             return Some(index);
         }

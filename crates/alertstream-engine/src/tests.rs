@@ -10,6 +10,11 @@ fn spec(name: &str, condition: &str) -> RuleSpec {
 
 const LATENESS: Duration = Duration::from_secs(60);
 
+/// An absence rule named `silent` that fires after `after` of silence.
+fn silent(after: Duration) -> RuleSpec {
+    RuleSpec { name: "silent".into(), absent_for: Some(after), ..RuleSpec::default() }
+}
+
 fn classic() -> RuleSet {
     let mut low = spec("temp_too_low", "temperature < 10");
     low.message = Some("temp too low".to_owned());
@@ -344,7 +349,7 @@ fn late_readings_beyond_the_lateness_are_events_and_within_it_are_applied() {
 
 #[test]
 fn absence_fires_on_silence_and_resolves_on_the_next_reading() {
-    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+    let silent = silent(Duration::from_secs(10));
     let set = rules(vec![silent, spec("hot", "t > 30")]);
     let mut stream = StreamState::new(10, LATENESS);
     let mut out = Vec::new();
@@ -383,7 +388,7 @@ fn absence_fires_on_silence_and_resolves_on_the_next_reading() {
 
 #[test]
 fn absence_alerts_carry_exactly_the_last_readings_values_whether_or_not_it_alerted() {
-    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+    let silent = silent(Duration::from_secs(10));
     let set = rules(vec![silent, spec("hot", "t > 30")]);
     let mut stream = StreamState::new(10, LATENESS);
     let mut out = Vec::new();
@@ -402,9 +407,9 @@ fn absence_alerts_carry_exactly_the_last_readings_values_whether_or_not_it_alert
 
 #[test]
 fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed_ones() {
-    let silent =
-        || RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(600)), ..RuleSpec::default() };
-    let old = rules(vec![spec("hot", "t > 30"), spec("cold", "t < 0"), spec("avg", "avg(t, 3) > 100"), silent()]);
+    let ten_minutes = Duration::from_secs(600);
+    let old =
+        rules(vec![spec("hot", "t > 30"), spec("cold", "t < 0"), spec("avg", "avg(t, 3) > 100"), silent(ten_minutes)]);
     let mut stream = StreamState::new(10, LATENESS);
     let mut out = Vec::new();
     let r = reading("s", 1, &[("t", 200.0)]);
@@ -412,7 +417,8 @@ fn adopting_a_new_rule_set_keeps_unchanged_rules_and_resolves_removed_or_changed
     assert_eq!(out.len(), 2, "hot and avg fire");
     out.clear();
     // hot is unchanged (stays firing, no new alert); avg changes (RESOLVED now); cold is removed (was not firing).
-    let new = rules(vec![spec("avg", "avg(t, 3) > 150"), spec("hot", "t > 30"), spec("new", "t > 0"), silent()]);
+    let new =
+        rules(vec![spec("avg", "avg(t, 3) > 150"), spec("hot", "t > 30"), spec("new", "t > 0"), silent(ten_minutes)]);
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(99);
     new.adopt(&old, &mut stream, now, &mut out);
     let got: Vec<String> =
@@ -535,7 +541,7 @@ fn what_still_fires_is_listed_as_the_resolved_alerts_it_would_end_with() {
 
 #[test]
 fn a_reload_that_adds_absence_counts_silence_from_the_reload() {
-    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() };
+    let silent = silent(Duration::from_secs(60));
     let old = rules(vec![spec("hot", "t > 30")]);
     let mut stream = StreamState::new(10, LATENESS);
     let mut out = Vec::new();
@@ -553,7 +559,7 @@ fn a_reload_that_adds_absence_counts_silence_from_the_reload() {
 
 #[test]
 fn reload_alerts_never_carry_values_older_than_their_reading() {
-    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(600)), ..RuleSpec::default() };
+    let silent = silent(Duration::from_secs(600));
     let a = rules(vec![silent, spec("hot", "t > 30")]);
     let b = rules(vec![spec("hot", "t > 30"), spec("warm", "t > 20")]);
     let c = rules(vec![spec("other", "t > 1000")]);
@@ -586,7 +592,7 @@ fn alerts_of_one_reading_each_carry_its_sensor_and_values() {
 
 #[test]
 fn stateless_evaluation_skips_rules_that_need_history() {
-    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(10)), ..RuleSpec::default() };
+    let silent = silent(Duration::from_secs(10));
     let set = rules(vec![spec("avg", "avg(t, 3) > 1"), silent, spec("plain", "t > 1")]);
     let evaluation = set.evaluate_stateless(&reading("s", 0, &[("t", 5.0)])).unwrap();
     assert_eq!(evaluation.alerts.iter().map(|a| &*a.rule).collect::<Vec<_>>(), ["plain"]);
@@ -611,8 +617,7 @@ fn absence_rules_take_no_condition_keys() {
 
 #[test]
 fn times_and_durations_at_the_edge_of_representable_time_do_not_panic() {
-    let endless =
-        RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_millis(u64::MAX)), ..RuleSpec::default() };
+    let endless = silent(Duration::from_millis(u64::MAX));
     let set = rules(vec![spec("hot", "avg(t, 1h) > 1"), endless]);
     let mut stream = StreamState::new(10, LATENESS);
     let mut out = Vec::new();
@@ -629,7 +634,7 @@ fn times_and_durations_at_the_edge_of_representable_time_do_not_panic() {
 fn a_stateless_evaluation_says_which_rules_it_could_not_check_and_why() {
     let mut line1 = spec("line1_cold", "temperature < 10");
     line1.sensors = vec!["line-1/*".into()];
-    let silent = RuleSpec { name: "silent".into(), absent_for: Some(Duration::from_secs(60)), ..RuleSpec::default() };
+    let silent = silent(Duration::from_secs(60));
     let set = rules(vec![
         spec("cold", "temperature < 10"),
         spec("acid", "pH < 4 and temperature > 0"),
