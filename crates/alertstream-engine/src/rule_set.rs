@@ -102,6 +102,9 @@ pub(crate) fn explain(condition: &Condition, values: &[TermValue], expressions: 
 /// changes only the numbers, where a fresh copy would allocate the map and every name again.
 fn overwrite(kept: &mut Values, values: &Values) {
     kept.retain(|name, _| values.contains_key(name));
+    // Both maps share one hash seed (`ValuesHasher`): inserting one's entries in its order into a smaller table
+    // of the other would crowd them into one region, so the table is first made as large.
+    kept.reserve(values.len().saturating_sub(kept.len()));
     for (name, &value) in values {
         match kept.get_mut(name) {
             Some(slot) => *slot = value,
