@@ -114,14 +114,44 @@ async fn interleaved_rules(
     repeat: usize,
     rules: [Option<&Path>; 2],
 ) -> Result<[Sample; 2], BoxError> {
-    let mut runs: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    let sides = [0, 1].map(|i| Side { server: servers[i], scenario, rules: rules[i] });
+    Ok(medians(&rounds(sides, repeat).await?))
+}
+
+/// What one side of a round runs: a server, with its rules, under a load.
+#[derive(Debug, Clone, Copy)]
+struct Side<'a> {
+    server: Server,
+    scenario: Scenario,
+    rules: Option<&'a Path>,
+}
+
+/// Runs each side `repeat` times, alternating which goes first: each round's two samples, taken close together,
+/// so that a change of the machine's speed between rounds touches both samples of a round alike.
+async fn rounds(sides: [Side<'_>; 2], repeat: usize) -> Result<Vec<[Sample; 2]>, BoxError> {
+    let mut rounds = Vec::new();
     for round in 0..repeat.max(1) {
+        let mut samples = [Sample::default(); 2];
         let order = if round.is_multiple_of(2) { [0, 1] } else { [1, 0] };
         for i in order {
-            runs[i].push(measure(servers[i], scenario, rules[i]).await?);
+            samples[i] = measure(sides[i].server, sides[i].scenario, sides[i].rules).await?;
         }
+        rounds.push(samples);
     }
-    Ok([median_sample(&runs[0]), median_sample(&runs[1])])
+    Ok(rounds)
+}
+
+/// The median sample of each side.
+fn medians(rounds: &[[Sample; 2]]) -> [Sample; 2] {
+    [0, 1].map(|i| median_sample(&rounds.iter().map(|round| round[i]).collect::<Vec<_>>()))
+}
+
+/// The median over rounds of `figure` of the first side over the second's, with the lowest and highest of the
+/// rounds' ratios: `**median** (low-high)`.
+fn ratio_of_rounds(rounds: &[[Sample; 2]], figure: fn(&Sample) -> f64) -> String {
+    let ratios: Vec<f64> = rounds.iter().map(|[a, b]| figure(a) / figure(b)).collect();
+    let (low, high) = ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &r| (l.min(r), h.max(r)));
+    format!("**{:.2}** ({low:.2}-{high:.2})", median(ratios))
 }
 
 /// Writes the default rules plus an absence rule (which never fires in a run: every stream's sensor keeps
@@ -278,10 +308,11 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
         println!("## Throughput with the default rules (every reading yields one alert)\n");
         println!(
             "Server CPU per reading is the primary figure; CPU ratio = alertstream's / the baseline's (below 1: \
-             alertstream is cheaper). Client CPU is the load generator's own over the same span.\n"
+             alertstream is cheaper). Client CPU is the load generator's own over the same span. Each round runs \
+             both servers back to back; the ratios are the medians of the rounds' ratios, with their range.\n"
         );
         println!(
-            "| streams | alertstream readings/s | baseline readings/s | ratio | CPU ratio | alertstream server CPU µs/reading | baseline server CPU µs/reading | client CPU µs/reading vs alertstream | client CPU µs/reading vs baseline |"
+            "| streams | alertstream readings/s | baseline readings/s | ratio (range) | CPU ratio (range) | alertstream server CPU µs/reading | baseline server CPU µs/reading | client CPU µs/reading vs alertstream | client CPU µs/reading vs baseline |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         let stream_counts: &[usize] = if quick { &[1, 64] } else { &[1, 4, 16, 64] };
@@ -290,10 +321,25 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
         let rows = stream_counts.iter().map(|&s| (s, None)).chain([1, 64].map(|s| (s, Some(absence.as_path()))));
         for (streams, rules) in rows {
             let label = if rules.is_some() { format!("{streams}, with an absence rule") } else { streams.to_string() };
-            let [a, b] = interleaved(pair, throughput(streams, 1), repeat, rules).await?;
+            let sides = [
+                Side { server: Server::Alertstream, scenario: throughput(streams, 1), rules },
+                Side { server: Server::Baseline, scenario: throughput(streams, 1), rules: None },
+            ];
+            let rounds = rounds(sides, repeat).await?;
+            let [a, b] = medians(&rounds);
             heavy.check(|| format!("alertstream, {label} streams"), &a);
             heavy.check(|| format!("baseline, {label} streams"), &b);
-            println!("| {label} | {} | {:.2} | {:.2} |", compared(&a, &b), a.client_cpu_us, b.client_cpu_us);
+            println!(
+                "| {label} | {:.0} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                a.rate,
+                b.rate,
+                ratio_of_rounds(&rounds, |s| s.rate),
+                ratio_of_rounds(&rounds, |s| s.server_cpu_us),
+                a.server_cpu_us,
+                b.server_cpu_us,
+                a.client_cpu_us,
+                b.client_cpu_us
+            );
         }
     }
     if wanted("metrics") {
@@ -348,31 +394,37 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
     }
     if wanted("sensors") {
         println!("\n## Sensors on one stream (alertstream, default rules)\n");
-        println!("| sensors | readings/s | ratio to 1 sensor | server CPU µs/reading | client CPU µs/reading |");
+        println!(
+            "Each round runs 1 sensor and then N sensors (or the reverse, alternating) on fresh servers; the ratio is \
+             the median of the rounds' N-sensor rate over their 1-sensor rate, with its range, so that a change of \
+             the machine's speed between rounds touches both sides of a round. The 1-sensor row is the A/A.\n"
+        );
+        println!(
+            "| sensors | readings/s | ratio to 1 sensor (range) | server CPU µs/reading | client CPU µs/reading |"
+        );
         println!("|---|---|---|---|---|");
-        let mut one = 0.0;
-        let sensor_counts: &[u64] = if quick { &[1, 100_000] } else { &[1, 1_000, 100_000] };
-        for &sensors in sensor_counts {
-            // Ten readings per sensor at least: a long-lived gateway stream, where a sensor's first reading (which
-            // creates its state) is the exception.
-            let scenario = Scenario::Throughput(Plan {
+        // Ten readings per sensor at least: a long-lived gateway stream, where a sensor's first reading (which
+        // creates its state) is the exception.
+        let scenario = |sensors: u64| {
+            Scenario::Throughput(Plan {
                 streams: 1,
                 connections: 1,
                 readings: readings_total.max(sensors * 10),
                 sensors,
-            });
-            let [a, _] =
-                interleaved([Server::Alertstream, Server::Alertstream], scenario, repeat.div_ceil(2), None).await?;
-            heavy.check(|| format!("alertstream, {sensors} sensors"), &a);
-            if sensors == 1 {
-                one = a.rate;
-            }
+            })
+        };
+        let sensor_counts: &[u64] = if quick { &[1, 100_000] } else { &[1, 1_000, 100_000] };
+        for &sensors in sensor_counts {
+            let side = |sensors| Side { server: Server::Alertstream, scenario: scenario(sensors), rules: None };
+            let rounds = rounds([side(sensors), side(1)], repeat).await?;
+            let [many, _] = medians(&rounds);
+            heavy.check(|| format!("alertstream, {sensors} sensors"), &many);
             println!(
-                "| {sensors} | {:.0} | {:.2} | {:.2} | {:.2} |",
-                a.rate,
-                a.rate / one,
-                a.server_cpu_us,
-                a.client_cpu_us
+                "| {sensors} | {:.0} | {} | {:.2} | {:.2} |",
+                many.rate,
+                ratio_of_rounds(&rounds, |s| s.rate),
+                many.server_cpu_us,
+                many.client_cpu_us
             );
         }
     }
@@ -436,20 +488,22 @@ pub async fn run(repeat: usize, quick: bool, only: &[String]) -> Result<(), BoxE
         println!("| scenario | run A | run B | ratio |");
         println!("|---|---|---|---|");
         for streams in [1usize, 64] {
-            let [a, b] = interleaved(aa, throughput(streams, 1), repeat, None).await?;
+            let side = Side { server: Server::Baseline, scenario: throughput(streams, 1), rules: None };
+            let rounds = rounds([side, side], repeat).await?;
+            let [a, b] = medians(&rounds);
             heavy.check(|| format!("baseline A/A, {streams} streams"), &a);
             heavy.check(|| format!("baseline A/A, {streams} streams"), &b);
             println!(
-                "| throughput, {streams} streams (server CPU µs/reading) | {:.2} | {:.2} | {:.2} |",
+                "| throughput, {streams} streams (server CPU µs/reading) | {:.2} | {:.2} | {} |",
                 a.server_cpu_us,
                 b.server_cpu_us,
-                a.server_cpu_us / b.server_cpu_us
+                ratio_of_rounds(&rounds, |s| s.server_cpu_us)
             );
             println!(
-                "| throughput, {streams} streams (readings/s) | {:.0} | {:.0} | {:.2} |",
+                "| throughput, {streams} streams (readings/s) | {:.0} | {:.0} | {} |",
                 a.rate,
                 b.rate,
-                a.rate / b.rate
+                ratio_of_rounds(&rounds, |s| s.rate)
             );
         }
         let [a, b] = interleaved(aa, Scenario::Latency { rate: 10_000, seconds }, repeat, None).await?;
