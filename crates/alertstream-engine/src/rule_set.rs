@@ -81,21 +81,20 @@ pub enum RuleSetError {
 
 /// The terms of `condition` whose two sides had a value (`values`), as an explanation naming each by its left side
 /// in `expressions` (the caller's own copies, in the condition's order).
-pub(crate) fn explain(condition: &Condition, values: &[TermValue], expressions: &[Arc<str>]) -> Vec<Term> {
-    condition
-        .terms
-        .iter()
-        .zip(values)
-        .zip(expressions)
-        .filter_map(|((spec, value), expression)| {
-            value.map(|(value, threshold)| Term {
-                expression: Arc::clone(expression),
-                value,
-                operator: spec.operator,
-                threshold,
-            })
+pub(crate) fn explain(condition: &Condition, values: &[TermValue], expressions: &[Arc<str>]) -> Box<[Term]> {
+    // Sized for every term up front: nearly always each has a value, and the boxed slice then takes the allocation
+    // as it is, where collecting would grow it and then shrink it to fit.
+    let mut terms = Vec::with_capacity(condition.terms.len());
+    let explained = condition.terms.iter().zip(values).zip(expressions);
+    terms.extend(explained.filter_map(|((spec, value), expression)| {
+        value.map(|(value, threshold)| Term {
+            expression: Arc::clone(expression),
+            value,
+            operator: spec.operator,
+            threshold,
         })
-        .collect()
+    }));
+    terms.into_boxed_slice()
 }
 
 /// Makes `kept` equal to `values`, in place: a sensor that reports the same metrics each time (nearly every one)
@@ -283,9 +282,10 @@ impl RuleSet {
         let alerts = &mut out[first..];
         if let Some((last, rest)) = alerts.split_last_mut() {
             for alert in rest {
-                alert.sensor_id = reading.sensor_id.clone();
+                alert.sensor_id = reading.sensor_id.as_str().into();
             }
-            last.sensor_id = reading.sensor_id;
+            // The reading's own allocation, when its capacity is its length (as decoded): no copy.
+            last.sensor_id = reading.sensor_id.into_boxed_str();
         }
         if self.watches_absence() {
             // Absence alerts carry a sensor's last values, and measure its silence from `now`.
