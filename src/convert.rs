@@ -49,7 +49,7 @@ pub fn reading_from_inbound(
 /// Turns an engine alert into a wire alert.
 pub fn alert_to_pb(alert: Alert) -> pb::Alert {
     pb::Alert {
-        sensor_id: alert.sensor_id.into(),
+        sensor_id: alert.sensor_id,
         rule: alert.rule.to_string(),
         state: alert_state_to_pb(alert.state) as i32,
         severity: severity_to_pb(alert.severity) as i32,
@@ -145,12 +145,12 @@ pub(crate) fn sample_alert() -> Alert {
         reading_seq: 9,
         time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1500),
         values: [("t".into(), 31.0)].into_iter().collect(),
-        explanation: Box::new([alertstream_engine::Term {
+        explanation: vec![alertstream_engine::Term {
             expression: std::sync::Arc::from("avg(t, 3)"),
             value: 27.5,
             operator: "<",
             threshold: 28.0,
-        }]),
+        }],
     }
 }
 

@@ -43,7 +43,7 @@ pub use alert::{
 };
 pub use condition_error::ConditionError;
 pub use evaluation::{ALL_GOOD, Evaluation, Skipped};
-pub use reading::{Reading, Values, ValuesHasher};
+pub use reading::{Reading, Values};
 pub use rule::{DEFAULT_RESOLVE_PREFIX, DurationsAsWritten, RESERVED_LABELS, Rule, RuleField, RuleSpec};
 pub use rule_set::{RuleSet, RuleSetError};
 pub use snapshot::{Restored, SNAPSHOT_VERSION, SnapshotError};

@@ -159,12 +159,7 @@ fn alerts_carry_the_rule_and_the_reading() {
             reading_seq: 42,
             time: r.time,
             values: r.values.clone(),
-            explanation: Box::new([Term {
-                expression: "temperature".into(),
-                value: 8.0,
-                operator: "<",
-                threshold: 10.0
-            }]),
+            explanation: vec![Term { expression: "temperature".into(), value: 8.0, operator: "<", threshold: 10.0 }],
         }]
     );
 }
@@ -591,7 +586,7 @@ fn alerts_of_one_reading_each_carry_its_sensor_and_values() {
     set.evaluate(&mut stream, r.clone(), r.time, &mut out);
     assert_eq!(out.len(), 3);
     for alert in &out {
-        assert_eq!((&*alert.sensor_id, &alert.values), ("line-7", &r.values), "{}", alert.rule);
+        assert_eq!((alert.sensor_id.as_str(), &alert.values), ("line-7", &r.values), "{}", alert.rule);
     }
 }
 
