@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, Term};
+use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, Term, Values};
 
 use crate::pb;
 use crate::stream_codec::InboundReading;
@@ -20,8 +20,12 @@ pub fn reading_from_pb(
     reading: pb::Reading,
     received_at: impl FnOnce() -> SystemTime,
 ) -> Result<Reading, Box<(Reading, ReadingError)>> {
-    let pb::Reading { sensor_id, values, time, seq } = reading;
-    let inbound = InboundReading { sensor_id, values: values.into_iter().collect(), time, seq };
+    let pb::Reading { sensor_id, values: wire_values, time, seq } = reading;
+    let mut values = Values::default();
+    for (name, value) in wire_values {
+        alertstream_engine::insert_metric(&mut values, name, value);
+    }
+    let inbound = InboundReading { sensor_id, values, time, seq };
     reading_from_inbound(inbound, received_at)
 }
 
@@ -49,7 +53,7 @@ pub fn reading_from_inbound(
 /// Turns an engine alert into a wire alert.
 pub fn alert_to_pb(alert: Alert) -> pb::Alert {
     pb::Alert {
-        sensor_id: alert.sensor_id,
+        sensor_id: alert.sensor_id.into(),
         rule: alert.rule.to_string(),
         state: alert_state_to_pb(alert.state) as i32,
         severity: severity_to_pb(alert.severity) as i32,
@@ -145,12 +149,12 @@ pub(crate) fn sample_alert() -> Alert {
         reading_seq: 9,
         time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1500),
         values: [("t".into(), 31.0)].into_iter().collect(),
-        explanation: vec![alertstream_engine::Term {
+        explanation: Box::new([alertstream_engine::Term {
             expression: std::sync::Arc::from("avg(t, 3)"),
             value: 27.5,
             operator: "<",
             threshold: 28.0,
-        }],
+        }]),
     }
 }
 

@@ -187,7 +187,7 @@ fn run_test(rules: &RuleSet, lateness: Duration, test: &Test) -> Result<TestOutc
 }
 
 fn matches(expected: &Expected, alert: &Alert) -> bool {
-    expected.sensor == alert.sensor_id
+    expected.sensor == *alert.sensor_id
         && expected.rule == *alert.rule
         && expected.state == alert.state.as_str()
         && expected.seq.is_none_or(|seq| seq == alert.reading_seq)

@@ -195,7 +195,7 @@ mod tests {
         };
         let values: Values = (0..rng.next() % 4).map(|_| (rng.text(), rng.value())).collect();
         Alert {
-            sensor_id: rng.text(),
+            sensor_id: rng.text().into(),
             rule: Arc::from(rng.text()),
             state: if rng.next().is_multiple_of(2) { AlertState::Firing } else { AlertState::Resolved },
             severity: [Severity::Info, Severity::Warning, Severity::Critical][(rng.next() % 3) as usize],

@@ -63,13 +63,22 @@ async fn an_oversize_unary_request_is_resource_exhausted() {
 }
 
 #[tokio::test]
-async fn a_message_at_the_limit_is_accepted() {
+async fn a_message_under_the_limit_is_taken_and_judged_on_its_content() {
     let server = TestServer::with(default_rules(), ServeConfig::default()).await;
     let mut client = server.client().await;
-    // About 3 MiB: under the 4 MiB default.
+    // About 3 MiB: under the 4 MiB default, so the transport takes it. Its 100,001 metrics are over the limit of
+    // metrics per reading, so it is answered as an invalid reading, not refused as too large.
     let mut r = reading("big", 1, &[("temperature", 5.0)]);
     for i in 0..100_000 {
         r.values.insert(format!("metric_{i:06}"), 1.0);
+    }
+    let status = client.evaluate(r).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("values has more than 1024 metrics"), "{status:?}");
+    // The most a valid reading can carry (1,024 metrics of 128-byte names) is taken and evaluated.
+    let mut r = reading("big", 2, &[("temperature", 5.0)]);
+    for i in 1..alertstream_engine::MAX_METRICS {
+        r.values.insert(format!("{i:0128}"), 1.0);
     }
     let evaluation = client.evaluate(r).await.unwrap().into_inner();
     assert_eq!(evaluation.status, "temp too low");

@@ -136,6 +136,45 @@ async fn invalid_readings_are_reported_in_band_and_the_stream_goes_on() {
 }
 
 #[tokio::test]
+async fn a_reading_of_more_metrics_than_the_limit_is_invalid_and_changes_no_state() {
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    // The limit (1,024) and far past it: the second's alert echoes at most one metric past the limit.
+    let many = |count: usize, temperature: f64| -> Vec<(String, f64)> {
+        std::iter::once(("temperature".to_owned(), temperature))
+            .chain((1..count).map(|i| (format!("m{i}"), 1.0)))
+            .collect()
+    };
+    let at_limit = many(alertstream_engine::MAX_METRICS, 8.0);
+    let over = many(alertstream_engine::MAX_METRICS + 1, 20.0);
+    let far_over = many(10 * alertstream_engine::MAX_METRICS, 20.0);
+    fn borrowed(values: &[(String, f64)]) -> Vec<(&str, f64)> {
+        values.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+    }
+    let readings = vec![
+        reading("a", 1, &borrowed(&at_limit)),
+        reading("a", 2, &borrowed(&over)),
+        reading("a", 3, &borrowed(&far_over)),
+        reading("a", 4, &[("temperature", 20.0)]),
+    ];
+    let (alerts, status) = stream_all(&mut client, readings).await;
+    status.unwrap();
+    let got: Vec<String> = alerts.iter().map(|a| format!("{} {}", brief(a), a.message)).collect();
+    let over_message = "invalid reading: values has more than 1024 metrics, the limit";
+    assert_eq!(
+        got,
+        [
+            "a 1 temp_too_low FIRING temp too low".to_owned(),
+            format!("a 2 invalid_reading FIRING {over_message}"),
+            format!("a 3 invalid_reading FIRING {over_message}"),
+            // Neither changed the sensor's state: it was still firing.
+            "a 4 temp_too_low RESOLVED resolved: temp too low".to_owned(),
+        ]
+    );
+    assert_eq!(alerts[2].values.len(), alertstream_engine::MAX_METRICS + 1);
+}
+
+#[tokio::test]
 async fn half_close_delivers_every_alert_owed_then_ok() {
     let server = TestServer::start().await;
     let mut client = server.client().await;

@@ -43,7 +43,7 @@ pub(crate) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<
                 let Value::Object(values) = value else { unreachable!("told apart by a `values` object") };
                 for (name, value) in values {
                     let number = metric(&name, value)?;
-                    reading.values.insert(name, number);
+                    alertstream_engine::insert_metric(&mut reading.values, name, number);
                 }
             }
             _ if proto_form => {
@@ -54,7 +54,7 @@ pub(crate) fn reading_from_json(body: &[u8], received_at: SystemTime) -> Result<
             }
             _ => {
                 let number = metric(&key, value)?;
-                reading.values.insert(key, number);
+                alertstream_engine::insert_metric(&mut reading.values, key, number);
             }
         }
     }
@@ -270,6 +270,17 @@ mod tests {
             (br#"{"values": {"t": "1"}}"#, "metric `t` must be a JSON number, not a string"),
         ] {
             assert_eq!(reading_from_json_now(body).unwrap_err(), expected, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn a_body_of_more_metrics_than_the_limit_fills_its_map_only_one_past_it() {
+        let limit = alertstream_engine::MAX_METRICS;
+        let names = |count: usize| (0..count).map(|i| format!("\"m{i}\": 1")).collect::<Vec<_>>().join(", ");
+        for body in [format!("{{{}}}", names(3 * limit)), format!("{{\"values\": {{{}}}}}", names(3 * limit))] {
+            let reading = reading_from_json_now(body.as_bytes()).unwrap();
+            assert_eq!(reading.values.len(), limit + 1);
+            assert!(alertstream_engine::validate(&reading).is_err());
         }
     }
 

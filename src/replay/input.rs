@@ -86,7 +86,7 @@ fn read_csv(reader: impl std::io::Read, stem: &str, each: &mut dyn FnMut(Reading
             }
             let value: f64 =
                 cell.parse().map_err(|_| (number, format!("`{}` is not a number: {cell}", &headers[column])))?;
-            values.insert(headers[column].to_owned(), value);
+            alertstream_engine::insert_metric(&mut values, headers[column].to_owned(), value);
         }
         each(Reading { sensor_id, values, seq: (number - 1) as u64, time });
     }

@@ -59,7 +59,7 @@ impl Summary {
             self.events += 1;
             return;
         };
-        let key = (alert.sensor_id.clone(), Arc::clone(&alert.rule));
+        let key = (alert.sensor_id.to_string(), Arc::clone(&alert.rule));
         match alert.state {
             AlertState::Firing => {
                 figures.fired += 1;

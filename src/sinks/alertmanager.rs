@@ -48,7 +48,7 @@ impl Posted {
         let alert = &sink_alert.alert;
         let mut labels = (*sink_alert.labels).clone();
         labels.insert("alertname".into(), alert.rule.to_string());
-        labels.insert("sensor_id".into(), alert.sensor_id.clone());
+        labels.insert("sensor_id".into(), alert.sensor_id.to_string());
         labels.insert("severity".into(), alert.severity.as_str().to_owned());
         let mut values: Vec<String> = alert.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
         values.sort();
@@ -119,7 +119,7 @@ impl Alertmanager {
                 body.push(posted.json(alert.time + self.resend));
                 continue;
             }
-            let key = (alert.sensor_id.clone(), Arc::clone(&alert.rule));
+            let key = (alert.sensor_id.to_string(), Arc::clone(&alert.rule));
             let before = match staged.get(&key) {
                 Some(staged) => staged.clone(),
                 None => self.firing.get(&key).cloned(),

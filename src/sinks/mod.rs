@@ -468,7 +468,7 @@ fn test_alert(seq: u64) -> SinkAlert {
         reading_seq: seq,
         time: std::time::UNIX_EPOCH + Duration::from_secs(seq),
         values: alertstream_engine::Values::default(),
-        explanation: Vec::new(),
+        explanation: Box::default(),
     };
     SinkAlert { alert, labels: Arc::default(), stale: false, serial: 0 }
 }

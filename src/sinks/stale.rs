@@ -163,7 +163,7 @@ async fn run(
                     for alert in alerts {
                         counter += 1;
                         let at = (alert.time + after, counter);
-                        let key = (alert.sensor_id.clone(), Arc::clone(&alert.rule));
+                        let key = (alert.sensor_id.to_string(), Arc::clone(&alert.rule));
                         if let Some((old, _)) = waiting.insert(key.clone(), (at, alert)) {
                             due.remove(&old);
                             filter.remove(&key.0, &key.1);
@@ -219,7 +219,7 @@ async fn mine(states: &SensorStates, stale: Vec<Alert>) -> Vec<Alert> {
         let mut taken_over: HashMap<String, bool> = HashMap::new();
         let (mine, taken): (Vec<Alert>, Vec<Alert>) = stale.into_iter().partition(|alert| {
             let taken = *taken_over
-                .entry(alert.sensor_id.clone())
+                .entry(alert.sensor_id.to_string())
                 .or_insert_with(|| states.owned_elsewhere(&alert.sensor_id).unwrap_or(false));
             !taken
         });

@@ -78,7 +78,7 @@ impl RuleSet {
                 let text = rule.text();
                 alerts.push(Alert {
                     explanation: crate::rule_set::explain(condition, &terms, &text.terms),
-                    sensor_id: reading.sensor_id.clone(),
+                    sensor_id: reading.sensor_id.as_str().into(),
                     values: reading.values.clone(),
                     ..Alert::of_rule(
                         rule,

@@ -43,14 +43,16 @@ pub use alert::{
 };
 pub use condition_error::ConditionError;
 pub use evaluation::{ALL_GOOD, Evaluation, Skipped};
-pub use reading::{Reading, Values};
+pub use reading::{Reading, Values, ValuesHasher};
 pub use rule::{DEFAULT_RESOLVE_PREFIX, DurationsAsWritten, RESERVED_LABELS, Rule, RuleField, RuleSpec};
 pub use rule_set::{RuleSet, RuleSetError};
 pub use snapshot::{Restored, SNAPSHOT_VERSION, SnapshotError};
 pub use state::{Hold, Notify, Timing};
 pub use stream_state::StreamState;
 pub use text::{TextError, format_duration, parse_duration};
-pub use validate::{MAX_METRIC_NAME_BYTES, MAX_SENSOR_ID_BYTES, ReadingError, validate, validate_time};
+pub use validate::{
+    MAX_METRIC_NAME_BYTES, MAX_METRICS, MAX_SENSOR_ID_BYTES, ReadingError, insert_metric, validate, validate_time,
+};
 pub use window::{
     ANOMALY_WARM_UP, LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, MAX_WINDOW_READINGS, NOVELTY_WARM_UP, ROBUST_SCALE_FLOOR,
     ROBUST_SCALE_MIN,

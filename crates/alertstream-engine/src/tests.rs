@@ -159,7 +159,12 @@ fn alerts_carry_the_rule_and_the_reading() {
             reading_seq: 42,
             time: r.time,
             values: r.values.clone(),
-            explanation: vec![Term { expression: "temperature".into(), value: 8.0, operator: "<", threshold: 10.0 }],
+            explanation: Box::new([Term {
+                expression: "temperature".into(),
+                value: 8.0,
+                operator: "<",
+                threshold: 10.0
+            }]),
         }]
     );
 }
@@ -586,7 +591,7 @@ fn alerts_of_one_reading_each_carry_its_sensor_and_values() {
     set.evaluate(&mut stream, r.clone(), r.time, &mut out);
     assert_eq!(out.len(), 3);
     for alert in &out {
-        assert_eq!((alert.sensor_id.as_str(), &alert.values), ("line-7", &r.values), "{}", alert.rule);
+        assert_eq!((&*alert.sensor_id, &alert.values), ("line-7", &r.values), "{}", alert.rule);
     }
 }
 

@@ -2,12 +2,29 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::{reading::Reading, text::format_duration};
+use crate::{
+    reading::{Reading, Values},
+    text::format_duration,
+};
 
 /// The most bytes (UTF-8) a `sensor_id` may have; exactly this many is valid.
 pub const MAX_SENSOR_ID_BYTES: usize = 256;
 /// The most bytes (UTF-8) a metric name may have; exactly this many is valid.
 pub const MAX_METRIC_NAME_BYTES: usize = 128;
+/// The most metrics a reading may have; exactly this many is valid. It bounds what one reading costs to decode,
+/// hash, evaluate and echo in its alerts, whatever the message size limit allows.
+pub const MAX_METRICS: usize = 1_024;
+
+/// Adds the metric `name` to `values` while a reading is built from input, unless `values` already holds more
+/// than [`MAX_METRICS`] names. Such a reading is invalid whatever else it holds, so its map stops growing one past
+/// the limit: the input's size never decides how many names are hashed into one map (a flood of colliding names
+/// costs quadratic time to insert).
+#[inline]
+pub fn insert_metric(values: &mut Values, name: String, value: f64) {
+    if values.len() <= MAX_METRICS {
+        values.insert(name, value);
+    }
+}
 
 /// Why a reading was refused: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +52,9 @@ pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
     if reading.values.is_empty() {
         return Err(error("values", "is empty: a reading needs at least one metric".to_owned()));
     }
+    if reading.values.len() > MAX_METRICS {
+        return Err(error("values", format!("has more than {MAX_METRICS} metrics, the limit")));
+    }
     // Nearly every reading is valid: one tight pass says so; the slow pass below finds the error to name.
     if reading.values.iter().all(|(name, &value)| metric_is_valid(name, value)) {
         return Ok(());
@@ -53,7 +73,7 @@ pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
 /// Whether the reading's `sensor_id` is valid and it has a metric: the checks of [`validate`] before its metrics'.
 #[inline]
 pub(crate) fn id_and_count_are_valid(reading: &Reading) -> bool {
-    (1..=MAX_SENSOR_ID_BYTES).contains(&reading.sensor_id.len()) && !reading.values.is_empty()
+    (1..=MAX_SENSOR_ID_BYTES).contains(&reading.sensor_id.len()) && (1..=MAX_METRICS).contains(&reading.values.len())
 }
 
 /// Whether one metric is valid: the check of the common case, which [`metric_problem`] explains when it fails.
@@ -157,6 +177,31 @@ mod tests {
         ] {
             assert_eq!(validate(&reading).unwrap_err().to_string(), expected);
         }
+    }
+
+    #[test]
+    fn a_reading_may_have_up_to_the_limit_of_metrics_and_a_map_stops_one_past_it() {
+        let mut values = Values::default();
+        for i in 0..MAX_METRICS {
+            insert_metric(&mut values, format!("m{i}"), 1.0);
+        }
+        let at = |values: &Values| Reading {
+            sensor_id: "s".into(),
+            values: values.clone(),
+            seq: 0,
+            time: SystemTime::UNIX_EPOCH,
+        };
+        assert_eq!(validate(&at(&values)), Ok(()), "exactly the limit is valid");
+        assert!(id_and_count_are_valid(&at(&values)));
+        for i in MAX_METRICS..MAX_METRICS * 3 {
+            insert_metric(&mut values, format!("m{i}"), 1.0);
+        }
+        assert_eq!(values.len(), MAX_METRICS + 1, "the map stops growing one past the limit");
+        assert!(!id_and_count_are_valid(&at(&values)));
+        assert_eq!(
+            validate(&at(&values)).unwrap_err().to_string(),
+            "invalid reading: values has more than 1024 metrics, the limit"
+        );
     }
 
     #[test]

@@ -124,7 +124,7 @@ proptest! {
             let reading = Reading { sensor_id: format!("s{}", step.sensor), values, seq: seq as u64, time: at };
             out.clear();
             rules.evaluate(&mut stream, reading, at, &mut out);
-            let got: Vec<(String, AlertState)> = out.iter().map(|a| (a.sensor_id.clone(), a.state)).collect();
+            let got: Vec<(String, AlertState)> = out.iter().map(|a| (a.sensor_id.to_string(), a.state)).collect();
             let expected: Vec<(String, AlertState)> = step
                 .x
                 .and_then(|x| {

@@ -66,7 +66,8 @@ fn merge_value(
 ) -> Result<(), DecodeError> {
     let mut entry = ValueEntry::default();
     encoding::message::merge(wire_type, &mut entry, buf, ctx)?;
-    values.insert(entry.name, entry.value);
+    // Past the limit of metrics the reading is invalid; its map stops growing (prost's map would take them all).
+    alertstream_engine::insert_metric(values, entry.name, entry.value);
     Ok(())
 }
 
