@@ -14,8 +14,9 @@ use crate::stream_codec::InboundReading;
 /// `received_at` is asked for only then.
 ///
 /// # Errors
-/// The reading's time is outside what the system clock can represent: the reading (with the receive time) and
-/// an error that names the `time` field, so the caller can report it in-band.
+/// The reading's time is outside what the system clock can represent, or (streamed) its values had more than
+/// `MAX_METRICS` entries on the wire: the reading (with the receive time) and an error that names the field, so the
+/// caller can report it in-band.
 pub fn reading_from_pb(
     reading: pb::Reading,
     received_at: impl FnOnce() -> SystemTime,
@@ -25,7 +26,7 @@ pub fn reading_from_pb(
     for (name, value) in wire_values {
         alertstream_engine::insert_metric(&mut values, name, value);
     }
-    let inbound = InboundReading { sensor_id, values, time, seq };
+    let inbound = InboundReading { sensor_id, values, time, seq, over_limit: false };
     reading_from_inbound(inbound, received_at)
 }
 
@@ -37,7 +38,11 @@ pub fn reading_from_inbound(
     reading: InboundReading,
     received_at: impl FnOnce() -> SystemTime,
 ) -> Result<Reading, Box<(Reading, ReadingError)>> {
-    let InboundReading { sensor_id, values, time, seq } = reading;
+    let InboundReading { sensor_id, values, time, seq, over_limit } = reading;
+    if over_limit {
+        let reading = Reading { sensor_id, values, seq, time: received_at() };
+        return Err(Box::new((reading, alertstream_engine::too_many_metrics())));
+    }
     let time = match time.map(SystemTime::try_from).transpose() {
         Ok(Some(time)) => time,
         Ok(None) => received_at(),

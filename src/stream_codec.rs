@@ -234,7 +234,36 @@ mod tests {
             values: reading.values.into_iter().collect(),
             time: reading.time,
             seq: reading.seq,
+            over_limit: false,
         })
+    }
+
+    #[test]
+    fn past_the_limit_of_entries_a_reading_is_flagged_and_no_more_are_hashed() {
+        // One entry of `values`: field 2, 12 bytes: the name "t" (field 1) and 1.0 (field 2, fixed64).
+        let entry = |name: u8| {
+            let mut bytes = vec![0x12, 0x0C, 0x0A, 0x01, name, 0x11];
+            bytes.extend_from_slice(&1.0f64.to_le_bytes());
+            bytes
+        };
+        let message = |entries: usize, name: &dyn Fn(usize) -> u8| -> Vec<u8> {
+            let mut bytes = vec![0x0A, 0x01, b's'];
+            (0..entries).for_each(|i| bytes.extend(entry(name(i))));
+            bytes
+        };
+        let limit = alertstream_engine::MAX_METRICS;
+        // Repeats of one name count as entries: prost's map would hold one name, and so does ours, flagged.
+        let repeated = decode_reading(&mut message(limit + 1, &|_| b't').as_slice()).unwrap();
+        assert!(repeated.over_limit);
+        assert_eq!(repeated.values.len(), 1);
+        let at_limit = decode_reading(&mut message(limit, &|_| b't').as_slice()).unwrap();
+        assert!(!at_limit.over_limit);
+        // Distinct names past the limit are read but not kept: the map holds the first `limit` entries' names.
+        let distinct = decode_reading(&mut message(3 * limit, &|i| b'0' + (i % 64) as u8).as_slice()).unwrap();
+        assert!(distinct.over_limit);
+        assert_eq!(distinct.values.len(), 64);
+        let error = crate::convert::reading_from_inbound(repeated, || std::time::SystemTime::UNIX_EPOCH).unwrap_err();
+        assert_eq!(error.1.to_string(), "invalid reading: values has more than 1024 metrics, the limit");
     }
 
     #[test]

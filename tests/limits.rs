@@ -116,6 +116,62 @@ async fn a_message_that_does_not_decode_ends_the_stream_internal() {
     assert!(status.message().contains("wire type"), "the decode error is the message: {status:?}");
 }
 
+/// One `values` entry as the map's wire form has it (a message of key 1 and value 2).
+#[derive(Clone, PartialEq, prost::Message)]
+struct ValueEntry {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(double, tag = "2")]
+    value: f64,
+}
+
+/// A `Reading` whose `values` are a list of entries, so that a name can repeat on the wire (a map cannot hold that).
+#[derive(Clone, PartialEq, prost::Message)]
+struct ReadingOfEntries {
+    #[prost(string, tag = "1")]
+    sensor_id: String,
+    #[prost(message, repeated, tag = "2")]
+    values: Vec<ValueEntry>,
+    #[prost(uint64, tag = "4")]
+    seq: u64,
+}
+
+#[tokio::test]
+async fn one_name_repeated_past_the_limit_of_metrics_is_an_invalid_reading() {
+    let server = TestServer::start().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let entries =
+        |count: usize, temperature: f64| vec![ValueEntry { name: "temperature".into(), value: temperature }; count];
+    let limit = alertstream_engine::MAX_METRICS;
+    // Repeats are entries: past the limit the reading is invalid even though its map would hold one name, so a
+    // flood of one colliding name is not hashed again and again. At the limit, the last entry wins, as in prost.
+    let readings = vec![
+        ReadingOfEntries { sensor_id: "a".into(), values: entries(limit, 5.0), seq: 1 },
+        ReadingOfEntries { sensor_id: "a".into(), values: entries(50 * limit, 20.0), seq: 2 },
+        ReadingOfEntries { sensor_id: "a".into(), values: entries(1, 20.0), seq: 3 },
+    ];
+    let response = grpc
+        .streaming::<_, _, pb::Alert, _>(
+            tonic::Request::new(tokio_stream::iter(readings)),
+            PathAndQuery::from_static("/alertstream.v1.AlertService/Stream"),
+            tonic_prost::ProstCodec::<ReadingOfEntries, pb::Alert>::default(),
+        )
+        .await
+        .unwrap();
+    let (alerts, status) = collect(response.into_inner()).await;
+    status.unwrap();
+    let got: Vec<String> = alerts.iter().map(|a| format!("{} {}", brief(a), a.message)).collect();
+    assert_eq!(
+        got,
+        [
+            "a 1 temp_too_low FIRING temp too low",
+            "a 2 invalid_reading FIRING invalid reading: values has more than 1024 metrics, the limit",
+            "a 3 temp_too_low RESOLVED resolved: temp too low",
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_never_reads_is_pushed_back() {
     let server = TestServer::start().await;

@@ -15,10 +15,11 @@ pub const MAX_METRIC_NAME_BYTES: usize = 128;
 /// hash, evaluate and echo in its alerts, whatever the message size limit allows.
 pub const MAX_METRICS: usize = 1_024;
 
-/// Adds the metric `name` to `values` while a reading is built from input, unless `values` already holds more
-/// than [`MAX_METRICS`] names. Such a reading is invalid whatever else it holds, so its map stops growing one past
-/// the limit: the input's size never decides how many names are hashed into one map (a flood of colliding names
-/// costs quadratic time to insert).
+/// Adds the metric `name` to `values` while a reading is built from input whose names are already distinct (a
+/// decoded map, a JSON object, a CSV header), unless `values` already holds more than [`MAX_METRICS`] names. Such
+/// a reading is invalid whatever else it holds, so its map stops growing one past the limit, and the input's size
+/// does not decide how many names are hashed into it (a flood of colliding names costs quadratic time to insert).
+/// Input that can repeat a name, as the gRPC wire form can, counts its entries instead (`alertstream-wire`).
 #[inline]
 pub fn insert_metric(values: &mut Values, name: String, value: f64) {
     if values.len() <= MAX_METRICS {
@@ -53,7 +54,7 @@ pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
         return Err(error("values", "is empty: a reading needs at least one metric".to_owned()));
     }
     if reading.values.len() > MAX_METRICS {
-        return Err(error("values", format!("has more than {MAX_METRICS} metrics, the limit")));
+        return Err(too_many_metrics());
     }
     // Nearly every reading is valid: one tight pass says so; the slow pass below finds the error to name.
     if reading.values.iter().all(|(name, &value)| metric_is_valid(name, value)) {
@@ -68,6 +69,12 @@ pub fn validate(reading: &Reading) -> Result<(), ReadingError> {
         Some((_, problem)) => Err(problem),
         None => Ok(()),
     }
+}
+
+/// The error of a reading with more than [`MAX_METRICS`] metrics: for a caller that counted them on the wire (where
+/// a repeated name is another entry) before they reached a map.
+pub fn too_many_metrics() -> ReadingError {
+    error("values", format!("has more than {MAX_METRICS} metrics, the limit"))
 }
 
 /// Whether the reading's `sensor_id` is valid and it has a metric: the checks of [`validate`] before its metrics'.

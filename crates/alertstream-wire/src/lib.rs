@@ -4,7 +4,7 @@
 //! that checks it against prost builds without tonic; the product's `stream_codec` wraps it in tonic's codec and
 //! tests it against the generated types.
 
-use alertstream_engine::Values;
+use alertstream_engine::{MAX_METRICS, Values};
 use bytes::{Buf, BufMut};
 use prost::{
     DecodeError,
@@ -17,8 +17,11 @@ use prost::{
 pub struct InboundReading {
     /// Field 1.
     pub sensor_id: String,
-    /// Field 2 (a map: the last entry of a name wins, as in prost).
+    /// Field 2 (a map: the last entry of a name wins, as in prost), from its first [`MAX_METRICS`] entries only.
     pub values: Values,
+    /// Whether field 2 had more than [`MAX_METRICS`] entries, repeated names included: the reading is invalid, and
+    /// the entries past the limit were read but not hashed into `values`.
+    pub over_limit: bool,
     /// Field 3.
     pub time: Option<prost_types::Timestamp>,
     /// Field 4.
@@ -33,11 +36,16 @@ pub struct InboundReading {
 pub fn decode_reading(buf: &mut impl Buf) -> Result<InboundReading, DecodeError> {
     let mut reading = InboundReading::default();
     let ctx = DecodeContext::default();
+    let mut entries = 0usize;
     while buf.has_remaining() {
         let (tag, wire_type) = encoding::decode_key(buf)?;
         let (field, merged) = match tag {
             1 => ("sensor_id", encoding::string::merge(wire_type, &mut reading.sensor_id, buf, ctx.clone())),
-            2 => ("values", merge_value(wire_type, &mut reading.values, buf, ctx.clone())),
+            2 => {
+                entries += 1;
+                let keep = entries <= MAX_METRICS;
+                ("values", merge_value(wire_type, keep.then_some(&mut reading.values), buf, ctx.clone()))
+            }
             3 => {
                 let time = reading.time.get_or_insert_with(Default::default);
                 ("time", encoding::message::merge(wire_type, time, buf, ctx.clone()))
@@ -52,22 +60,26 @@ pub fn decode_reading(buf: &mut impl Buf) -> Result<InboundReading, DecodeError>
             error
         })?;
     }
+    reading.over_limit = entries > MAX_METRICS;
     Ok(reading)
 }
 
 /// One entry of the `values` map, as prost's map merge reads it: a nested message of key (1) and value (2), either
 /// absent meaning its default, inserted over any earlier entry of the same name. Read through prost's
-/// `message::merge`, so the wire type check and the recursion limit are prost's own.
+/// `message::merge`, so the wire type check and the recursion limit are prost's own. Past the limit of entries
+/// (`values` is `None`) it is read and checked but not inserted: counting entries, not distinct names, is what
+/// keeps a flood of one repeated colliding name from being hashed again and again.
 fn merge_value(
     wire_type: WireType,
-    values: &mut Values,
+    values: Option<&mut Values>,
     buf: &mut impl Buf,
     ctx: DecodeContext,
 ) -> Result<(), DecodeError> {
     let mut entry = ValueEntry::default();
     encoding::message::merge(wire_type, &mut entry, buf, ctx)?;
-    // Past the limit of metrics the reading is invalid; its map stops growing (prost's map would take them all).
-    alertstream_engine::insert_metric(values, entry.name, entry.value);
+    if let Some(values) = values {
+        values.insert(entry.name, entry.value);
+    }
     Ok(())
 }
 
