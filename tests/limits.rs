@@ -93,23 +93,31 @@ struct NotAReading {
     values: u64,
 }
 
-#[tokio::test]
-async fn a_message_that_does_not_decode_ends_the_stream_internal() {
-    let server = TestServer::start().await;
+/// Streams `messages`, of a type other than `Reading`, to `Stream`: every alert that came back, and how it ended.
+async fn stream_as<M>(server: &TestServer, messages: Vec<M>) -> (Vec<pb::Alert>, Result<(), tonic::Status>)
+where
+    M: prost::Message + Default + Send + Sync + 'static,
+{
     let mut grpc = tonic::client::Grpc::new(server.channel().await);
     grpc.ready().await.unwrap();
-    let good = NotAReading { sensor_id: "a".into(), values: 0 };
-    let bad = NotAReading { sensor_id: "a".into(), values: 7 };
-    // A default `NotAReading` encodes as a valid (empty-values, hence invalid_reading) `Reading`; then the bad one.
     let response = grpc
         .streaming::<_, _, pb::Alert, _>(
-            tonic::Request::new(tokio_stream::iter(vec![good, bad])),
+            tonic::Request::new(tokio_stream::iter(messages)),
             PathAndQuery::from_static("/alertstream.v1.AlertService/Stream"),
-            tonic_prost::ProstCodec::<NotAReading, pb::Alert>::default(),
+            tonic_prost::ProstCodec::<M, pb::Alert>::default(),
         )
         .await
         .unwrap();
-    let (alerts, status) = collect(response.into_inner()).await;
+    collect(response.into_inner()).await
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_decode_ends_the_stream_internal() {
+    let server = TestServer::start().await;
+    let good = NotAReading { sensor_id: "a".into(), values: 0 };
+    let bad = NotAReading { sensor_id: "a".into(), values: 7 };
+    // A default `NotAReading` encodes as a valid (empty-values, hence invalid_reading) `Reading`; then the bad one.
+    let (alerts, status) = stream_as(&server, vec![good, bad]).await;
     assert_eq!(alerts.iter().map(brief).collect::<Vec<_>>(), ["a 0 invalid_reading FIRING"]);
     let status = status.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
@@ -139,8 +147,6 @@ struct ReadingOfEntries {
 #[tokio::test]
 async fn one_name_repeated_past_the_limit_of_metrics_is_an_invalid_reading() {
     let server = TestServer::start().await;
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
-    grpc.ready().await.unwrap();
     let entries =
         |count: usize, temperature: f64| vec![ValueEntry { name: "temperature".into(), value: temperature }; count];
     let limit = alertstream_engine::MAX_METRICS;
@@ -151,15 +157,7 @@ async fn one_name_repeated_past_the_limit_of_metrics_is_an_invalid_reading() {
         ReadingOfEntries { sensor_id: "a".into(), values: entries(50 * limit, 20.0), seq: 2 },
         ReadingOfEntries { sensor_id: "a".into(), values: entries(1, 20.0), seq: 3 },
     ];
-    let response = grpc
-        .streaming::<_, _, pb::Alert, _>(
-            tonic::Request::new(tokio_stream::iter(readings)),
-            PathAndQuery::from_static("/alertstream.v1.AlertService/Stream"),
-            tonic_prost::ProstCodec::<ReadingOfEntries, pb::Alert>::default(),
-        )
-        .await
-        .unwrap();
-    let (alerts, status) = collect(response.into_inner()).await;
+    let (alerts, status) = stream_as(&server, readings).await;
     status.unwrap();
     let got: Vec<String> = alerts.iter().map(|a| format!("{} {}", brief(a), a.message)).collect();
     assert_eq!(
