@@ -41,7 +41,12 @@ pub fn reading_from_inbound(
     let InboundReading { sensor_id, values, time, seq, over_limit } = reading;
     if over_limit {
         let reading = Reading { sensor_id, values, seq, time: received_at() };
-        return Err(Box::new((reading, alertstream_engine::too_many_metrics())));
+        // The sensor id's problems first, in `validate`'s order; then the count.
+        let error = alertstream_engine::validate(&reading)
+            .err()
+            .filter(|error| error.field == "sensor_id")
+            .unwrap_or_else(alertstream_engine::too_many_metrics);
+        return Err(Box::new((reading, error)));
     }
     let time = match time.map(SystemTime::try_from).transpose() {
         Ok(Some(time)) => time,

@@ -262,8 +262,13 @@ mod tests {
         let distinct = decode_reading(&mut message(3 * limit, &|i| b'0' + (i % 64) as u8).as_slice()).unwrap();
         assert!(distinct.over_limit);
         assert_eq!(distinct.values.len(), 64);
-        let error = crate::convert::reading_from_inbound(repeated, || std::time::SystemTime::UNIX_EPOCH).unwrap_err();
+        let epoch = || std::time::SystemTime::UNIX_EPOCH;
+        let error = crate::convert::reading_from_inbound(repeated.clone(), epoch).unwrap_err();
         assert_eq!(error.1.to_string(), "invalid reading: values has more than 1024 metrics, the limit");
+        // As `validate` orders its checks, the sensor id's problem is named first.
+        let nameless = InboundReading { sensor_id: String::new(), ..repeated };
+        let error = crate::convert::reading_from_inbound(nameless, epoch).unwrap_err();
+        assert_eq!(error.1.to_string(), "invalid reading: sensor_id is empty");
     }
 
     #[test]

@@ -19,9 +19,10 @@ pub type Values = HashMap<String, f64, ValuesHasher>;
 /// The price is that one map's layout tells of the next: alerts echo a reading's values in the map's order, so a
 /// client can learn which names collide, and a map of colliding names costs quadratic time to build. What bounds
 /// it is [`MAX_METRICS`](crate::MAX_METRICS): the gRPC decoder hashes no entry past the limit (repeats counted),
-/// and every other map built from input grows through [`insert_metric`](crate::insert_metric), which stops one past
-/// it, so a flood costs at most a small factor of an honest reading of that many metrics. The one place that inserts one map's entries into another,
-/// in its order, sizes the table first, so the shared layout cannot crowd them.
+/// and every other map built from input grows through [`insert_metric`](crate::insert_metric), which stops one
+/// past it, so a flood costs at most a small factor of an honest reading of that many metrics. The one place that
+/// inserts one map's entries into another, in its order, sizes the table first, so the shared layout cannot crowd
+/// them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ValuesHasher;
 
