@@ -259,9 +259,11 @@ mod tests {
         let at_limit = decode_reading(&mut message(limit, &|_| b't').as_slice()).unwrap();
         assert!(!at_limit.over_limit);
         // Distinct names past the limit are read but not kept: the map holds the first `limit` entries' names.
-        let distinct = decode_reading(&mut message(3 * limit, &|i| b'0' + (i % 64) as u8).as_slice()).unwrap();
+        let name = |i: usize| if i < limit { b'0' + (i % 64) as u8 } else { b'z' };
+        let distinct = decode_reading(&mut message(3 * limit, &name).as_slice()).unwrap();
         assert!(distinct.over_limit);
         assert_eq!(distinct.values.len(), 64);
+        assert!(!distinct.values.contains_key("z"), "a name first seen past the limit is not kept");
         let epoch = || std::time::SystemTime::UNIX_EPOCH;
         let error = crate::convert::reading_from_inbound(repeated.clone(), epoch).unwrap_err();
         assert_eq!(error.1.to_string(), "invalid reading: values has more than 1024 metrics, the limit");
