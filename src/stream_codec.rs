@@ -8,7 +8,7 @@
 
 use alertstream_engine::Alert;
 pub use alertstream_wire::{InboundReading, decode_reading};
-use bytes::BufMut;
+use bytes::{Buf, BufMut};
 use prost::encoding::{self, WireType};
 use tonic::{
     Status,
@@ -28,7 +28,7 @@ impl Codec for StreamCodec {
     type Decoder = ReadingDecoder;
 
     fn encoder(&mut self) -> AlertEncoder {
-        AlertEncoder
+        AlertEncoder::default()
     }
 
     fn decoder(&mut self) -> ReadingDecoder {
@@ -45,62 +45,121 @@ impl Decoder for ReadingDecoder {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<InboundReading>, Status> {
+        // tonic hands over one message in one contiguous buffer: decoded from a plain slice, each of the reading's
+        // dozen or so field reads moves a pointer instead of advancing the `BytesMut` behind the `DecodeBuf`.
+        let len = buf.remaining();
+        let whole = buf.chunk();
+        let decoded = if whole.len() == len {
+            let decoded = decode_reading(&mut &whole[..]);
+            buf.advance(len);
+            decoded
+        } else {
+            decode_reading(buf)
+        };
         // As tonic's prost codec maps a decode error.
-        decode_reading(buf).map(Some).map_err(|error| Status::internal(error.to_string()))
+        decoded.map(Some).map_err(|error| Status::internal(error.to_string()))
     }
 }
 
+/// The most an encoder keeps of its scratch buffer between alerts: an alert of many metrics does not pin its size.
+const SCRATCH_KEPT: usize = 4 << 10;
+
 /// Encodes an engine [`Alert`] as an `alertstream.v1.Alert`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AlertEncoder;
+#[derive(Debug, Clone, Default)]
+pub struct AlertEncoder {
+    /// Where an alert is written before it goes into tonic's buffer in one copy: a `Vec` takes a byte in a push,
+    /// where tonic's `EncodeBuf` takes each of the varints' bytes through a `put_slice` of its own.
+    scratch: Vec<u8>,
+}
 
 impl Encoder for AlertEncoder {
     type Item = Alert;
     type Error = Status;
 
     fn encode(&mut self, alert: Alert, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        encode_alert(&alert, buf);
+        self.put(&alert, buf);
         Ok(())
     }
 }
 
+impl AlertEncoder {
+    /// Writes `alert` to `buf` through the scratch buffer, in one `put_slice`.
+    fn put(&mut self, alert: &Alert, buf: &mut impl BufMut) {
+        self.scratch.clear();
+        encode_alert(alert, &mut self.scratch);
+        buf.put_slice(&self.scratch);
+        if self.scratch.capacity() > SCRATCH_KEPT {
+            self.scratch = Vec::new();
+        }
+    }
+}
+
 /// Writes `alert` as prost writes the equivalent `pb::Alert`: fields in number order, proto3 defaults omitted,
-/// the time always present, map entries with their default key or value omitted.
-pub fn encode_alert(alert: &Alert, buf: &mut impl BufMut) {
+/// the time always present, map entries with their default key or value omitted. Every key and nearly every length
+/// is one byte, so the varints are written here, inline, a push per byte.
+pub fn encode_alert(alert: &Alert, buf: &mut Vec<u8>) {
     put_str(1, &alert.sensor_id, buf);
     put_str(2, &alert.rule, buf);
-    put_enum(3, alert_state_to_pb(alert.state) as i32, buf);
-    put_enum(4, severity_to_pb(alert.severity) as i32, buf);
+    put_varint_field(3, alert_state_to_pb(alert.state) as i32 as u64, buf);
+    put_varint_field(4, severity_to_pb(alert.severity) as i32 as u64, buf);
     put_str(5, &alert.message, buf);
-    if alert.reading_seq != 0 {
-        encoding::uint64::encode(6, &alert.reading_seq, buf);
-    }
-    encoding::message::encode(7, &prost_types::Timestamp::from(alert.time), buf);
-    for (name, value) in &alert.values {
-        let (skip_name, skip_value) = (name.is_empty(), *value == 0.0);
-        let len = if skip_name { 0 } else { encoding::string::encoded_len(1, name) }
-            + if skip_value { 0 } else { encoding::double::encoded_len(2, value) };
-        encoding::encode_key(8, WireType::LengthDelimited, buf);
-        encoding::encode_varint(len as u64, buf);
-        if !skip_name {
-            encoding::string::encode(1, name, buf);
-        }
-        if !skip_value {
-            encoding::double::encode(2, value, buf);
-        }
+    put_varint_field(6, alert.reading_seq, buf);
+    // A Timestamp: seconds (int64) and nanos (int32, never negative in a normalized one), each omitted when 0;
+    // the field itself is always present, as prost writes a `Some` message.
+    let time = prost_types::Timestamp::from(alert.time);
+    let (seconds, nanos) = (time.seconds as u64, i64::from(time.nanos) as u64);
+    put_key(7, WireType::LengthDelimited, buf);
+    put_varint((varint_field_len(1, seconds) + varint_field_len(2, nanos)) as u64, buf);
+    put_varint_field(1, seconds, buf);
+    put_varint_field(2, nanos, buf);
+    for (name, &value) in &alert.values {
+        put_key(8, WireType::LengthDelimited, buf);
+        put_varint((str_len(1, name) + double_len(2, value)) as u64, buf);
+        put_str(1, name, buf);
+        put_double(2, value, buf);
     }
     for term in &alert.explanation {
         let len = str_len(1, &term.expression)
             + double_len(2, term.value)
             + str_len(3, term.operator)
             + double_len(4, term.threshold);
-        encoding::encode_key(9, WireType::LengthDelimited, buf);
-        encoding::encode_varint(len as u64, buf);
+        put_key(9, WireType::LengthDelimited, buf);
+        put_varint(len as u64, buf);
         put_str(1, &term.expression, buf);
         put_double(2, term.value, buf);
         put_str(3, term.operator, buf);
         put_double(4, term.threshold, buf);
     }
+}
+
+/// A varint: seven bits a byte, low bits first (a negative int32 or int64 as its 64-bit two's complement).
+#[inline]
+fn put_varint(mut value: u64, buf: &mut Vec<u8>) {
+    while value >= 0x80 {
+        buf.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+/// A field's key: its number and wire type.
+#[inline]
+fn put_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    put_varint(u64::from(tag << 3 | wire_type as u32), buf);
+}
+
+/// A proto3 varint field (an enum, `uint64`, `int64`, or `int32` sign-extended), omitted when 0.
+#[inline]
+fn put_varint_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
+    if value != 0 {
+        put_key(tag, WireType::Varint, buf);
+        put_varint(value, buf);
+    }
+}
+
+/// The encoded length of a proto3 varint field (0 when 0, as it is omitted).
+fn varint_field_len(tag: u32, value: u64) -> usize {
+    if value == 0 { 0 } else { encoding::key_len(tag) + encoding::encoded_len_varint(value) }
 }
 
 /// The encoded length of a proto3 `string` field (0 when empty, as it is omitted).
@@ -118,25 +177,21 @@ fn double_len(tag: u32, value: f64) -> usize {
 }
 
 /// A proto3 `double` field, omitted when 0 (as prost omits it: -0.0 too).
-fn put_double(tag: u32, value: f64, buf: &mut impl BufMut) {
+#[inline]
+fn put_double(tag: u32, value: f64, buf: &mut Vec<u8>) {
     if value != 0.0 {
-        encoding::double::encode(tag, &value, buf);
+        put_key(tag, WireType::SixtyFourBit, buf);
+        buf.extend_from_slice(&value.to_le_bytes());
     }
 }
 
 /// A proto3 `string` field, omitted when empty.
-fn put_str(tag: u32, value: &str, buf: &mut impl BufMut) {
+#[inline]
+fn put_str(tag: u32, value: &str, buf: &mut Vec<u8>) {
     if !value.is_empty() {
-        encoding::encode_key(tag, WireType::LengthDelimited, buf);
-        encoding::encode_varint(value.len() as u64, buf);
-        buf.put_slice(value.as_bytes());
-    }
-}
-
-/// A proto3 enum field, omitted when 0.
-fn put_enum(tag: u32, value: i32, buf: &mut impl BufMut) {
-    if value != 0 {
-        encoding::int32::encode(tag, &value, buf);
+        put_key(tag, WireType::LengthDelimited, buf);
+        put_varint(value.len() as u64, buf);
+        buf.extend_from_slice(value.as_bytes());
     }
 }
 
@@ -320,6 +375,25 @@ mod tests {
             let ours = decode_reading(&mut message.as_slice()).map_err(|e| e.to_string());
             assert_eq!(ours, prost_decode(&message), "depth {depth}");
         }
+    }
+
+    #[test]
+    fn the_encoder_writes_each_alert_whole_and_keeps_little_of_a_large_one() {
+        let mut rng = Rng(0x0123_4567_89AB_CDEF);
+        let mut encoder = AlertEncoder::default();
+        let (small, mut large) = (random_alert(&mut rng), random_alert(&mut rng));
+        large.values = (0..2_000).map(|i| (format!("metric_{i}"), 1.0)).collect();
+        let mut out = Vec::new();
+        encoder.put(&small, &mut out);
+        assert!(encoder.scratch.capacity() > 0, "a small alert's scratch is kept for the next");
+        encoder.put(&large, &mut out);
+        assert_eq!(encoder.scratch.capacity(), 0, "a large alert's scratch is let go");
+        encoder.put(&small, &mut out);
+        let mut expected = Vec::new();
+        for alert in [&small, &large, &small] {
+            encode_alert(alert, &mut expected);
+        }
+        assert_eq!(out, expected);
     }
 
     #[test]

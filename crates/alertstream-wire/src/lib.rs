@@ -40,7 +40,7 @@ pub fn decode_reading(buf: &mut impl Buf) -> Result<InboundReading, DecodeError>
     while buf.has_remaining() {
         let (tag, wire_type) = encoding::decode_key(buf)?;
         let (field, merged) = match tag {
-            1 => ("sensor_id", encoding::string::merge(wire_type, &mut reading.sensor_id, buf, ctx.clone())),
+            1 => ("sensor_id", merge_string(wire_type, &mut reading.sensor_id, buf, ctx.clone())),
             2 => {
                 entries += 1;
                 let keep = entries <= MAX_METRICS;
@@ -62,6 +62,34 @@ pub fn decode_reading(buf: &mut impl Buf) -> Result<InboundReading, DecodeError>
     }
     reading.over_limit = entries > MAX_METRICS;
     Ok(reading)
+}
+
+/// A `string` field, as prost's `string::merge` reads it, into a string allocated at exactly its length. A
+/// well-formed string that lies whole in `buf`'s current chunk (every one, from the contiguous buffer a message
+/// arrives in) is read from there in one step; anything else, a malformed field included, goes to prost's own merge,
+/// so the errors are prost's. prost's merge copies through a `Vec` sized for what remains of its input, which leaves
+/// a short id with spare capacity that an alert would later have to copy away.
+fn merge_string(
+    wire_type: WireType,
+    value: &mut String,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<(), DecodeError> {
+    if wire_type == WireType::LengthDelimited {
+        let chunk = buf.chunk();
+        let mut rest = chunk;
+        if let Ok(len) = encoding::decode_varint(&mut rest) {
+            let prefix = chunk.len() - rest.len();
+            let text = usize::try_from(len).ok().and_then(|len| rest.get(..len)).map(std::str::from_utf8);
+            if let Some(Ok(text)) = text {
+                let consumed = prefix + text.len();
+                *value = String::from(text);
+                buf.advance(consumed);
+                return Ok(());
+            }
+        }
+    }
+    encoding::string::merge(wire_type, value, buf, ctx)
 }
 
 /// One entry of the `values` map, as prost's map merge reads it: a nested message of key (1) and value (2), either
@@ -109,7 +137,7 @@ impl prost::Message for ValueEntry {
     ) -> Result<(), DecodeError> {
         // As prost's map entries: no field name is added to an error.
         match tag {
-            1 => encoding::string::merge(wire_type, &mut self.name, buf, ctx),
+            1 => merge_string(wire_type, &mut self.name, buf, ctx),
             2 => encoding::double::merge(wire_type, &mut self.value, buf, ctx),
             _ => encoding::skip_field(wire_type, tag, buf, ctx),
         }
@@ -122,5 +150,53 @@ impl prost::Message for ValueEntry {
 
     fn clear(&mut self) {
         *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Buf as _;
+
+    use super::*;
+
+    /// A reading of sensor `id`, one metric `t` = 1.5 and seq 7, as prost encodes it.
+    fn message(id: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0x0A, id.len() as u8];
+        bytes.extend_from_slice(id);
+        bytes.extend_from_slice(&[0x12, 0x0C, 0x0A, 0x01, b't', 0x11]);
+        bytes.extend_from_slice(&1.5f64.to_le_bytes());
+        bytes.extend_from_slice(&[0x20, 0x07]);
+        bytes
+    }
+
+    #[test]
+    fn strings_are_allocated_at_their_length() {
+        // prost's own merge would leave both with room for 8 bytes, which an alert then copies away.
+        let reading = decode_reading(&mut message(b"s-1").as_slice()).unwrap();
+        assert_eq!(reading.sensor_id, "s-1");
+        assert_eq!(reading.sensor_id.capacity(), 3);
+        let (name, value) = reading.values.iter().next().unwrap();
+        assert_eq!((name.as_str(), name.capacity(), *value), ("t", 1, 1.5));
+        assert_eq!(reading.seq, 7);
+    }
+
+    #[test]
+    fn a_message_split_anywhere_reads_as_it_does_whole() {
+        // Split across two chunks, a string may straddle them: it is then read by prost's merge, with the same
+        // result, and a bad one with the same error.
+        let mut bad_utf8 = message(b"s-1");
+        bad_utf8[3] = 0xFF;
+        let mut overlong = message(b"s-1");
+        overlong[1] = 40;
+        let cases = [(message(b"sensor-1"), true), (message(b""), true), (bad_utf8, false), (overlong, false)];
+        for (bytes, valid) in cases {
+            let whole = decode_reading(&mut bytes.as_slice()).map_err(|e| e.to_string());
+            assert_eq!(whole.is_ok(), valid, "{whole:?}");
+            for at in 0..=bytes.len() {
+                let (front, back) = bytes.split_at(at);
+                let split = decode_reading(&mut front.chain(back)).map_err(|e| e.to_string());
+                assert_eq!(split, whole, "split at {at}");
+            }
+        }
     }
 }
