@@ -224,7 +224,9 @@ impl StreamLoop {
             inbound,
             rules,
             state,
-            owed: Vec::new(),
+            // Room for one alert, the usual number per reading: the default growth would hold four (512 bytes) in
+            // every stream, idle ones included.
+            owed: Vec::with_capacity(1),
             ending: None,
             ended: false,
             _open: open,

@@ -184,6 +184,9 @@ impl StreamState {
             // The first sensor fixes the rule set the stream is on (`adopt` moves it to another).
             self.rules_per_sensor = rules.rules.len();
             self.texts = rules.rules.iter().map(Rule::own_text).collect();
+            // Most streams carry one sensor: room for exactly one, where the default growth would hold four
+            // (512 bytes) in every stream.
+            self.sensors.reserve_exact(1);
         }
         self.rule_states.extend(rules.rules.iter().map(|rule| SensorRule::new(rule, id)));
         self.sensors.push(SensorState {
