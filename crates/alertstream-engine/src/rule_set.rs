@@ -97,9 +97,9 @@ pub(crate) fn explain(condition: &Condition, values: &[TermValue], expressions: 
     terms.into_boxed_slice()
 }
 
-/// `id` as a boxed string: its own allocation where that is exactly as long (an id of 8 bytes or more, as prost
-/// decodes it), else a copy. `String::into_boxed_str` would shrink a longer allocation with `realloc`, which cost 5 %
-/// of the server's time per reading with short ids.
+/// `id` as a boxed string: its own allocation where that is exactly as long (as the `Stream` decoder makes every
+/// id, and prost any of 8 bytes or more), else a copy. `String::into_boxed_str` would shrink a longer allocation
+/// with `realloc`, which cost 5 % of the server's time per reading with short ids.
 fn boxed(id: String) -> Box<str> {
     if id.capacity() == id.len() { id.into_boxed_str() } else { id.as_str().into() }
 }
