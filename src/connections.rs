@@ -183,7 +183,7 @@ where
                 }
                 return;
             }
-            () = sleep_until(clock, preface_due.filter(|_| awaiting_preface)), if awaiting_preface => {
+            () = sleep_until(clock, preface_due), if awaiting_preface => {
                 if !preface_arrived.load(Ordering::Acquire) {
                     tracing::debug!(peer = ?peer.remote_addr(), "No HTTP/2 preface in time: closing the connection.");
                     return;
