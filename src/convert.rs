@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, Term, Values};
+use alertstream_engine::{Alert, AlertState, Evaluation, Reading, ReadingError, Rule, Severity, Term, values_from};
 
 use crate::pb;
 use crate::stream_codec::InboundReading;
@@ -21,12 +21,8 @@ pub fn reading_from_pb(
     reading: pb::Reading,
     received_at: impl FnOnce() -> SystemTime,
 ) -> Result<Reading, Box<(Reading, ReadingError)>> {
-    let pb::Reading { sensor_id, values: wire_values, time, seq } = reading;
-    let mut values = Values::default();
-    for (name, value) in wire_values {
-        alertstream_engine::insert_metric(&mut values, name, value);
-    }
-    let inbound = InboundReading { sensor_id, values, time, seq, over_limit: false };
+    let pb::Reading { sensor_id, values, time, seq } = reading;
+    let inbound = InboundReading { sensor_id, values: values_from(values), time, seq, over_limit: false };
     reading_from_inbound(inbound, received_at)
 }
 

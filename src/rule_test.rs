@@ -158,13 +158,9 @@ fn run_test(rules: &RuleSet, lateness: Duration, test: &Test) -> Result<TestOutc
         match (&input.sensor, &input.values) {
             (Some(sensor), Some(values)) => {
                 readings += 1;
-                let mut reading_values = alertstream_engine::Values::default();
-                for (name, value) in values {
-                    alertstream_engine::insert_metric(&mut reading_values, name.clone(), *value);
-                }
                 let reading = Reading {
                     sensor_id: sensor.clone(),
-                    values: reading_values,
+                    values: alertstream_engine::values_from(values.iter().map(|(name, value)| (name.clone(), *value))),
                     seq: input.seq.unwrap_or(readings),
                     time: at,
                 };

@@ -52,7 +52,7 @@ pub use stream_state::StreamState;
 pub use text::{TextError, format_duration, parse_duration};
 pub use validate::{
     MAX_METRIC_NAME_BYTES, MAX_METRICS, MAX_SENSOR_ID_BYTES, ReadingError, insert_metric, too_many_metrics, validate,
-    validate_time,
+    validate_time, values_from,
 };
 pub use window::{
     ANOMALY_WARM_UP, LIKELIHOOD_HISTORY, LIKELIHOOD_WARM_UP, MAX_WINDOW_READINGS, NOVELTY_WARM_UP, ROBUST_SCALE_FLOOR,

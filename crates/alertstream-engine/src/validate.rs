@@ -27,6 +27,16 @@ pub fn insert_metric(values: &mut Values, name: String, value: f64) {
     }
 }
 
+/// A reading's values from `pairs` whose names are already distinct (a decoded map, a test's table), each through
+/// [`insert_metric`].
+pub fn values_from(pairs: impl IntoIterator<Item = (String, f64)>) -> Values {
+    let mut values = Values::default();
+    for (name, value) in pairs {
+        insert_metric(&mut values, name, value);
+    }
+    values
+}
+
 /// Why a reading was refused: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid reading: {field} {reason}")]
